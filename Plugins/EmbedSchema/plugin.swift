@@ -1,0 +1,23 @@
+import Foundation
+import PackagePlugin
+
+/// Embeds `schema/*.sql` (the package's single source of truth for SQL) into the target as Swift string literals,
+/// so the binary never looks files up at run time.
+@main
+struct EmbedSchema: BuildToolPlugin {
+    func createBuildCommands(context: PluginContext, target: any Target) throws -> [Command] {
+        let schemaDir = context.package.directoryURL.appending(path: "schema")
+        let files = try FileManager.default.contentsOfDirectory(at: schemaDir, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "sql" }
+            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+        let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedSchema.swift")
+        return [
+            .buildCommand(
+                displayName: "Embedding \(files.count) schema migration(s)",
+                executable: try context.tool(named: "SchemaEmbedder").url,
+                arguments: [output.path] + files.map(\.path),
+                inputFiles: files,
+                outputFiles: [output]),
+        ]
+    }
+}

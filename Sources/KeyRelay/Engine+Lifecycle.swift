@@ -1,0 +1,320 @@
+import Crypto
+import Foundation
+import KeyRelayCore
+import KeyRelayStore
+
+/// What a new key should be.
+public struct KeySpec: Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    public var tags: [String]
+    public var aliases: [String]
+    /// `false` (default) for a root key, `true` for a standard key.
+    public var extractable: Bool
+    /// Key material to import (16, 24 or 32 bytes for a root key); `nil` to generate it.
+    public var payload: Data?
+    public var expirationDate: Date?
+    public var keyRingID: String
+    /// Per-key policy overrides (create with policy overrides).
+    public var dualAuthDelete: Bool?
+    public var rotation: RotationPolicy?
+
+    public init(name: String, description: String? = nil, tags: [String] = [], aliases: [String] = [],
+                extractable: Bool = false, payload: Data? = nil, expirationDate: Date? = nil,
+                keyRingID: String = KeyRing.defaultID, dualAuthDelete: Bool? = nil, rotation: RotationPolicy? = nil) {
+        self.name = name
+        self.description = description
+        self.tags = tags
+        self.aliases = aliases
+        self.extractable = extractable
+        self.payload = payload
+        self.expirationDate = expirationDate
+        self.keyRingID = keyRingID
+        self.dualAuthDelete = dualAuthDelete
+        self.rotation = rotation
+    }
+}
+
+/// The outcome of an accepted sync.
+public struct SyncReceipt: Sendable, Equatable {
+    /// The sync event re-emitted to every registration.
+    public var event: LifecycleEvent
+    /// How many notifications it wrote (one per registered resource).
+    public var notifications: Int
+}
+
+extension KeyRelayEngine {
+    static let maxStandardPayload = 7168
+
+    // MARK: Create
+
+    /// Creates a root key (default) or a standard key, generated or imported. Emits a `create` event (creation does
+    /// not start the sync cooldown).
+    public func createKey(_ spec: KeySpec, context: RequestContext) async throws -> Key {
+        try Self.validate(spec, now: now())
+        let now = now()
+        let keyID = ids.next()
+        let versionID = ids.next()
+        let material: Data
+        if let payload = spec.payload {
+            material = payload
+        } else {
+            material = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+        }
+        let sealed = try vault.seal(material, keyID: keyID, versionID: versionID)
+        let ids = ids
+        let maxAliases = configuration.lifecycle.maxAliasesPerKey
+        return try await storage.write { tx in
+            try tx.ensureInstance(context.instanceID, at: now)
+            if spec.keyRingID != KeyRing.defaultID,
+               try !tx.keyRings(instanceID: context.instanceID).contains(where: { $0.id == spec.keyRingID }) {
+                throw KeyRelayError(.keyRingNotFound, "The key ring '\(spec.keyRingID)' does not exist in this instance: create it first or omit X-Kms-Key-Ring",
+                                    operation: "Key could not be created", target: ErrorTarget(.header, "X-Kms-Key-Ring"))
+            }
+            let policies = try tx.instancePolicies(instanceID: context.instanceID)
+            try Self.checkCreateImportAccess(policies, spec: spec)
+            guard spec.aliases.count <= maxAliases else {
+                throw KeyRelayError(.aliasQuotaExceeded, "A key can have at most \(maxAliases) aliases", operation: "Key could not be created",
+                                    target: ErrorTarget(.field, "aliases"))
+            }
+            for alias in spec.aliases where try tx.keyID(alias: alias, instanceID: context.instanceID) != nil {
+                throw KeyRelayError(.aliasNotUnique, "The alias '\(alias)' is already used by another key in this instance: aliases are unique per instance",
+                                    operation: "Key could not be created", target: ErrorTarget(.field, "aliases"))
+            }
+            let version = KeyVersion(id: versionID, creationDate: now)
+            let instanceDualAuth = policies.first { $0.policyType == "dualAuthDelete" }?.enabled ?? false
+            var key = Key(id: keyID, instanceID: context.instanceID, name: spec.name, description: spec.description,
+                          tags: spec.tags, aliases: spec.aliases, keyRingID: spec.keyRingID, extractable: spec.extractable,
+                          imported: spec.payload != nil, creationDate: now, createdBy: context.principal,
+                          expirationDate: spec.expirationDate, currentVersion: version,
+                          dualAuthDelete: DualAuthDelete(enabled: spec.dualAuthDelete ?? instanceDualAuth),
+                          rotation: spec.extractable ? nil : spec.rotation)
+            if key.dualAuthDelete.enabled {
+                key.dualAuthStamp = PolicyStamp(createdBy: context.principal, creationDate: now, updatedBy: context.principal, lastUpdateDate: now)
+            }
+            if key.rotation != nil {
+                key.rotationStamp = PolicyStamp(createdBy: context.principal, creationDate: now, updatedBy: context.principal, lastUpdateDate: now)
+            }
+            let event = key.recordEvent(.create, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
+            try tx.insertKey(key)
+            try tx.insertVersion(keyID: keyID, version: version, ordinal: 1, sealedMaterial: sealed)
+            for alias in spec.aliases {
+                try tx.insertAlias(AliasRecord(alias: alias, keyID: keyID, creationDate: now, createdBy: context.principal),
+                                   instanceID: context.instanceID)
+            }
+            try Self.emit(event, in: tx, at: now)
+            return key
+        }
+    }
+
+    static func validate(_ spec: KeySpec, now: Date) throws(KeyRelayError) {
+        let op = "Key could not be created"
+        guard (2...90).contains(spec.name.count), !spec.name.contains(where: \.isNewline) else {
+            throw KeyRelayError(.invalidField, "The field 'name' must be: 2 to 90 characters on one line", operation: op,
+                                target: ErrorTarget(.field, "name"))
+        }
+        if let description = spec.description, description.count > 240 {
+            throw KeyRelayError(.invalidField, "The field 'description' must be: at most 240 characters", operation: op,
+                                target: ErrorTarget(.field, "description"))
+        }
+        guard spec.tags.count <= 30, spec.tags.allSatisfy({ (1...30).contains($0.count) }) else {
+            throw KeyRelayError(.invalidField, "The field 'tags' must be: at most 30 tags of 1 to 30 characters", operation: op,
+                                target: ErrorTarget(.field, "tags"))
+        }
+        for alias in spec.aliases { try Alias.validate(alias) }
+        guard Set(spec.aliases).count == spec.aliases.count else {
+            throw KeyRelayError(.invalidField, "The field 'aliases' must be: distinct aliases", operation: op, target: ErrorTarget(.field, "aliases"))
+        }
+        if spec.keyRingID != KeyRing.defaultID { try KeyRing.validate(spec.keyRingID) }
+        if let expiry = spec.expirationDate, expiry <= now {
+            throw KeyRelayError(.invalidField, "The field 'expirationDate' must be: a date in the future (got \(Timestamp.format(expiry)))",
+                                operation: op, target: ErrorTarget(.field, "expirationDate"))
+        }
+        if let payload = spec.payload {
+            if spec.extractable {
+                guard (1...maxStandardPayload).contains(payload.count) else {
+                    throw KeyRelayError(.invalidField, "The field 'payload' must be: base64-encoded key material of 1 to \(maxStandardPayload) bytes",
+                                        operation: op, target: ErrorTarget(.field, "payload"))
+                }
+            } else {
+                guard [16, 24, 32].contains(payload.count) else {
+                    throw KeyRelayError(.invalidField, "The field 'payload' must be: base64-encoded key material of 16, 24 or 32 bytes for a root key (got \(payload.count) bytes)",
+                                        operation: op, target: ErrorTarget(.field, "payload"))
+                }
+            }
+        }
+        if let rotation = spec.rotation {
+            guard !spec.extractable else {
+                throw KeyRelayError(.keyRootRequired, "Requested action can only be completed with a root key: Rotation policy cannot be set on a standard key",
+                                    operation: op)
+            }
+            guard (1...12).contains(rotation.intervalMonth) else {
+                throw KeyRelayError(.invalidField, "The field 'interval_month' must be: an integer from 1 to 12", operation: op,
+                                    target: ErrorTarget(.field, "interval_month"))
+            }
+        }
+    }
+
+    /// Enforces a `keyCreateImportAccess` instance policy, if one is enabled.
+    static func checkCreateImportAccess(_ policies: [InstancePolicy], spec: KeySpec) throws(KeyRelayError) {
+        guard let policy = policies.first(where: { $0.policyType == "keyCreateImportAccess" }), policy.enabled else { return }
+        let attributes = (policy.attributesJSON.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]) ?? [:]
+        let attribute = switch (spec.extractable, spec.payload != nil) {
+        case (false, false): "create_root_key"
+        case (true, false): "create_standard_key"
+        case (false, true): "import_root_key"
+        case (true, true): "import_standard_key"
+        }
+        if let allowed = attributes[attribute] as? Bool, !allowed {
+            throw KeyRelayError(.keyCreateImportAccess, "KeyCreateImportAccess instance policy does not allow this action: '\(attribute)' is false",
+                                operation: "Key could not be created")
+        }
+    }
+
+    // MARK: Lifecycle actions
+
+    /// Rotates a root key: a new version with new material. Imported keys must supply `payload`.
+    @discardableResult
+    public func rotate(_ reference: String, payload: Data? = nil, context: RequestContext) async throws -> Key {
+        let versionID = ids.next()
+        let vault = vault
+        let rules = rules
+        return try await lifecycleCommand(reference, context: context, kind: .rotate, operation: KeyAction.rotate.operation) { key, now, tx in
+            if let payload, key.imported, !(payload.count == 16 || payload.count == 24 || payload.count == 32) {
+                throw KeyRelayError(.invalidField, "The field 'payload' must be: base64-encoded key material of 16, 24 or 32 bytes",
+                                    operation: KeyAction.rotate.operation, target: ErrorTarget(.field, "payload"))
+            }
+            let version = KeyVersion(id: versionID, creationDate: now)
+            let next = try rules.rotate(key, at: now, newVersion: version, payloadSupplied: payload != nil, by: context.principal)
+            let material = payload ?? SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+            try tx.insertVersion(keyID: key.id, version: version, ordinal: next.versionCount,
+                                 sealedMaterial: try vault.seal(material, keyID: key.id, versionID: versionID))
+            return next
+        }
+    }
+
+    /// Disables an active key (→ suspended).
+    @discardableResult
+    public func disable(_ reference: String, context: RequestContext) async throws -> Key {
+        let rules = rules
+        return try await lifecycleCommand(reference, context: context, kind: .disable, operation: KeyAction.disable.operation) { key, now, _ in
+            try rules.disable(key, at: now, by: context.principal)
+        }
+    }
+
+    /// Enables a suspended key (→ active), not within 30 s of its last action.
+    @discardableResult
+    public func enable(_ reference: String, context: RequestContext) async throws -> Key {
+        let rules = rules
+        return try await lifecycleCommand(reference, context: context, kind: .enable, operation: KeyAction.enable.operation) { key, now, _ in
+            try rules.enable(key, at: now, by: context.principal)
+        }
+    }
+
+    /// Deletes a key (→ destroyed). Registrations block it unless `force`; a registration with
+    /// `preventKeyDeletion` blocks it even with `force`. Registrations stay associated (sync still reaches them).
+    @discardableResult
+    public func delete(_ reference: String, force: Bool = false, context: RequestContext) async throws -> Key {
+        let rules = rules
+        return try await lifecycleCommand(reference, context: context, kind: .delete, operation: KeyAction.delete.operation) { key, now, tx in
+            let summary = try tx.registrationSummary(keyID: key.id)
+            return try rules.delete(key, at: now, by: context.principal, force: force, registrations: summary)
+        }
+    }
+
+    /// Restores a destroyed key (→ active) within 30 days of deletion.
+    @discardableResult
+    public func restore(_ reference: String, context: RequestContext) async throws -> Key {
+        let rules = rules
+        return try await lifecycleCommand(reference, context: context, kind: .restore, operation: KeyAction.restore.operation) { key, now, _ in
+            try rules.restore(key, at: now, by: context.principal)
+        }
+    }
+
+    /// Purges a destroyed key 4 h or more after deletion: its material, aliases and registrations are erased and
+    /// every later call answers `KEY_NOT_FOUND_ERR`. Returns the key as it was just before.
+    @discardableResult
+    public func purge(_ reference: String, context: RequestContext) async throws -> Key {
+        let now = now()
+        let rules = rules
+        let ids = ids
+        return try await storage.write { tx in
+            let key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: KeyAction.purge.operation)
+            try rules.checkPurge(key, at: now)
+            var gone = key
+            let event = gone.recordEvent(.purge, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
+            try tx.purgeKey(id: key.id)
+            try Self.emit(event, in: tx, at: now)
+            return gone
+        }
+    }
+
+    /// Dual authorization: the first principal authorizes deletion (valid 7 days).
+    @discardableResult
+    public func setKeyForDeletion(_ reference: String, context: RequestContext) async throws -> Key {
+        try await policyCommand(reference, context: context, operation: KeyAction.setKeyForDeletion.operation) { rules, key, now in
+            try rules.setForDeletion(key, at: now, by: context.principal)
+        }
+    }
+
+    /// Dual authorization: cancel a pending authorization.
+    @discardableResult
+    public func unsetKeyForDeletion(_ reference: String, context: RequestContext) async throws -> Key {
+        try await policyCommand(reference, context: context, operation: KeyAction.unsetKeyForDeletion.operation) { rules, key, now in
+            try rules.unsetForDeletion(key, at: now, by: context.principal)
+        }
+    }
+
+    /// Sync: re-notifies every registered resource of the key's current state and version. Accepted only when
+    /// strictly more than the cooldown (1 h) has passed since the later of the last lifecycle action and the last
+    /// accepted sync; otherwise `REQ_TOO_EARLY_ERR` naming the earliest accepted time, and nothing changes.
+    @discardableResult
+    public func sync(_ reference: String, context: RequestContext) async throws -> SyncReceipt {
+        let now = now()
+        let rules = rules
+        let ids = ids
+        return try await storage.write { tx in
+            var key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: KeyAction.sync.operation)
+            key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
+            var next = try rules.sync(key, at: now, by: context.principal)
+            let event = next.recordEvent(.sync, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
+            try tx.updateKey(next)
+            var stored = event
+            stored.sequence = try tx.appendEvent(event)
+            let count = try tx.fanOut(eventSequence: stored.sequence, keyID: key.id, dueAt: now)
+            return SyncReceipt(event: stored, notifications: count)
+        }
+    }
+
+    /// A change that is not a lifecycle action (policies, dual-auth authorization): no event, no cooldown.
+    func policyCommand(_ reference: String, context: RequestContext, operation: String,
+                       _ transform: @escaping @Sendable (LifecycleRules, Key, Date) throws -> Key) async throws -> Key {
+        let now = now()
+        let rules = rules
+        let ids = ids
+        return try await storage.write { tx in
+            var key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: operation)
+            key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
+            let next = try transform(rules, key, now)
+            try tx.updateKey(next)
+            return next
+        }
+    }
+
+    /// Deactivates every active key whose expiration date has passed (with an `expire` event each). The bus loop and
+    /// the manual clock's advance call this; returns how many keys expired.
+    @discardableResult
+    public func expireDueKeys() async throws -> Int {
+        let now = now()
+        let rules = rules
+        let ids = ids
+        return try await storage.write { tx in
+            var count = 0
+            for key in try tx.keysDueForExpiry(at: now, limit: 10_000) {
+                _ = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
+                count += 1
+            }
+            return count
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import KeyRelayCore
+import KeyRelayStore
+
+/// A page of results and the total they were taken from.
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    public var total: Int
+    public init(items: [Item], total: Int) {
+        self.items = items
+        self.total = total
+    }
+}
+
+/// A registration that has not honoured its key's current state.
+public struct Drift: Sendable, Equatable {
+    public var registration: Registration
+    public var keyState: KeyState
+    public var keyVersion: KeyVersion
+    /// The adopter state the key's state asks for.
+    public var expected: AdopterKeyState
+    /// Since when: the key's last lifecycle action (or its expiry), or the registration if later.
+    public var since: Date
+}
+
+extension KeyRelayEngine {
+    /// A key by id or alias, as it reads now (an expired active key reads as deactivated).
+    public func key(_ reference: String, context: RequestContext) async throws -> Key {
+        let key = try await storage.read { tx in try Self.resolve(reference, in: tx, instanceID: context.instanceID) }
+        return effective(key, at: now())
+    }
+
+    /// Keys of the caller's instance; Key Protect's default omits destroyed keys.
+    public func listKeys(_ query: KeyQuery = KeyQuery(), context: RequestContext) async throws -> Page<Key> {
+        try Self.validatePaging(limit: query.limit, offset: query.offset, operation: "Keys could not be retrieved")
+        let now = now()
+        let page = try await storage.read { tx in
+            Page(items: try tx.keys(instanceID: context.instanceID, query: query),
+                 total: try tx.countKeys(instanceID: context.instanceID, query: query))
+        }
+        return Page(items: page.items.map { effective($0, at: now) }, total: page.total)
+    }
+
+    /// Versions of a key, newest first. For a key that is not active, only with `allKeyStates`.
+    public func versions(_ reference: String, limit: Int = 200, offset: Int = 0, allKeyStates: Bool = false,
+                         context: RequestContext) async throws -> Page<KeyVersion> {
+        try Self.validatePaging(limit: limit, offset: offset, operation: "KeyVersion(s) could not be retrieved")
+        let key = try await key(reference, context: context)
+        if !allKeyStates { try rules.checkState(.listVersions, key) }
+        return try await storage.read { tx in
+            Page(items: try tx.versions(keyID: key.id, limit: limit, offset: offset), total: key.versionCount)
+        }
+    }
+
+    /// Lifecycle events after a global sequence number, oldest first (optionally one key's).
+    public func events(after sequence: Int64 = 0, keyID: String? = nil, limit: Int = 1000,
+                       context: RequestContext? = nil) async throws -> [LifecycleEvent] {
+        try await storage.read { tx in
+            try tx.events(instanceID: context?.instanceID, keyID: keyID, after: sequence, limit: limit)
+        }
+    }
+
+    /// Notifications of a key (newest first), optionally of one status.
+    public func notifications(keyID: String? = nil, status: NotificationStatus? = nil, limit: Int = 1000,
+                              offset: Int = 0) async throws -> [ResourceNotification] {
+        try await storage.read { tx in
+            try tx.notifications(keyID: keyID, eventSequence: nil, status: status, limit: limit, offset: offset)
+        }
+    }
+
+    /// Notification counts by status, for an instance, a key or a service.
+    public func deliveryCounts(instanceID: String? = nil, keyID: String? = nil, service: String? = nil) async throws -> DeliveryCounts {
+        try await storage.read { tx in try tx.deliveryCounts(instanceID: instanceID, keyID: keyID, service: service) }
+    }
+
+    /// Registrations that have not honoured their key's current state, streamed key by key (never all at once).
+    /// - Parameter keyID: one key's, or (nil) every key's of the instance.
+    public func drift(keyID: String? = nil, limit: Int = 1000, context: RequestContext) async throws -> [Drift] {
+        let now = now()
+        return try await storage.read { tx in
+            let keys: [Key]
+            if let keyID {
+                keys = [try Self.resolve(keyID, in: tx, instanceID: context.instanceID)]
+            } else {
+                var query = KeyQuery()
+                query.states = [.active, .suspended, .deactivated, .destroyed]
+                query.limit = Int.max
+                keys = try tx.keys(instanceID: context.instanceID, query: query)
+            }
+            var drifted: [Drift] = []
+            for stored in keys {
+                let key = self.effective(stored, at: now)
+                try tx.forEachRegistration(keyID: key.id) { registration in
+                    guard drifted.count < limit, registration.isDrifted(from: key) else { return }
+                    let since = max(key.lastLifecycleActionDate ?? key.creationDate, registration.creationDate)
+                    drifted.append(Drift(registration: registration, keyState: key.state, keyVersion: key.currentVersion,
+                                         expected: AdopterKeyState.expected(for: key.state), since: since))
+                }
+            }
+            return drifted
+        }
+    }
+
+    static func validatePaging(limit: Int, offset: Int, operation: String) throws(KeyRelayError) {
+        guard (1...5000).contains(limit) else {
+            throw KeyRelayError(.invalidQueryParam, "The query_param 'limit' must be: an integer between 1 and 5000 (inclusive)",
+                                operation: operation, target: ErrorTarget(.queryParam, "limit"))
+        }
+        guard offset >= 0 else {
+            throw KeyRelayError(.invalidQueryParam, "The query_param 'offset' must be: an integer of 0 or more",
+                                operation: operation, target: ErrorTarget(.queryParam, "offset"))
+        }
+    }
+}

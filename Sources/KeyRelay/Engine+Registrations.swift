@@ -1,0 +1,208 @@
+import Foundation
+import KeyRelayCore
+import KeyRelayStore
+
+/// The fields of a registration a service sets (Key Protect's `registration_input`).
+public struct RegistrationInput: Sendable, Equatable {
+    public var description: String?
+    public var registrationMetadata: String?
+    public var preventKeyDeletion: Bool?
+    /// The key version protecting the resource; defaults to the key's current version.
+    public var keyVersionID: String?
+    public init(description: String? = nil, registrationMetadata: String? = nil, preventKeyDeletion: Bool? = nil,
+                keyVersionID: String? = nil) {
+        self.description = description
+        self.registrationMetadata = registrationMetadata
+        self.preventKeyDeletion = preventKeyDeletion
+        self.keyVersionID = keyVersionID
+    }
+}
+
+/// An adopter's acknowledgement of a lifecycle event (Key Protect's `event_ack`).
+public struct EventAcknowledgement: Sendable, Equatable {
+    public var eventID: String
+    /// The resource acknowledging (the registration's CRN).
+    public var resourceCRN: String
+    public var adopterKeyState: AdopterKeyState
+    /// The key version the adopter's DEK is now wrapped with (required for `DEK_ENABLED`).
+    public var keyVersionID: String?
+    /// When the adopter processed the event.
+    public var timestamp: Date
+    /// The adopter no longer uses the key: remove the registration.
+    public var deleteRegistration: Bool
+    public init(eventID: String, resourceCRN: String, adopterKeyState: AdopterKeyState, keyVersionID: String?,
+                timestamp: Date, deleteRegistration: Bool = false) {
+        self.eventID = eventID
+        self.resourceCRN = resourceCRN
+        self.adopterKeyState = adopterKeyState
+        self.keyVersionID = keyVersionID
+        self.timestamp = timestamp
+        self.deleteRegistration = deleteRegistration
+    }
+}
+
+extension KeyRelayEngine {
+    static let registrationOp = "Registration could not be processed"
+
+    /// Registers a resource with a key (service-to-service create). The key must be an active root key.
+    @discardableResult
+    public func register(keyID reference: String, resourceCRN: String, input: RegistrationInput = RegistrationInput(),
+                         context: RequestContext) async throws -> Registration {
+        try await saveRegistration(reference, resourceCRN: resourceCRN, context: context, mode: .create) { existing, key, now in
+            guard existing == nil else {
+                throw KeyRelayError(.registrationExists, "A registration between this key and resource '\(resourceCRN)' already exists: replace (PUT) or update (PATCH) it instead",
+                                    operation: Self.registrationOp)
+            }
+            return try Self.newRegistration(key: key, crn: resourceCRN, input: input, context: context, now: now)
+        }
+    }
+
+    /// Replaces a registration (PUT): creates it, or overwrites every field.
+    @discardableResult
+    public func replaceRegistration(keyID reference: String, resourceCRN: String, input: RegistrationInput,
+                                    context: RequestContext) async throws -> Registration {
+        try await saveRegistration(reference, resourceCRN: resourceCRN, context: context, mode: .replace) { existing, key, now in
+            var next = try Self.newRegistration(key: key, crn: resourceCRN, input: input, context: context, now: now)
+            if let existing {
+                next.createdBy = existing.createdBy
+                next.creationDate = existing.creationDate
+                next.acknowledgement = existing.acknowledgement
+            }
+            return next
+        }
+    }
+
+    /// Updates some fields of a registration (PATCH).
+    @discardableResult
+    public func updateRegistration(keyID reference: String, resourceCRN: String, input: RegistrationInput,
+                                   context: RequestContext) async throws -> Registration {
+        try await saveRegistration(reference, resourceCRN: resourceCRN, context: context, mode: .update) { existing, key, now in
+            guard var next = existing else {
+                throw KeyRelayError(.registrationNotFound, "No registration between this key and resource '\(resourceCRN)' exists: create it first",
+                                    operation: Self.registrationOp)
+            }
+            if let description = input.description { next.description = description }
+            if let metadata = input.registrationMetadata { next.registrationMetadata = metadata }
+            if let prevent = input.preventKeyDeletion { next.preventKeyDeletion = prevent }
+            if input.keyVersionID != nil { next.keyVersion = try Self.version(for: input, key: key) }
+            next.updatedBy = context.principal
+            next.lastUpdated = now
+            return next
+        }
+    }
+
+    /// Removes a registration. Allowed in every key state (a service cleaning up after a deleted key).
+    public func unregister(keyID reference: String, resourceCRN: String, context: RequestContext) async throws {
+        try await storage.write { tx in
+            let key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: Self.registrationOp)
+            guard try tx.deleteRegistration(keyID: key.id, resourceCRN: resourceCRN) else {
+                throw KeyRelayError(.registrationNotFound, "No registration between this key and resource '\(resourceCRN)' exists",
+                                    operation: Self.registrationOp)
+            }
+        }
+    }
+
+    /// Registrations of one key (by id or alias) or, with `keyID` nil, of every key of the instance.
+    public func registrations(keyID reference: String? = nil, filter: RegistrationFilter = RegistrationFilter(),
+                              limit: Int = 200, offset: Int = 0, context: RequestContext) async throws -> Page<Registration> {
+        try Self.validatePaging(limit: limit, offset: offset, operation: "Registrations could not be retrieved")
+        if let query = filter.crnQuery, reference == nil, let star = query.firstIndex(of: "*") {
+            let segmentsBefore = query[..<star].filter { $0 == ":" }.count
+            guard segmentsBefore >= 8 else {
+                throw KeyRelayError(.invalidQueryParam, "The query_param 'urlEncodedResourceCRNQuery' must be: a CRN whose first 8 segments contain no '*'",
+                                    operation: "Registrations could not be retrieved", target: ErrorTarget(.queryParam, "urlEncodedResourceCRNQuery"))
+            }
+        }
+        return try await storage.read { tx in
+            let keyID = try reference.map { try Self.resolve($0, in: tx, instanceID: context.instanceID).id }
+            return Page(items: try tx.registrations(instanceID: context.instanceID, keyID: keyID, filter: filter, limit: limit, offset: offset),
+                        total: try tx.countRegistrations(instanceID: context.instanceID, keyID: keyID, filter: filter))
+        }
+    }
+
+    /// Records an adopter's acknowledgement: the notification (and any earlier unfinished one to the same resource)
+    /// becomes acknowledged and the registration remembers the reported state and version. Idempotent.
+    public func acknowledge(_ ack: EventAcknowledgement, context: RequestContext) async throws {
+        let now = now()
+        let op = "Event could not be acknowledged"
+        if ack.adopterKeyState == .enabled, ack.keyVersionID == nil {
+            throw KeyRelayError(.invalidField, "The field 'keyStateData.rewrappedKeyVersion' must be: present when adopterKeyState is DEK_ENABLED",
+                                operation: op, target: ErrorTarget(.field, "keyStateData.rewrappedKeyVersion"))
+        }
+        try await storage.write { tx in
+            guard let event = try tx.event(id: ack.eventID), event.instanceID == context.instanceID else {
+                throw KeyRelayError(.notFound, "No event with id '\(ack.eventID)' exists in this instance", operation: op,
+                                    target: ErrorTarget(.field, "eventId"))
+            }
+            guard var registration = try tx.registration(keyID: event.keyID, resourceCRN: ack.resourceCRN) else {
+                throw KeyRelayError(.registrationNotFound, "Resource '\(ack.resourceCRN)' is not registered with key \(event.keyID)",
+                                    operation: op)
+            }
+            _ = try tx.acknowledgeNotifications(keyID: event.keyID, resourceCRN: ack.resourceCRN,
+                                                upToEventSequence: event.sequence, at: now)
+            // Only a newer event than the last acknowledged one moves the registration's reported state.
+            let previous = try registration.acknowledgement.flatMap { try tx.event(id: $0.eventID) }
+            if previous.map({ $0.sequence <= event.sequence }) ?? true {
+                registration.acknowledgement = Acknowledgement(eventID: ack.eventID, adopterKeyState: ack.adopterKeyState,
+                                                               keyVersionID: ack.keyVersionID, processedAt: ack.timestamp,
+                                                               receivedAt: now)
+                try tx.recordAcknowledgement(keyID: event.keyID, resourceCRN: ack.resourceCRN, registration.acknowledgement!)
+            }
+            if ack.deleteRegistration {
+                _ = try tx.deleteRegistration(keyID: event.keyID, resourceCRN: ack.resourceCRN)
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    enum SaveMode { case create, replace, update }
+
+    private func saveRegistration(_ reference: String, resourceCRN: String, context: RequestContext, mode: SaveMode,
+                                  _ build: @escaping @Sendable (Registration?, Key, Date) throws -> Registration) async throws -> Registration {
+        _ = try CRN(parsing: resourceCRN)
+        let now = now()
+        let rules = rules
+        let ids = ids
+        return try await storage.write { tx in
+            var key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: Self.registrationOp)
+            key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
+            try rules.checkRegistrable(key)
+            let existing = try tx.registration(keyID: key.id, resourceCRN: resourceCRN)
+            var next = try build(existing, key, now)
+            if next.keyVersion.id != key.currentVersion.id {
+                guard let known = try tx.versions(keyID: key.id, limit: Int.max, offset: 0).first(where: { $0.id == next.keyVersion.id }) else {
+                    throw KeyRelayError(.invalidField, "The field 'keyVersionId' must be: the id of a version of this key",
+                                        operation: Self.registrationOp, target: ErrorTarget(.field, "keyVersionId"))
+                }
+                next.keyVersion = known
+            }
+            if let existing, next.keyVersion.id != existing.keyVersion.id,
+               try Self.ordinal(of: next.keyVersion.id, key: key, tx: tx) < Self.ordinal(of: existing.keyVersion.id, key: key, tx: tx) {
+                throw KeyRelayError(.keyVersionInvalid, "This request requires that the key version is later than current registration key version",
+                                    operation: Self.registrationOp, target: ErrorTarget(.field, "keyVersionId"))
+            }
+            try tx.upsertRegistration(next)
+            return next
+        }
+    }
+
+    private static func ordinal(of versionID: String, key: Key, tx: any StorageReader) throws -> Int {
+        let all = try tx.versions(keyID: key.id, limit: Int.max, offset: 0)
+        guard let index = all.firstIndex(where: { $0.id == versionID }) else { return -1 }
+        return all.count - index
+    }
+
+    private static func newRegistration(key: Key, crn: String, input: RegistrationInput, context: RequestContext,
+                                        now: Date) throws -> Registration {
+        Registration(keyID: key.id, instanceID: key.instanceID, resourceCRN: try CRN(parsing: crn), description: input.description,
+                     registrationMetadata: input.registrationMetadata, preventKeyDeletion: input.preventKeyDeletion ?? false,
+                     keyVersion: try version(for: input, key: key), createdBy: context.principal, creationDate: now)
+    }
+
+    private static func version(for input: RegistrationInput, key: Key) throws(KeyRelayError) -> KeyVersion {
+        guard let id = input.keyVersionID, id != key.currentVersion.id else { return key.currentVersion }
+        // An older version: checked and completed from the store by saveRegistration.
+        return KeyVersion(id: id, creationDate: key.creationDate)
+    }
+}

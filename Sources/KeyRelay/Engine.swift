@@ -1,0 +1,137 @@
+import Crypto
+import Foundation
+import KeyRelayCore
+import KeyRelayStore
+import Logging
+
+/// KeyRelay's engine: the façade embedders use. It owns the store, the clock, the identifier source and the
+/// master key, enforces Key Protect's lifecycle rules, and writes every state change together with its event and
+/// its notifications in one transaction.
+///
+/// ```swift
+/// let engine = try await KeyRelayEngine.open(path: "keyrelay.sqlite", masterKey: masterKey)
+/// let ctx = RequestContext(instanceID: "my-instance", principal: "alice")
+/// let key = try await engine.createKey(KeySpec(name: "bucket-root-key"), context: ctx)
+/// ```
+public actor KeyRelayEngine {
+    /// The store every command goes through.
+    public nonisolated let storage: any KeyRelayStorage
+    /// The injected clock; the engine reads time nowhere else.
+    public nonisolated let clock: any KeyRelayClock
+    public nonisolated let ids: any IdentifierSource
+    public nonisolated let configuration: KeyRelayConfiguration
+    nonisolated let rules: LifecycleRules
+    nonisolated let vault: MaterialVault
+    nonisolated let logger: Logger
+
+    /// Creates an engine over an opened store. Verifies (or, on a new database, records) the master key.
+    /// - Throws: `KeyRelayError` when the master key is not the one the database was sealed with.
+    public init(storage: any KeyRelayStorage, masterKey: MasterKey, clock: any KeyRelayClock = SystemClock(),
+                ids: any IdentifierSource = RandomIdentifiers(), configuration: KeyRelayConfiguration = KeyRelayConfiguration(),
+                logger: Logger = Logger(label: "keyrelay")) async throws {
+        self.storage = storage
+        self.clock = clock
+        self.ids = ids
+        self.configuration = configuration
+        self.rules = LifecycleRules(configuration: configuration.lifecycle)
+        self.vault = MaterialVault(master: masterKey)
+        self.logger = logger
+        let vault = self.vault
+        let check = try vault.checkValue()
+        let matches = try await storage.write { tx -> Bool in
+            if let stored = try tx.meta(MaterialVault.checkMetaName) { return vault.verify(checkValue: stored) }
+            try tx.setMeta(MaterialVault.checkMetaName, check)
+            return true
+        }
+        guard matches else {
+            throw KeyRelayError(.unauthorized, "The master key does not match the one this database was created with: supply the original master key (KEYRELAY_MASTER_KEY or --master-key-file)",
+                                operation: "Database could not be opened")
+        }
+    }
+
+    /// Opens (creating and migrating if needed) a SQLite database file.
+    public static func open(path: String, masterKey: MasterKey, clock: any KeyRelayClock = SystemClock(),
+                            ids: any IdentifierSource = RandomIdentifiers(),
+                            configuration: KeyRelayConfiguration = KeyRelayConfiguration(),
+                            durability: SQLiteStore.Durability = .full) async throws -> KeyRelayEngine {
+        let store = try SQLiteStore(.file(path), durability: durability)
+        return try await KeyRelayEngine(storage: store, masterKey: masterKey, clock: clock, ids: ids, configuration: configuration)
+    }
+
+    /// An engine on a private in-memory database (tests, examples).
+    public static func inMemory(masterKey: MasterKey = .generate(), clock: any KeyRelayClock = ManualClock(),
+                                ids: any IdentifierSource = RandomIdentifiers(),
+                                configuration: KeyRelayConfiguration = KeyRelayConfiguration()) async throws -> KeyRelayEngine {
+        try await KeyRelayEngine(storage: try SQLiteStore(.inMemory), masterKey: masterKey, clock: clock, ids: ids,
+                                 configuration: configuration)
+    }
+
+    /// The lifecycle rules in force.
+    public nonisolated var lifecycleRules: LifecycleRules { rules }
+
+    /// Now, from the injected clock, at the millisecond precision the store keeps.
+    nonisolated func now() -> Date {
+        Date(storageMilliseconds: clock.now().storageMilliseconds)
+    }
+}
+
+// MARK: - Shared command plumbing
+
+extension KeyRelayEngine {
+    static func notFound(_ reference: String, operation: String = "Key could not be retrieved") -> KeyRelayError {
+        KeyRelayError(.keyNotFound, "Key does not exist: no key with id or alias '\(reference)' in this instance", operation: operation)
+    }
+
+    /// Resolves an id or an alias to a key of the caller's instance.
+    static func resolve(_ reference: String, in tx: any StorageReader, instanceID: String,
+                        operation: String = "Key could not be retrieved") throws -> Key {
+        if let key = try tx.key(id: reference, instanceID: instanceID) { return key }
+        if let id = try tx.keyID(alias: reference, instanceID: instanceID),
+           let key = try tx.key(id: id, instanceID: instanceID) { return key }
+        throw notFound(reference, operation: operation)
+    }
+
+    /// Writes a new event for `key` (already updated in memory by `recordEvent`), and its notifications when the
+    /// kind notifies resources. Returns the number of notifications written.
+    @discardableResult
+    static func emit(_ event: LifecycleEvent, in tx: any StorageTransaction, at now: Date) throws -> Int {
+        let sequence = try tx.appendEvent(event)
+        guard event.kind.notifiesResources else { return 0 }
+        return try tx.fanOut(eventSequence: sequence, keyID: event.keyID, dueAt: now)
+    }
+
+    /// Applies a due expiry inside a transaction (active key past its expiration date → deactivated, with an
+    /// `expire` event), and returns the key as it is now.
+    static func applyExpiry(_ key: Key, rules: LifecycleRules, ids: any IdentifierSource, in tx: any StorageTransaction,
+                            at now: Date) throws -> Key {
+        guard var expired = rules.expire(key, at: now) else { return key }
+        let event = expired.recordEvent(.expire, id: ids.next(), at: now, by: "system", correlationID: nil)
+        try tx.updateKey(expired)
+        try emit(event, in: tx, at: now)
+        return expired
+    }
+
+    /// The common shape of a lifecycle command: resolve the key, apply a due expiry, apply the rule, write the key,
+    /// its event and its notifications, all in one transaction.
+    func lifecycleCommand(_ reference: String, context: RequestContext, kind: LifecycleEventKind, operation: String,
+                          _ transform: @escaping @Sendable (Key, Date, any StorageTransaction) throws -> Key) async throws -> Key {
+        let now = now()
+        let rules = rules
+        let ids = ids
+        return try await storage.write { tx in
+            var key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: operation)
+            key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
+            var next = try transform(key, now, tx)
+            let event = next.recordEvent(kind, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
+            try tx.updateKey(next)
+            try Self.emit(event, in: tx, at: now)
+            return next
+        }
+    }
+
+    /// A key as a reader sees it at `now`: an active key past its expiration date reads as deactivated even before
+    /// the background expiry has written it.
+    nonisolated func effective(_ key: Key, at now: Date) -> Key {
+        rules.expire(key, at: now) ?? key
+    }
+}

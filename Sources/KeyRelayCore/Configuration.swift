@@ -1,0 +1,105 @@
+import Foundation
+
+/// Every timing window of the lifecycle rules, with Key Protect's values as defaults.
+public struct LifecycleConfiguration: Sendable, Equatable, Codable {
+    /// A sync is accepted only when **strictly more** than this has passed since the later of the key's last
+    /// lifecycle action and its last accepted sync. Key Protect: 1 hour.
+    public var syncCooldown: TimeInterval = 3600
+    /// Enable and restore are refused within this window after the key's last lifecycle action. Key Protect: 30 s.
+    public var enableRestoreCooldown: TimeInterval = 30
+    /// At most one rotation per this window (the first rotation after creation is free). Key Protect: 1 hour.
+    public var rotationInterval: TimeInterval = 3600
+    /// Purge is allowed this long after deletion. Key Protect: 4 hours.
+    public var purgeDelay: TimeInterval = 4 * 3600
+    /// Restore is allowed within this window after deletion. Key Protect: 30 days.
+    public var restoreWindow: TimeInterval = 30 * 86400
+    /// How long a `setKeyForDeletion` authorization stays valid. Key Protect: 7 days.
+    public var dualAuthValidity: TimeInterval = 7 * 86400
+    /// Destroyed keys become eligible for automatic purge after this. Key Protect: 90 days.
+    public var autoPurgeAfter: TimeInterval = 90 * 86400
+    /// An adopter must acknowledge a notification within this window. Key Protect: 4 hours.
+    public var acknowledgementWindow: TimeInterval = 4 * 3600
+    /// Maximum aliases per key. Key Protect: 5.
+    public var maxAliasesPerKey: Int = 5
+    /// Maximum key rings per instance, `default` included. Key Protect: 50.
+    public var maxKeyRingsPerInstance: Int = 50
+
+    public init() {}
+}
+
+/// Durations as people write them in scenarios, the CLI and the dev clock: `4h`, `1h 1s`, `30d`, `90m`, `500ms`.
+public enum DurationText {
+    /// Parses a sequence of `<number><unit>` terms (units `ms`, `s`, `m`, `h`, `d`, `w`), separated by spaces or not.
+    public static func parse(_ text: String) -> TimeInterval? {
+        var total: TimeInterval = 0
+        var number = ""
+        var unit = ""
+        var sawTerm = false
+        func flush() -> Bool {
+            guard !number.isEmpty, let value = Double(number) else { return number.isEmpty && unit.isEmpty }
+            let scale: Double
+            switch unit {
+            case "ms": scale = 0.001
+            case "s", "sec", "secs": scale = 1
+            case "m", "min", "mins": scale = 60
+            case "h", "hr", "hrs": scale = 3600
+            case "d", "day", "days": scale = 86400
+            case "w": scale = 7 * 86400
+            default: return false
+            }
+            total += value * scale
+            number = ""
+            unit = ""
+            sawTerm = true
+            return true
+        }
+        for ch in text {
+            if ch.isNumber || ch == "." {
+                if !unit.isEmpty { guard flush() else { return nil } }
+                number.append(ch)
+            } else if ch.isLetter {
+                guard !number.isEmpty else { return nil }
+                unit.append(ch)
+            } else if ch == " " || ch == "\t" {
+                if !unit.isEmpty { guard flush() else { return nil } }
+                else if !number.isEmpty { return nil }
+            } else {
+                return nil
+            }
+        }
+        guard flush(), sawTerm else { return nil }
+        return total
+    }
+
+    /// Formats a duration the way Go formats durations in Key Protect's messages, e.g. `4h0m0s`, `1h0m1s`, `30s`.
+    public static func goStyle(_ interval: TimeInterval) -> String {
+        var seconds = Int(interval.rounded())
+        let hours = seconds / 3600
+        seconds -= hours * 3600
+        let minutes = seconds / 60
+        seconds -= minutes * 60
+        if hours > 0 { return "\(hours)h\(minutes)m\(seconds)s" }
+        if minutes > 0 { return "\(minutes)m\(seconds)s" }
+        return "\(seconds)s"
+    }
+}
+
+/// RFC 3339 timestamps as Key Protect writes them (`2020-03-12T03:37:32Z`).
+public enum Timestamp {
+    private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: false, timeZone: .gmt)
+    private static let fractional = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
+
+    /// Formats to whole seconds (truncating).
+    public static func format(_ date: Date) -> String {
+        style.format(Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)))
+    }
+
+    /// Parses RFC 3339 with or without fractional seconds.
+    public static func parse(_ text: String) -> Date? {
+        if let date = try? style.parse(text) { return date }
+        if let date = try? fractional.parse(text) { return date }
+        // Accept `+0000`-style offsets too, as Key Protect's docs show them.
+        if let date = try? Date.ISO8601FormatStyle(timeZone: .gmt).parse(text) { return date }
+        return nil
+    }
+}

@@ -1,0 +1,344 @@
+import Foundation
+
+/// The operations whose permission depends on a key's state (Key Protect's allowed-actions table).
+public enum KeyAction: String, Sendable, CaseIterable {
+    case wrap, unwrap, rewrap, rotate, disable, enable, delete, restore, purge
+    case setKeyForDeletion, unsetKeyForDeletion, register, sync, listVersions
+
+    /// The states in which the action is allowed.
+    public var allowedStates: Set<KeyState> {
+        switch self {
+        case .wrap, .disable, .setKeyForDeletion, .unsetKeyForDeletion, .register: [.active]
+        case .unwrap, .rewrap, .rotate: [.active, .deactivated]
+        case .enable: [.suspended]
+        case .delete: [.active, .suspended, .deactivated]
+        case .restore, .purge: [.destroyed]
+        case .sync: [.active, .suspended, .deactivated, .destroyed]
+        case .listVersions: [.active]
+        }
+    }
+
+    /// What failed, in Key Protect's `errorMsg` wording.
+    public var operation: String {
+        switch self {
+        case .wrap, .unwrap, .rewrap, .rotate, .setKeyForDeletion, .unsetKeyForDeletion:
+            "Action could not be performed on key"
+        case .disable: "Key could not be disabled"
+        case .enable: "Key could not be enabled"
+        case .delete: "Key could not be deleted"
+        case .restore: "Key could not be restored"
+        case .purge: "Key could not be purged"
+        case .register: "Registration could not be processed"
+        case .sync: "Could not initiate sync requests to associated resources"
+        case .listVersions: "Key versions could not be retrieved"
+        }
+    }
+}
+
+/// What the delete rule needs to know about a key's registrations.
+public struct RegistrationSummary: Sendable, Equatable {
+    public var count: Int
+    public var preventingDeletion: Int
+    public init(count: Int, preventingDeletion: Int) {
+        self.count = count
+        self.preventingDeletion = preventingDeletion
+    }
+}
+
+/// Key Protect's lifecycle rules as pure functions: each takes a key and the current instant and returns the key
+/// after the action, or throws the error Key Protect answers with. Nothing here reads a clock or a random source.
+public struct LifecycleRules: Sendable {
+    public var configuration: LifecycleConfiguration
+
+    public init(configuration: LifecycleConfiguration = LifecycleConfiguration()) {
+        self.configuration = configuration
+    }
+
+    // MARK: - State table
+
+    /// Throws unless `action` is allowed in the key's state.
+    public func checkState(_ action: KeyAction, _ key: Key) throws(KeyRelayError) {
+        if action == .delete, key.state == .destroyed {
+            throw KeyRelayError(.keyDeleted, "Key has already been deleted: Please delete references to this key",
+                                operation: action.operation)
+        }
+        guard action.allowedStates.contains(key.state) else {
+            if action == .register {
+                throw KeyRelayError(.keyInvalidState, "Key is not in a valid state: a registration needs an active root key, and this key is \(key.state)",
+                                    operation: action.operation)
+            }
+            if action == .listVersions {
+                throw KeyRelayError(.keyActionInvalidState, "Key is not in a valid state: versions of a non-active key are listed only with allKeyStates=true",
+                                    operation: action.operation)
+            }
+            let wanted = action.allowedStates.sorted { $0.rawValue < $1.rawValue }.map(\.description).joined(separator: " or ")
+            throw KeyRelayError(.keyActionInvalidState, "Key is not in a valid state: \(action.rawValue) needs a key that is \(wanted), and this key is \(key.state)",
+                                operation: action.operation)
+        }
+    }
+
+    /// Throws `KEY_ROOT_REQ_ERR` for a standard key.
+    public func checkRoot(_ action: KeyAction, _ key: Key) throws(KeyRelayError) {
+        guard key.isRoot else {
+            if action == .register {
+                throw KeyRelayError(.keyRootRequiredForRegistration, "Requested action can only be completed with a root key: only root keys can protect resources",
+                                    operation: action.operation)
+            }
+            throw KeyRelayError(.keyRootRequired, "Requested action can only be completed with a root key",
+                                operation: action.operation)
+        }
+    }
+
+    // MARK: - Time-driven
+
+    /// Whether the key's expiration date has passed at `now`.
+    public func isExpired(_ key: Key, at now: Date) -> Bool {
+        guard let expiry = key.expirationDate else { return false }
+        return expiry <= now
+    }
+
+    /// The key after expiry, if an active key's expiration date has passed: deactivated. `nil` if nothing changes.
+    public func expire(_ key: Key, at now: Date) -> Key? {
+        guard key.state == .active, isExpired(key, at: now) else { return nil }
+        var next = key
+        next.state = .deactivated
+        next.lastUpdateDate = now
+        next.updatedBy = "system"
+        return next
+    }
+
+    // MARK: - Actions
+
+    /// Rotation: root keys, active or deactivated, at most once per ``LifecycleConfiguration/rotationInterval``
+    /// (the first rotation after creation is free); imported keys must supply a payload and generated keys must not.
+    public func rotate(_ key: Key, at now: Date, newVersion: KeyVersion, payloadSupplied: Bool, by principal: String) throws(KeyRelayError) -> Key {
+        try checkState(.rotate, key)
+        try checkRoot(.rotate, key)
+        if key.imported, !payloadSupplied {
+            throw KeyRelayError(.keyPayloadRequired, "This root key was created with user-supplied key material: Key material is required to perform a 'rotate' action",
+                                operation: KeyAction.rotate.operation, target: ErrorTarget(.field, "payload"))
+        }
+        if !key.imported, payloadSupplied {
+            throw KeyRelayError(.invalidQueryParam, "The query_param 'payload' must be: provided only if key is imported",
+                                operation: KeyAction.rotate.operation, target: ErrorTarget(.queryParam, "payload"))
+        }
+        if let last = key.lastRotateDate, now < last.addingTimeInterval(configuration.rotationInterval) {
+            throw KeyRelayError(.keyRotationNotPermitted,
+                                "This root key has been rotated within the last hour: Only one 'rotate' action per hour is permitted",
+                                operation: KeyAction.rotate.operation)
+        }
+        var next = touched(key, at: now, by: principal)
+        next.currentVersion = newVersion
+        next.versionCount += 1
+        next.lastRotateDate = now
+        next.lastLifecycleActionDate = now
+        return next
+    }
+
+    /// Disable: active → suspended.
+    public func disable(_ key: Key, at now: Date, by principal: String) throws(KeyRelayError) -> Key {
+        try checkState(.disable, key)
+        var next = touched(key, at: now, by: principal)
+        next.state = .suspended
+        next.lastLifecycleActionDate = now
+        return next
+    }
+
+    /// Enable: suspended → active; refused for an expired key and within the enable/restore cooldown.
+    public func enable(_ key: Key, at now: Date, by principal: String) throws(KeyRelayError) -> Key {
+        try checkState(.enable, key)
+        if isExpired(key, at: now) {
+            throw KeyRelayError(.keyActionInvalidState, "Key is not in a valid state: the key expired on \(Timestamp.format(key.expirationDate!)) and cannot be enabled",
+                                operation: KeyAction.enable.operation)
+        }
+        try checkRecentAction(key, at: now, action: .enable)
+        var next = touched(key, at: now, by: principal)
+        next.state = .active
+        next.lastLifecycleActionDate = now
+        return next
+    }
+
+    /// Delete: active, suspended or deactivated → destroyed, subject to dual authorization and registrations.
+    public func delete(_ key: Key, at now: Date, by principal: String, force: Bool,
+                       registrations: RegistrationSummary) throws(KeyRelayError) -> Key {
+        try checkState(.delete, key)
+        let op = KeyAction.delete.operation
+        if key.dualAuthDelete.enabled {
+            guard key.dualAuthDelete.isSetForDeletion(at: now) else {
+                throw KeyRelayError(.authorizationsNotMet,
+                                    "Number of authorizations required to delete is not met: another user must first set the key for deletion (setKeyForDeletion), which stays valid for \(DurationText.goStyle(configuration.dualAuthValidity))",
+                                    operation: "1 prior authorization(s) are required for deletion: Key could not be deleted")
+            }
+            guard key.dualAuthDelete.authorizedBy != principal else {
+                throw KeyRelayError(.authorizationsNotMet,
+                                    "Number of authorizations required to delete is not met: the key was set for deletion by '\(principal)', and a different user must delete it",
+                                    operation: "1 prior authorization(s) are required for deletion: Key could not be deleted")
+            }
+        }
+        if registrations.count > 0, !force {
+            throw KeyRelayError(.protectedResource,
+                                "Key is protecting one or more cloud resources: \(registrations.count) registered resource(s); delete with force=true to delete it anyway",
+                                operation: op, target: ErrorTarget(.queryParam, "force"))
+        }
+        if registrations.preventingDeletion > 0 {
+            throw KeyRelayError(.preventKeyDeletion,
+                                "The key cannot be deleted because it's protecting a cloud resource that has a retention policy: Before you delete this key, contact an account owner to remove the retention policy on each resource that is associated with the key (\(registrations.preventingDeletion) registration(s) have preventKeyDeletion set; force does not override it)",
+                                operation: op)
+        }
+        var next = touched(key, at: now, by: principal)
+        next.state = .destroyed
+        next.deletionDate = now
+        next.deletedBy = principal
+        next.lastLifecycleActionDate = now
+        next.dualAuthDelete.authorizedBy = nil
+        next.dualAuthDelete.authExpiration = nil
+        return next
+    }
+
+    /// Restore: destroyed → active, within the restore window, not for an expired key, not within the cooldown.
+    public func restore(_ key: Key, at now: Date, by principal: String) throws(KeyRelayError) -> Key {
+        try checkState(.restore, key)
+        let op = KeyAction.restore.operation
+        if let deletion = key.deletionDate, now >= deletion.addingTimeInterval(configuration.restoreWindow) {
+            throw KeyRelayError(.keyRestoreExpired,
+                                "Key restoration has expired: keys can be restored only within \(Int(configuration.restoreWindow / 86400)) days of deletion, and this key was deleted on \(Timestamp.format(deletion))",
+                                operation: op)
+        }
+        if isExpired(key, at: now) {
+            throw KeyRelayError(.keyExpired, "The action could not be performed on the key because the key is expired: it expired on \(Timestamp.format(key.expirationDate!))",
+                                operation: op)
+        }
+        try checkRecentAction(key, at: now, action: .restore)
+        var next = touched(key, at: now, by: principal)
+        next.state = .active
+        next.deletionDate = nil
+        next.deletedBy = nil
+        next.lastLifecycleActionDate = now
+        return next
+    }
+
+    /// Purge: destroyed keys only, no earlier than ``LifecycleConfiguration/purgeDelay`` after deletion.
+    public func checkPurge(_ key: Key, at now: Date) throws(KeyRelayError) {
+        try checkState(.purge, key)
+        if let deletion = key.deletionDate {
+            let allowed = deletion.addingTimeInterval(configuration.purgeDelay)
+            if now < allowed {
+                throw KeyRelayError(.requestTooEarly,
+                                    "The key was updated recently: Please wait and try again: Purge operation is allowed \(DurationText.goStyle(configuration.purgeDelay)) after key is deleted (from \(Timestamp.format(allowed)))",
+                                    operation: op(.purge))
+            }
+        }
+    }
+
+    /// The instant from which a purge is accepted, for a destroyed key.
+    public func purgeAllowedFrom(_ key: Key) -> Date? {
+        key.deletionDate?.addingTimeInterval(configuration.purgeDelay)
+    }
+
+    /// The instant at which a restore stops being possible, for a destroyed key.
+    public func restoreExpirationDate(_ key: Key) -> Date? {
+        guard let deletion = key.deletionDate else { return nil }
+        let window = deletion.addingTimeInterval(configuration.restoreWindow)
+        if let expiry = key.expirationDate { return min(window, expiry) }
+        return window
+    }
+
+    /// Dual authorization, first step: an active dual-auth key is set for deletion by `principal`.
+    public func setForDeletion(_ key: Key, at now: Date, by principal: String) throws(KeyRelayError) -> Key {
+        try checkState(.setKeyForDeletion, key)
+        guard key.dualAuthDelete.enabled else {
+            throw KeyRelayError(.notDualAuth, "The key is not dual auth enabled and cannot be set for deletion",
+                                operation: op(.setKeyForDeletion))
+        }
+        var next = touched(key, at: now, by: principal)
+        next.dualAuthDelete.authorizedBy = principal
+        next.dualAuthDelete.authExpiration = now.addingTimeInterval(configuration.dualAuthValidity)
+        return next
+    }
+
+    /// Dual authorization: cancel a pending authorization.
+    public func unsetForDeletion(_ key: Key, at now: Date, by principal: String) throws(KeyRelayError) -> Key {
+        try checkState(.unsetKeyForDeletion, key)
+        guard key.dualAuthDelete.enabled else {
+            throw KeyRelayError(.notDualAuth, "The key is not dual auth enabled and cannot be unset for deletion",
+                                operation: op(.unsetKeyForDeletion))
+        }
+        var next = touched(key, at: now, by: principal)
+        next.dualAuthDelete.authorizedBy = nil
+        next.dualAuthDelete.authExpiration = nil
+        return next
+    }
+
+    // MARK: - Sync
+
+    /// The instant the sync cooldown runs from: the later of the last lifecycle action and the last accepted sync.
+    public func syncAnchor(_ key: Key) -> Date? {
+        switch (key.lastLifecycleActionDate, key.lastSyncDate) {
+        case let (a?, s?): max(a, s)
+        case let (a?, nil): a
+        case let (nil, s?): s
+        case (nil, nil): nil
+        }
+    }
+
+    /// The first whole second at which a sync is accepted, or `nil` if one is accepted at any time.
+    /// A sync is accepted only **strictly after** anchor + cooldown.
+    public func earliestSync(_ key: Key) -> Date? {
+        guard let anchor = syncAnchor(key) else { return nil }
+        let boundary = anchor.addingTimeInterval(configuration.syncCooldown).timeIntervalSince1970
+        return Date(timeIntervalSince1970: boundary.rounded(.down) + 1)
+    }
+
+    /// Sync: accepted only when strictly more than the cooldown has passed since the anchor. A refused sync
+    /// changes nothing (it does not restart the cooldown). Works in every state, destroyed included.
+    public func sync(_ key: Key, at now: Date, by principal: String) throws(KeyRelayError) -> Key {
+        try checkState(.sync, key)
+        if let anchor = syncAnchor(key), now <= anchor.addingTimeInterval(configuration.syncCooldown) {
+            let earliest = earliestSync(key)!
+            throw KeyRelayError(.requestTooEarly,
+                                "The key was updated recently: Please wait and try again: Sync cannot be performed until at least \(Timestamp.format(earliest))",
+                                operation: op(.sync))
+        }
+        var next = key
+        next.lastSyncDate = now
+        return next
+    }
+
+    // MARK: - Registrations
+
+    /// Registrations are created, replaced and updated only for an active root key.
+    public func checkRegistrable(_ key: Key) throws(KeyRelayError) {
+        try checkRoot(.register, key)
+        try checkState(.register, key)
+    }
+
+    // MARK: - Helpers
+
+    private func checkRecentAction(_ key: Key, at now: Date, action: KeyAction) throws(KeyRelayError) {
+        if let last = key.lastLifecycleActionDate, now < last.addingTimeInterval(configuration.enableRestoreCooldown) {
+            throw KeyRelayError(.requestTooEarly,
+                                "The key was updated recently: Please wait and try again: \(action.rawValue) is allowed \(DurationText.goStyle(configuration.enableRestoreCooldown)) after the key's last action, at \(Timestamp.format(last.addingTimeInterval(configuration.enableRestoreCooldown)))",
+                                operation: action.operation)
+        }
+    }
+
+    private func touched(_ key: Key, at now: Date, by principal: String) -> Key {
+        var next = key
+        next.lastUpdateDate = now
+        next.updatedBy = principal
+        return next
+    }
+
+    private func op(_ action: KeyAction) -> String { action.operation }
+}
+
+extension Key {
+    /// Records a new event of `kind` on the key (advancing its per-key sequence) and returns it.
+    public mutating func recordEvent(_ kind: LifecycleEventKind, id: String, at date: Date, by principal: String,
+                                     correlationID: String?) -> LifecycleEvent {
+        eventSequence += 1
+        return LifecycleEvent(id: id, instanceID: instanceID, keyID: self.id, keySequence: eventSequence, kind: kind,
+                              keyState: state, keyVersion: currentVersion, date: date, principal: principal,
+                              correlationID: correlationID)
+    }
+}

@@ -1,0 +1,637 @@
+import Foundation
+import GRDB
+import KeyRelayCore
+
+/// KeyRelay's SQLite store (GRDB on the system libsqlite3): WAL, a durable commit for every write, the schema
+/// from `schema/` applied in order on open.
+public final class SQLiteStore: KeyRelayStorage {
+    /// Where the database lives.
+    public enum Location: Sendable, Equatable {
+        case file(String)
+        /// A private in-memory database (tests, examples). Not durable, by definition.
+        case inMemory
+    }
+
+    /// How hard a commit is pushed to the disk.
+    public enum Durability: String, Sendable {
+        /// `PRAGMA synchronous = FULL`: in WAL mode every commit is fsynced before it is acknowledged.
+        case full
+        /// `PRAGMA synchronous = NORMAL`: a commit may be lost on power failure (never corrupts). Not for a KMS.
+        case normal
+    }
+
+    let writer: any DatabaseWriter
+    public let location: Location
+
+    /// Opens (creating if needed) and migrates the database.
+    /// - Throws: ``StoreError/newerSchema(unknown:)`` for a file written by a newer KeyRelay.
+    public init(_ location: Location, durability: Durability = .full) throws {
+        self.location = location
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(10)
+        switch location {
+        case .file(let path):
+            let pool = try DatabasePool(path: path, configuration: config)
+            // DatabasePool sets `synchronous = NORMAL` when it turns WAL on, after `prepareDatabase` has run:
+            // the durable setting must be applied afterwards, on the writer connection.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+            }
+            writer = pool
+        case .inMemory:
+            writer = try DatabaseQueue(configuration: config)
+        }
+        try Self.migrate(writer)
+    }
+
+    /// The embedded migrations, in order: (identifier, SQL).
+    public static var migrations: [(identifier: String, sql: String)] { EmbeddedSchema.migrations }
+
+    static func migrate(_ writer: any DatabaseWriter) throws {
+        var migrator = DatabaseMigrator()
+        for migration in EmbeddedSchema.migrations {
+            migrator.registerMigration(migration.identifier) { db in
+                try db.execute(sql: migration.sql)
+            }
+        }
+        let known = Set(EmbeddedSchema.migrations.map(\.identifier))
+        try writer.writeWithoutTransaction { db in
+            if try db.tableExists("grdb_migrations") {
+                let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+                let unknown = applied.filter { !known.contains($0) }.sorted()
+                if !unknown.isEmpty { throw StoreError.newerSchema(unknown: unknown) }
+            }
+        }
+        try migrator.migrate(writer)
+    }
+
+    /// Reads a pragma from the writer connection (e.g. `synchronous`, `journal_mode`).
+    public func writerPragma(_ name: String) throws -> String? {
+        try writer.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA \(name)") }
+    }
+
+    /// Runs `PRAGMA integrity_check` and returns its verdict (`ok` when sound).
+    public func integrityCheck() throws -> String {
+        try writer.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
+    }
+
+    public func write<T: Sendable>(_ command: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T {
+        try await writer.write { db in try command(SQLiteTransaction(db: db)) }
+    }
+
+    public func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T {
+        try await writer.read { db in try query(SQLiteTransaction(db: db)) }
+    }
+
+    /// Synchronous write, for callers outside Swift concurrency (crash tests, tools).
+    public func writeSync<T>(_ command: (any StorageTransaction) throws -> T) throws -> T {
+        try writer.write { db in try command(SQLiteTransaction(db: db)) }
+    }
+
+    /// Closes the database.
+    public func close() throws {
+        if let pool = writer as? DatabasePool { try pool.close() }
+        if let queue = writer as? DatabaseQueue { try queue.close() }
+    }
+}
+
+// MARK: - Row mapping
+
+private let keyColumns = """
+    k.id, k.instance_id, k.name, k.description, k.tags, k.key_ring_id, k.extractable, k.imported, k.state,
+    k.created_at, k.created_by, k.updated_at, k.updated_by, k.last_action_at, k.last_sync_at, k.last_rotate_at,
+    k.expires_at, k.version_id, k.version_created_at, k.version_count, k.deleted_at, k.deleted_by,
+    k.dual_auth_enabled, k.dual_auth_by, k.dual_auth_expires_at, k.dual_auth_stamp, k.rotation_enabled,
+    k.rotation_interval, k.rotation_stamp, k.event_sequence,
+    (SELECT json_group_array(alias) FROM (SELECT alias FROM aliases a WHERE a.key_id = k.id ORDER BY a.created_at, a.alias)) AS aliases
+    """
+
+private let registrationColumns = """
+    r.key_id, r.resource_crn, r.instance_id, r.service, r.description, r.metadata, r.prevent_key_deletion,
+    r.key_version_id, r.key_version_created_at, r.created_by, r.created_at, r.updated_by, r.updated_at,
+    r.ack_event_id, r.ack_state, r.ack_key_version_id, r.ack_processed_at, r.ack_received_at
+    """
+
+private let eventColumns = """
+    e.seq, e.id, e.instance_id, e.key_id, e.key_seq, e.kind, e.key_state, e.version_id, e.version_created_at, e.at,
+    e.principal, e.correlation_id
+    """
+
+private let notificationColumns = """
+    n.id, n.resource_crn, n.service, n.status, n.attempts, n.next_attempt_at, n.last_error, n.sent_at, n.acked_at,
+    \(eventColumns)
+    """
+
+private func date(_ row: Row, _ column: String) -> Date? {
+    (row[column] as Int64?).map(Date.init(storageMilliseconds:))
+}
+
+private func ms(_ date: Date?) -> Int64? { date?.storageMilliseconds }
+
+private let jsonEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.dateEncodingStrategy = .millisecondsSince1970
+    encoder.outputFormatting = .sortedKeys
+    return encoder
+}()
+
+private func encodeJSON<T: Encodable>(_ value: T?) throws -> String? {
+    guard let value else { return nil }
+    return String(decoding: try jsonEncoder.encode(value), as: UTF8.self)
+}
+
+private func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
+    guard let text else { return nil }
+    let decoder = JSONDecoder()
+    decoder.dateDecodingStrategy = .millisecondsSince1970
+    return try decoder.decode(type, from: Data(text.utf8))
+}
+
+private func decodeKey(_ row: Row) throws -> Key {
+    let version = KeyVersion(id: row["version_id"], creationDate: date(row, "version_created_at")!)
+    var key = Key(id: row["id"], instanceID: row["instance_id"], name: row["name"], description: row["description"],
+                  tags: try decodeJSON([String].self, row["tags"]) ?? [],
+                  aliases: try decodeJSON([String].self, row["aliases"]) ?? [],
+                  keyRingID: row["key_ring_id"], extractable: row["extractable"], imported: row["imported"],
+                  state: KeyState(rawValue: row["state"]) ?? .active, creationDate: date(row, "created_at")!,
+                  createdBy: row["created_by"], expirationDate: date(row, "expires_at"), currentVersion: version)
+    key.lastUpdateDate = date(row, "updated_at")!
+    key.updatedBy = row["updated_by"]
+    key.lastLifecycleActionDate = date(row, "last_action_at")
+    key.lastSyncDate = date(row, "last_sync_at")
+    key.lastRotateDate = date(row, "last_rotate_at")
+    key.versionCount = row["version_count"]
+    key.deletionDate = date(row, "deleted_at")
+    key.deletedBy = row["deleted_by"]
+    key.dualAuthDelete = DualAuthDelete(enabled: row["dual_auth_enabled"], authorizedBy: row["dual_auth_by"],
+                                        authExpiration: date(row, "dual_auth_expires_at"))
+    key.dualAuthStamp = try decodeJSON(PolicyStamp.self, row["dual_auth_stamp"])
+    if let enabled = row["rotation_enabled"] as Bool? {
+        key.rotation = RotationPolicy(enabled: enabled, intervalMonth: row["rotation_interval"] ?? 1)
+    }
+    key.rotationStamp = try decodeJSON(PolicyStamp.self, row["rotation_stamp"])
+    key.eventSequence = row["event_sequence"]
+    return key
+}
+
+private func decodeRegistration(_ row: Row) throws -> Registration {
+    var registration = Registration(
+        keyID: row["key_id"], instanceID: row["instance_id"],
+        resourceCRN: try CRN(parsing: row["resource_crn"]), description: row["description"],
+        registrationMetadata: row["metadata"], preventKeyDeletion: row["prevent_key_deletion"],
+        keyVersion: KeyVersion(id: row["key_version_id"], creationDate: date(row, "key_version_created_at")!),
+        createdBy: row["created_by"], creationDate: date(row, "created_at")!)
+    registration.updatedBy = row["updated_by"]
+    registration.lastUpdated = date(row, "updated_at")!
+    if let eventID = row["ack_event_id"] as String?, let state = AdopterKeyState(rawValue: row["ack_state"] ?? "") {
+        registration.acknowledgement = Acknowledgement(
+            eventID: eventID, adopterKeyState: state, keyVersionID: row["ack_key_version_id"],
+            processedAt: date(row, "ack_processed_at")!, receivedAt: date(row, "ack_received_at")!)
+    }
+    return registration
+}
+
+private func decodeEvent(_ row: Row) -> LifecycleEvent {
+    LifecycleEvent(sequence: row["seq"], id: row["id"], instanceID: row["instance_id"], keyID: row["key_id"],
+                   keySequence: row["key_seq"], kind: LifecycleEventKind(rawValue: row["kind"]) ?? .sync,
+                   keyState: KeyState(rawValue: row["key_state"]) ?? .active,
+                   keyVersion: KeyVersion(id: row["version_id"], creationDate: date(row, "version_created_at")!),
+                   date: date(row, "at")!, principal: row["principal"], correlationID: row["correlation_id"])
+}
+
+private func decodeNotification(_ row: Row) -> ResourceNotification {
+    ResourceNotification(id: row["id"], event: decodeEvent(row), resourceCRN: row["resource_crn"], serviceName: row["service"],
+                 status: NotificationStatus(rawValue: row["status"]) ?? .pending, attempts: row["attempts"],
+                 nextAttemptDate: date(row, "next_attempt_at"), lastError: row["last_error"],
+                 sentDate: date(row, "sent_at"), acknowledgedDate: date(row, "acked_at"))
+}
+
+// MARK: - Transaction
+
+/// One GRDB connection seen through the engine's protocols. Lives only inside a `read` or `write` closure.
+struct SQLiteTransaction: StorageTransaction {
+    let db: Database
+
+    // MARK: Reads
+
+    func instanceExists(_ id: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM instances WHERE id = ?)", arguments: [id]) ?? false
+    }
+
+    func instanceIDs() throws -> [String] {
+        try String.fetchAll(db, sql: "SELECT id FROM instances ORDER BY id")
+    }
+
+    func key(id: String, instanceID: String) throws -> Key? {
+        try Row.fetchOne(db, sql: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?",
+                         arguments: [id, instanceID]).map(decodeKey)
+    }
+
+    func keyID(alias: String, instanceID: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT key_id FROM aliases WHERE instance_id = ? AND alias = ?",
+                            arguments: [instanceID, alias])
+    }
+
+    private func keyWhere(instanceID: String, query: KeyQuery) -> (String, StatementArguments) {
+        var clauses = ["k.instance_id = ?"]
+        var arguments: StatementArguments = [instanceID]
+        let states = query.states.map(\.rawValue).sorted()
+        clauses.append("k.state IN (\(states.map(String.init).joined(separator: ",")))")
+        if let extractable = query.extractable {
+            clauses.append("k.extractable = ?")
+            _ = arguments.append(contentsOf: [extractable])
+        }
+        if let ring = query.keyRingID {
+            clauses.append("k.key_ring_id = ?")
+            _ = arguments.append(contentsOf: [ring])
+        }
+        if let search = query.search, !search.isEmpty {
+            clauses.append("(k.name LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM aliases a WHERE a.key_id = k.id AND a.alias LIKE ? ESCAPE '\\'))")
+            let escaped = search.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                .replacingOccurrences(of: "_", with: "\\_")
+            _ = arguments.append(contentsOf: ["%\(escaped)%", "%\(escaped)%"])
+        }
+        return (clauses.joined(separator: " AND "), arguments)
+    }
+
+    func keys(instanceID: String, query: KeyQuery) throws -> [Key] {
+        let (whereSQL, arguments) = keyWhere(instanceID: instanceID, query: query)
+        let column: String = switch query.sort {
+        case .id: "k.id"
+        case .state: "k.state"
+        case .extractable: "k.extractable"
+        case .imported: "k.imported"
+        case .creationDate: "k.created_at"
+        case .lastUpdateDate: "k.updated_at"
+        case .lastRotateDate: "k.last_rotate_at"
+        case .deletionDate: "k.deleted_at"
+        case .expirationDate: "k.expires_at"
+        }
+        let direction = query.descending ? "DESC" : "ASC"
+        let sql = "SELECT \(keyColumns) FROM keys k WHERE \(whereSQL) ORDER BY \(column) \(direction), k.id \(direction) LIMIT ? OFFSET ?"
+        var all = arguments
+        _ = all.append(contentsOf: [query.limit, query.offset])
+        return try Row.fetchAll(db, sql: sql, arguments: all).map(decodeKey)
+    }
+
+    func countKeys(instanceID: String, query: KeyQuery) throws -> Int {
+        let (whereSQL, arguments) = keyWhere(instanceID: instanceID, query: query)
+        return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM keys k WHERE \(whereSQL)", arguments: arguments) ?? 0
+    }
+
+    func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key] {
+        try Row.fetchAll(db, sql: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?",
+                         arguments: [date.storageMilliseconds, limit]).map(decodeKey)
+    }
+
+    func aliases(keyID: String) throws -> [AliasRecord] {
+        try Row.fetchAll(db, sql: "SELECT alias, key_id, created_at, created_by FROM aliases WHERE key_id = ? ORDER BY created_at, alias",
+                         arguments: [keyID]).map {
+            AliasRecord(alias: $0["alias"], keyID: $0["key_id"], creationDate: date($0, "created_at")!, createdBy: $0["created_by"])
+        }
+    }
+
+    func versions(keyID: String, limit: Int, offset: Int) throws -> [KeyVersion] {
+        try Row.fetchAll(db, sql: "SELECT id, created_at FROM key_versions WHERE key_id = ? ORDER BY ordinal DESC LIMIT ? OFFSET ?",
+                         arguments: [keyID, limit, offset]).map { KeyVersion(id: $0["id"], creationDate: date($0, "created_at")!) }
+    }
+
+    func sealedMaterial(keyID: String, versionID: String) throws -> Data? {
+        try Data.fetchOne(db, sql: "SELECT sealed_material FROM key_versions WHERE key_id = ? AND id = ?",
+                          arguments: [keyID, versionID])
+    }
+
+    func keyRings(instanceID: String) throws -> [KeyRingRecord] {
+        let stored = try Row.fetchAll(db, sql: "SELECT id, created_at, created_by FROM key_rings WHERE instance_id = ? ORDER BY created_at, id",
+                                      arguments: [instanceID]).map {
+            KeyRingRecord(id: $0["id"], creationDate: date($0, "created_at"), createdBy: $0["created_by"])
+        }
+        return [KeyRingRecord(id: KeyRing.defaultID, creationDate: nil, createdBy: nil)] + stored
+    }
+
+    func countKeys(instanceID: String, keyRingID: String, excludingDestroyed: Bool) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM keys WHERE instance_id = ? AND key_ring_id = ?\(excludingDestroyed ? " AND state != 5" : "")",
+                         arguments: [instanceID, keyRingID]) ?? 0
+    }
+
+    func registration(keyID: String, resourceCRN: String) throws -> Registration? {
+        try Row.fetchOne(db, sql: "SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? AND r.resource_crn = ?",
+                         arguments: [keyID, resourceCRN]).map(decodeRegistration)
+    }
+
+    private func registrationWhere(instanceID: String, keyID: String?, filter: RegistrationFilter) -> (String, StatementArguments) {
+        var clauses = ["r.instance_id = ?"]
+        var arguments: StatementArguments = [instanceID]
+        if let keyID {
+            clauses.append("r.key_id = ?")
+            _ = arguments.append(contentsOf: [keyID])
+        }
+        if let query = filter.crnQuery {
+            if query.hasSuffix("*") {
+                clauses.append("substr(r.resource_crn, 1, ?) = ?")
+                let prefix = String(query.dropLast())
+                _ = arguments.append(contentsOf: [prefix.count, prefix])
+            } else {
+                clauses.append("r.resource_crn = ?")
+                _ = arguments.append(contentsOf: [query])
+            }
+        }
+        if let prevent = filter.preventKeyDeletion {
+            clauses.append("r.prevent_key_deletion = ?")
+            _ = arguments.append(contentsOf: [prevent])
+        }
+        return (clauses.joined(separator: " AND "), arguments)
+    }
+
+    func registrations(instanceID: String, keyID: String?, filter: RegistrationFilter, limit: Int, offset: Int) throws -> [Registration] {
+        let (whereSQL, arguments) = registrationWhere(instanceID: instanceID, keyID: keyID, filter: filter)
+        var all = arguments
+        _ = all.append(contentsOf: [limit, offset])
+        return try Row.fetchAll(db, sql: "SELECT \(registrationColumns) FROM registrations r WHERE \(whereSQL) ORDER BY r.key_id, r.resource_crn LIMIT ? OFFSET ?",
+                                arguments: all).map(decodeRegistration)
+    }
+
+    func countRegistrations(instanceID: String, keyID: String?, filter: RegistrationFilter) throws -> Int {
+        let (whereSQL, arguments) = registrationWhere(instanceID: instanceID, keyID: keyID, filter: filter)
+        return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM registrations r WHERE \(whereSQL)", arguments: arguments) ?? 0
+    }
+
+    func forEachRegistration(keyID: String, _ body: (Registration) throws -> Void) throws {
+        let cursor = try Row.fetchCursor(db, sql: "SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? ORDER BY r.resource_crn",
+                                         arguments: [keyID])
+        while let row = try cursor.next() { try body(try decodeRegistration(row)) }
+    }
+
+    func registrationSummary(keyID: String) throws -> RegistrationSummary {
+        let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations WHERE key_id = ?",
+                                   arguments: [keyID])
+        return RegistrationSummary(count: row?["total"] ?? 0, preventingDeletion: row?["preventing"] ?? 0)
+    }
+
+    func event(id: String) throws -> LifecycleEvent? {
+        try Row.fetchOne(db, sql: "SELECT \(eventColumns) FROM events e WHERE e.id = ?", arguments: [id]).map(decodeEvent)
+    }
+
+    func events(instanceID: String?, keyID: String?, after sequence: Int64, limit: Int) throws -> [LifecycleEvent] {
+        var clauses = ["e.seq > ?"]
+        var arguments: StatementArguments = [sequence]
+        if let instanceID {
+            clauses.append("e.instance_id = ?")
+            _ = arguments.append(contentsOf: [instanceID])
+        }
+        if let keyID {
+            clauses.append("e.key_id = ?")
+            _ = arguments.append(contentsOf: [keyID])
+        }
+        _ = arguments.append(contentsOf: [limit])
+        return try Row.fetchAll(db, sql: "SELECT \(eventColumns) FROM events e WHERE \(clauses.joined(separator: " AND ")) ORDER BY e.seq LIMIT ?",
+                                arguments: arguments).map(decodeEvent)
+    }
+
+    func latestEventSequence() throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM events") ?? 0
+    }
+
+    func notifications(keyID: String?, eventSequence: Int64?, status: NotificationStatus?, limit: Int, offset: Int) throws -> [ResourceNotification] {
+        var clauses = ["1"]
+        var arguments: StatementArguments = []
+        if let keyID {
+            clauses.append("n.key_id = ?")
+            _ = arguments.append(contentsOf: [keyID])
+        }
+        if let eventSequence {
+            clauses.append("n.event_seq = ?")
+            _ = arguments.append(contentsOf: [eventSequence])
+        }
+        if let status {
+            clauses.append("n.status = ?")
+            _ = arguments.append(contentsOf: [status.rawValue])
+        }
+        _ = arguments.append(contentsOf: [limit, offset])
+        return try Row.fetchAll(db, sql: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(clauses.joined(separator: " AND ")) ORDER BY n.id DESC LIMIT ? OFFSET ?",
+                                arguments: arguments).map(decodeNotification)
+    }
+
+    func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification? {
+        try Row.fetchOne(db, sql: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE e.id = ? AND n.resource_crn = ?",
+                         arguments: [eventID, resourceCRN]).map(decodeNotification)
+    }
+
+    func deliveryCounts(instanceID: String?, keyID: String?, service: String?) throws -> DeliveryCounts {
+        var clauses = ["1"]
+        var arguments: StatementArguments = []
+        if let instanceID {
+            clauses.append("n.key_id IN (SELECT id FROM keys WHERE instance_id = ?)")
+            _ = arguments.append(contentsOf: [instanceID])
+        }
+        if let keyID {
+            clauses.append("n.key_id = ?")
+            _ = arguments.append(contentsOf: [keyID])
+        }
+        if let service {
+            clauses.append("n.service = ?")
+            _ = arguments.append(contentsOf: [service])
+        }
+        var counts = DeliveryCounts()
+        for row in try Row.fetchAll(db, sql: "SELECT n.status, COUNT(*) AS c FROM notifications n WHERE \(clauses.joined(separator: " AND ")) GROUP BY n.status",
+                                    arguments: arguments) {
+            if let status = NotificationStatus(rawValue: row["status"]) { counts[status] = row["c"] }
+        }
+        return counts
+    }
+
+    func dueNotifications(at date: Date, limit: Int) throws -> [ResourceNotification] {
+        let sql = """
+            SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
+            WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
+              AND NOT EXISTS (SELECT 1 FROM notifications p
+                              WHERE p.key_id = n.key_id AND p.resource_crn = n.resource_crn AND p.id < n.id
+                                AND p.status IN ('pending', 'sent'))
+            ORDER BY n.next_attempt_at, n.id LIMIT ?
+            """
+        return try Row.fetchAll(db, sql: sql, arguments: [date.storageMilliseconds, limit]).map(decodeNotification)
+    }
+
+    func nextNotificationDueDate() throws -> Date? {
+        try Int64.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM notifications WHERE status IN ('pending', 'sent')")
+            .map(Date.init(storageMilliseconds:))
+    }
+
+    func instancePolicies(instanceID: String) throws -> [InstancePolicy] {
+        try Row.fetchAll(db, sql: "SELECT policy_type, enabled, attributes, stamp FROM instance_policies WHERE instance_id = ? ORDER BY policy_type",
+                         arguments: [instanceID]).compactMap { row in
+            guard let stamp = try decodeJSON(PolicyStamp.self, row["stamp"]) else { return nil }
+            return InstancePolicy(policyType: row["policy_type"], enabled: row["enabled"], attributesJSON: row["attributes"], stamp: stamp)
+        }
+    }
+
+    func meta(_ name: String) throws -> Data? {
+        try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE name = ?", arguments: [name])
+    }
+
+    // MARK: Writes
+
+    func ensureInstance(_ id: String, at date: Date) throws {
+        try db.execute(sql: "INSERT OR IGNORE INTO instances (id, created_at) VALUES (?, ?)", arguments: [id, date.storageMilliseconds])
+    }
+
+    private func keyArguments(_ key: Key) throws -> StatementArguments {
+        [
+            key.id, key.instanceID, key.name, key.description, try encodeJSON(key.tags) ?? "[]", key.keyRingID,
+            key.extractable, key.imported, key.state.rawValue, ms(key.creationDate), key.createdBy,
+            ms(key.lastUpdateDate), key.updatedBy, ms(key.lastLifecycleActionDate), ms(key.lastSyncDate),
+            ms(key.lastRotateDate), ms(key.expirationDate), key.currentVersion.id, ms(key.currentVersion.creationDate),
+            key.versionCount, ms(key.deletionDate), key.deletedBy, key.dualAuthDelete.enabled,
+            key.dualAuthDelete.authorizedBy, ms(key.dualAuthDelete.authExpiration), try encodeJSON(key.dualAuthStamp),
+            key.rotation?.enabled, key.rotation?.intervalMonth, try encodeJSON(key.rotationStamp), key.eventSequence,
+        ]
+    }
+
+    func insertKey(_ key: Key) throws {
+        try db.execute(sql: """
+            INSERT INTO keys (id, instance_id, name, description, tags, key_ring_id, extractable, imported, state,
+                created_at, created_by, updated_at, updated_by, last_action_at, last_sync_at, last_rotate_at, expires_at,
+                version_id, version_created_at, version_count, deleted_at, deleted_by, dual_auth_enabled, dual_auth_by,
+                dual_auth_expires_at, dual_auth_stamp, rotation_enabled, rotation_interval, rotation_stamp, event_sequence)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: try keyArguments(key))
+    }
+
+    func updateKey(_ key: Key) throws {
+        var arguments = try keyArguments(key)
+        _ = arguments.append(contentsOf: [key.id])
+        try db.execute(sql: """
+            UPDATE keys SET id = ?, instance_id = ?, name = ?, description = ?, tags = ?, key_ring_id = ?, extractable = ?,
+                imported = ?, state = ?, created_at = ?, created_by = ?, updated_at = ?, updated_by = ?, last_action_at = ?,
+                last_sync_at = ?, last_rotate_at = ?, expires_at = ?, version_id = ?, version_created_at = ?,
+                version_count = ?, deleted_at = ?, deleted_by = ?, dual_auth_enabled = ?, dual_auth_by = ?,
+                dual_auth_expires_at = ?, dual_auth_stamp = ?, rotation_enabled = ?, rotation_interval = ?,
+                rotation_stamp = ?, event_sequence = ?
+            WHERE id = ?
+            """, arguments: arguments)
+    }
+
+    func purgeKey(id: String) throws {
+        // Unfinished notifications of a purged key can never be honoured: they end dead.
+        try db.execute(sql: "UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE key_id = ? AND status IN ('pending', 'sent')",
+                       arguments: [id])
+        try db.execute(sql: "DELETE FROM keys WHERE id = ?", arguments: [id])
+    }
+
+    func insertVersion(keyID: String, version: KeyVersion, ordinal: Int, sealedMaterial: Data) throws {
+        try db.execute(sql: "INSERT INTO key_versions (id, key_id, ordinal, created_at, sealed_material) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [version.id, keyID, ordinal, version.creationDate.storageMilliseconds, sealedMaterial])
+    }
+
+    func insertAlias(_ alias: AliasRecord, instanceID: String) throws {
+        try db.execute(sql: "INSERT INTO aliases (instance_id, alias, key_id, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [instanceID, alias.alias, alias.keyID, alias.creationDate.storageMilliseconds, alias.createdBy])
+    }
+
+    func deleteAlias(_ alias: String, instanceID: String) throws -> Bool {
+        try db.execute(sql: "DELETE FROM aliases WHERE instance_id = ? AND alias = ?", arguments: [instanceID, alias])
+        return db.changesCount > 0
+    }
+
+    func insertKeyRing(instanceID: String, id: String, at date: Date, by principal: String) throws {
+        try db.execute(sql: "INSERT INTO key_rings (instance_id, id, created_at, created_by) VALUES (?, ?, ?, ?)",
+                       arguments: [instanceID, id, date.storageMilliseconds, principal])
+    }
+
+    func deleteKeyRing(instanceID: String, id: String) throws {
+        try db.execute(sql: "DELETE FROM key_rings WHERE instance_id = ? AND id = ?", arguments: [instanceID, id])
+    }
+
+    func moveKeys(instanceID: String, fromRing: String, toRing: String) throws {
+        try db.execute(sql: "UPDATE keys SET key_ring_id = ? WHERE instance_id = ? AND key_ring_id = ?",
+                       arguments: [toRing, instanceID, fromRing])
+    }
+
+    func upsertRegistration(_ r: Registration) throws {
+        try db.execute(sql: """
+            INSERT INTO registrations (key_id, resource_crn, instance_id, service, description, metadata, prevent_key_deletion,
+                key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at, ack_event_id, ack_state,
+                ack_key_version_id, ack_processed_at, ack_received_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (key_id, resource_crn) DO UPDATE SET
+                description = excluded.description, metadata = excluded.metadata,
+                prevent_key_deletion = excluded.prevent_key_deletion, key_version_id = excluded.key_version_id,
+                key_version_created_at = excluded.key_version_created_at, updated_by = excluded.updated_by,
+                updated_at = excluded.updated_at, ack_event_id = excluded.ack_event_id, ack_state = excluded.ack_state,
+                ack_key_version_id = excluded.ack_key_version_id, ack_processed_at = excluded.ack_processed_at,
+                ack_received_at = excluded.ack_received_at
+            """, arguments: [
+                r.keyID, r.resourceCRN, r.instanceID, r.serviceName, r.description, r.registrationMetadata,
+                r.preventKeyDeletion, r.keyVersion.id, ms(r.keyVersion.creationDate), r.createdBy, ms(r.creationDate),
+                r.updatedBy, ms(r.lastUpdated), r.acknowledgement?.eventID, r.acknowledgement?.adopterKeyState.rawValue,
+                r.acknowledgement?.keyVersionID, ms(r.acknowledgement?.processedAt), ms(r.acknowledgement?.receivedAt),
+            ])
+    }
+
+    func deleteRegistration(keyID: String, resourceCRN: String) throws -> Bool {
+        try db.execute(sql: "DELETE FROM registrations WHERE key_id = ? AND resource_crn = ?", arguments: [keyID, resourceCRN])
+        return db.changesCount > 0
+    }
+
+    func recordAcknowledgement(keyID: String, resourceCRN: String, _ ack: Acknowledgement) throws {
+        try db.execute(sql: """
+            UPDATE registrations SET ack_event_id = ?, ack_state = ?, ack_key_version_id = ?, ack_processed_at = ?, ack_received_at = ?
+            WHERE key_id = ? AND resource_crn = ?
+            """, arguments: [ack.eventID, ack.adopterKeyState.rawValue, ack.keyVersionID, ms(ack.processedAt),
+                             ms(ack.receivedAt), keyID, resourceCRN])
+    }
+
+    func appendEvent(_ event: LifecycleEvent) throws -> Int64 {
+        try db.execute(sql: """
+            INSERT INTO events (id, instance_id, key_id, key_seq, kind, key_state, version_id, version_created_at, at, principal, correlation_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [event.id, event.instanceID, event.keyID, event.keySequence, event.kind.rawValue,
+                             event.keyState.rawValue, event.keyVersion.id, ms(event.keyVersion.creationDate),
+                             ms(event.date), event.principal, event.correlationID])
+        return db.lastInsertedRowID
+    }
+
+    func fanOut(eventSequence: Int64, keyID: String, dueAt date: Date) throws -> Int {
+        try db.execute(sql: """
+            INSERT INTO notifications (event_seq, key_id, resource_crn, service, status, attempts, next_attempt_at)
+            SELECT ?, key_id, resource_crn, service, 'pending', 0, ? FROM registrations WHERE key_id = ?
+            """, arguments: [eventSequence, date.storageMilliseconds, keyID])
+        return db.changesCount
+    }
+
+    func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) throws {
+        switch outcome {
+        case .sent(let at, let deadline):
+            try db.execute(sql: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ?, last_error = NULL WHERE id = ? AND status IN ('pending', 'sent')",
+                           arguments: [at.storageMilliseconds, deadline.storageMilliseconds, notificationID])
+        case .failed(_, let error, let retryAt):
+            try db.execute(sql: "UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+                           arguments: [retryAt.storageMilliseconds, error, notificationID])
+        case .dead(_, let error):
+            try db.execute(sql: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+                           arguments: [error, notificationID])
+        }
+    }
+
+    func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int {
+        try db.execute(sql: """
+            UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL
+            WHERE key_id = ? AND resource_crn = ? AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
+              AND (status != 'dead' OR event_seq = ?)
+            """, arguments: [date.storageMilliseconds, keyID, resourceCRN, upToEventSequence, upToEventSequence])
+        return db.changesCount
+    }
+
+    func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws {
+        try db.execute(sql: """
+            INSERT INTO instance_policies (instance_id, policy_type, enabled, attributes, stamp) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (instance_id, policy_type) DO UPDATE SET enabled = excluded.enabled, attributes = excluded.attributes, stamp = excluded.stamp
+            """, arguments: [instanceID, policy.policyType, policy.enabled, policy.attributesJSON, try encodeJSON(policy.stamp)])
+    }
+
+    func setMeta(_ name: String, _ value: Data) throws {
+        try db.execute(sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                       arguments: [name, value])
+    }
+}

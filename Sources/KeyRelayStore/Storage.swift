@@ -1,0 +1,154 @@
+import Foundation
+import KeyRelayCore
+
+/// What the engine needs from persistence, shaped by the engine (commands as transactions, streamed queries) and
+/// not by SQLite, so that another store (PostgreSQL) can be added without touching the engine or the core.
+public protocol KeyRelayStorage: Sendable {
+    /// Runs `command` as one all-or-nothing transaction and returns only after it is durably committed.
+    /// This is the single commit path of every write.
+    func write<T: Sendable>(_ command: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T
+    /// Runs `query` on a consistent snapshot.
+    func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T
+}
+
+/// Which keys a listing returns, in which order.
+public struct KeyQuery: Sendable, Equatable {
+    public enum SortField: String, Sendable, CaseIterable {
+        case id, state, extractable, imported, creationDate, lastUpdateDate, lastRotateDate, deletionDate, expirationDate
+    }
+    /// States to include; Key Protect's default omits destroyed keys.
+    public var states: Set<KeyState> = [.active, .suspended, .deactivated]
+    public var extractable: Bool?
+    /// Case-insensitive substring of the name or an alias.
+    public var search: String?
+    public var keyRingID: String?
+    public var sort: SortField = .creationDate
+    public var descending = false
+    public var limit = 200
+    public var offset = 0
+    public init() {}
+}
+
+/// A key ring as listed.
+public struct KeyRingRecord: Sendable, Equatable {
+    public var id: String
+    public var creationDate: Date?
+    public var createdBy: String?
+    public init(id: String, creationDate: Date?, createdBy: String?) {
+        self.id = id
+        self.creationDate = creationDate
+        self.createdBy = createdBy
+    }
+}
+
+/// An alias of a key.
+public struct AliasRecord: Sendable, Equatable {
+    public var alias: String
+    public var keyID: String
+    public var creationDate: Date
+    public var createdBy: String
+    public init(alias: String, keyID: String, creationDate: Date, createdBy: String) {
+        self.alias = alias
+        self.keyID = keyID
+        self.creationDate = creationDate
+        self.createdBy = createdBy
+    }
+}
+
+/// A change to one notification's delivery state, recorded by the bus.
+public enum DeliveryOutcome: Sendable, Equatable {
+    /// Handed to the service; the acknowledgement is awaited until `ackDeadline`.
+    case sent(at: Date, ackDeadline: Date)
+    /// Delivery failed; try again at `retryAt`.
+    case failed(at: Date, error: String, retryAt: Date)
+    /// Attempts ran out or no acknowledgement came in time.
+    case dead(at: Date, error: String)
+}
+
+/// Reads, available inside and outside transactions.
+public protocol StorageReader {
+    func instanceExists(_ id: String) throws -> Bool
+    func instanceIDs() throws -> [String]
+    func key(id: String, instanceID: String) throws -> Key?
+    func keyID(alias: String, instanceID: String) throws -> String?
+    func keys(instanceID: String, query: KeyQuery) throws -> [Key]
+    func countKeys(instanceID: String, query: KeyQuery) throws -> Int
+    /// Active keys whose expiration date is at or before `date`.
+    func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key]
+    func aliases(keyID: String) throws -> [AliasRecord]
+    /// Versions newest first.
+    func versions(keyID: String, limit: Int, offset: Int) throws -> [KeyVersion]
+    func sealedMaterial(keyID: String, versionID: String) throws -> Data?
+    func keyRings(instanceID: String) throws -> [KeyRingRecord]
+    func countKeys(instanceID: String, keyRingID: String, excludingDestroyed: Bool) throws -> Int
+    func registration(keyID: String, resourceCRN: String) throws -> Registration?
+    /// Registrations of one key (or of every key of the instance when `keyID` is nil), ordered by key and CRN.
+    func registrations(instanceID: String, keyID: String?, filter: RegistrationFilter, limit: Int, offset: Int) throws -> [Registration]
+    func countRegistrations(instanceID: String, keyID: String?, filter: RegistrationFilter) throws -> Int
+    /// Streams every registration of a key, without loading them all.
+    func forEachRegistration(keyID: String, _ body: (Registration) throws -> Void) throws
+    func registrationSummary(keyID: String) throws -> RegistrationSummary
+    func event(id: String) throws -> LifecycleEvent?
+    func events(instanceID: String?, keyID: String?, after sequence: Int64, limit: Int) throws -> [LifecycleEvent]
+    func latestEventSequence() throws -> Int64
+    func notifications(keyID: String?, eventSequence: Int64?, status: NotificationStatus?, limit: Int, offset: Int) throws -> [ResourceNotification]
+    func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification?
+    func deliveryCounts(instanceID: String?, keyID: String?, service: String?) throws -> DeliveryCounts
+    /// Notifications due at `date`: pending ones whose attempt time has come, and sent ones whose acknowledgement
+    /// deadline has passed, excluding any with an earlier unfinished notification for the same resource.
+    /// Ordered by due time, then id.
+    func dueNotifications(at date: Date, limit: Int) throws -> [ResourceNotification]
+    /// The earliest future instant at which a notification falls due, if any.
+    func nextNotificationDueDate() throws -> Date?
+    func instancePolicies(instanceID: String) throws -> [InstancePolicy]
+    func meta(_ name: String) throws -> Data?
+}
+
+/// Writes, available only inside ``KeyRelayStorage/write(_:)``.
+public protocol StorageTransaction: StorageReader {
+    func ensureInstance(_ id: String, at date: Date) throws
+    func insertKey(_ key: Key) throws
+    func updateKey(_ key: Key) throws
+    /// Removes a key for good (purge): its versions and material, aliases and registrations. Events stay.
+    func purgeKey(id: String) throws
+    func insertVersion(keyID: String, version: KeyVersion, ordinal: Int, sealedMaterial: Data) throws
+    func insertAlias(_ alias: AliasRecord, instanceID: String) throws
+    func deleteAlias(_ alias: String, instanceID: String) throws -> Bool
+    func insertKeyRing(instanceID: String, id: String, at date: Date, by principal: String) throws
+    func deleteKeyRing(instanceID: String, id: String) throws
+    /// Moves every key of ring `from` to ring `to`.
+    func moveKeys(instanceID: String, fromRing: String, toRing: String) throws
+    func upsertRegistration(_ registration: Registration) throws
+    func deleteRegistration(keyID: String, resourceCRN: String) throws -> Bool
+    func recordAcknowledgement(keyID: String, resourceCRN: String, _ ack: Acknowledgement) throws
+    /// Appends an event and returns its global sequence.
+    func appendEvent(_ event: LifecycleEvent) throws -> Int64
+    /// Writes one pending notification of the event per registration of `keyID`, due at `date`; returns how many.
+    func fanOut(eventSequence: Int64, keyID: String, dueAt date: Date) throws -> Int
+    /// Records a delivery outcome for a notification that is still pending or sent.
+    func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) throws
+    /// Marks the notification of `eventSequence` to `resourceCRN` acknowledged, and any earlier unfinished
+    /// notification of the same key to the same resource too (a newer acknowledged state supersedes them).
+    func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int
+    func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws
+    func setMeta(_ name: String, _ value: Data) throws
+}
+
+/// Errors of the store itself (not of the domain).
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The file was written by a newer KeyRelay: it has migrations this build does not know.
+    case newerSchema(unknown: [String])
+    public var description: String {
+        switch self {
+        case .newerSchema(let unknown):
+            "The database was written by a newer version of KeyRelay (unknown schema migrations: \(unknown.joined(separator: ", "))); open it with that version or newer"
+        }
+    }
+}
+
+extension Date {
+    /// Milliseconds since 1970, as stored.
+    public var storageMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+    /// A date from stored milliseconds.
+    public init(storageMilliseconds ms: Int64) { self.init(timeIntervalSince1970: Double(ms) / 1000) }
+}
