@@ -126,3 +126,14 @@ public struct DeliveryCounts: Sendable, Equatable, Codable {
         }
     }
 }
+
+/// A change to one notification's delivery state, recorded by the bus.
+public enum DeliveryOutcome: Sendable, Equatable {
+    /// Handed to the service; the acknowledgement is awaited until `ackDeadline`.
+    case sent(at: Date, ackDeadline: Date)
+    /// Delivery failed; try again at `retryAt`.
+    case failed(at: Date, error: String, retryAt: Date)
+    /// Attempts ran out or no acknowledgement came in time.
+    case dead(at: Date, error: String)
+}
+

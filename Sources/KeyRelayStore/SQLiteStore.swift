@@ -447,7 +447,7 @@ struct SQLiteTransaction: StorageTransaction {
             WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
               AND NOT EXISTS (SELECT 1 FROM notifications p
                               WHERE p.key_id = n.key_id AND p.resource_crn = n.resource_crn AND p.id < n.id
-                                AND p.status IN ('pending', 'sent'))
+                                AND p.status = 'pending')
             ORDER BY n.next_attempt_at, n.id LIMIT ?
             """
         return try Row.fetchAll(db, sql: sql, arguments: [date.storageMilliseconds, limit]).map(decodeNotification)

@@ -55,16 +55,6 @@ public struct AliasRecord: Sendable, Equatable {
     }
 }
 
-/// A change to one notification's delivery state, recorded by the bus.
-public enum DeliveryOutcome: Sendable, Equatable {
-    /// Handed to the service; the acknowledgement is awaited until `ackDeadline`.
-    case sent(at: Date, ackDeadline: Date)
-    /// Delivery failed; try again at `retryAt`.
-    case failed(at: Date, error: String, retryAt: Date)
-    /// Attempts ran out or no acknowledgement came in time.
-    case dead(at: Date, error: String)
-}
-
 /// Reads, available inside and outside transactions.
 public protocol StorageReader {
     func instanceExists(_ id: String) throws -> Bool
@@ -95,7 +85,9 @@ public protocol StorageReader {
     func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification?
     func deliveryCounts(instanceID: String?, keyID: String?, service: String?) throws -> DeliveryCounts
     /// Notifications due at `date`: pending ones whose attempt time has come, and sent ones whose acknowledgement
-    /// deadline has passed, excluding any with an earlier unfinished notification for the same resource.
+    /// deadline has passed, excluding any with an earlier *pending* notification for the same resource (per-resource
+    /// order of hand-over; a sent notification awaiting its acknowledgement, or a dead one, does not hold back the
+    /// events behind it, since every notification carries the key's full current state).
     /// Ordered by due time, then id.
     func dueNotifications(at date: Date, limit: Int) throws -> [ResourceNotification]
     /// The earliest future instant at which a notification falls due, if any.
