@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "KeyRelay",
             dependencies: [
-                "KeyRelayCore", "KeyRelayStore",
+                "KeyRelayCore", "KeyRelayStore", "KeyRelayBus",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -64,12 +64,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+        // Test support: a process the crash tests SIGKILL at random moments (not shipped to users).
+        .executableTarget(
+            name: "KeyRelayCrashChild",
+            dependencies: ["KeyRelay", "KeyRelayBus", "KeyRelayAdapters"],
+            swiftSettings: strict),
         .executableTarget(name: "StoryExample", dependencies: ["KeyRelay"], path: "Examples/Story", swiftSettings: strict),
 
         .testTarget(name: "KeyRelayCoreTests", dependencies: ["KeyRelayCore"]),
         .testTarget(name: "KeyRelayStoreTests", dependencies: ["KeyRelayStore", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore"]),
-        .testTarget(name: "KeyRelayBusTests", dependencies: ["KeyRelayBus", "KeyRelay"]),
+        .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelayCrashChild", "StoryExample"]),
+        .testTarget(name: "KeyRelayBusTests", dependencies: ["KeyRelayBus", "KeyRelay", "KeyRelayCrashChild"]),
         .testTarget(name: "KeyRelayAdaptersTests", dependencies: ["KeyRelayAdapters", "KeyRelay"]),
         .testTarget(name: "KeyRelayScenarioTests", dependencies: ["KeyRelayScenario"], resources: []),
         .testTarget(

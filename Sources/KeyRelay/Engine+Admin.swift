@@ -15,7 +15,7 @@ extension KeyRelayEngine {
             throw KeyRelayError(.invalidField, "The field 'interval_month' must be: an integer from 1 to 12", operation: op,
                                 target: ErrorTarget(.field, "interval_month"))
         }
-        return try await policyCommand(reference, context: context, operation: op) { _, key, now in
+        return try await policyCommand(reference, context: context, operation: op) { _, key, now, _ in
             var next = key
             if let rotation {
                 guard key.isRoot else {
@@ -161,16 +161,20 @@ extension KeyRelayEngine {
     @discardableResult
     public func moveKey(_ reference: String, toRing target: String, currentRing: String? = nil, context: RequestContext) async throws -> Key {
         let op = "Key could not be patched"
-        return try await policyCommand(reference, context: context, operation: op) { _, key, now in
+        return try await policyCommand(reference, context: context, operation: op) { _, key, now, tx in
             if let currentRing, currentRing != key.keyRingID {
                 throw KeyRelayError(.keyRingMismatch, "The X-Kms-Key-Ring header names '\(currentRing)', but the key is in ring '\(key.keyRingID)'",
                                     operation: op, target: ErrorTarget(.header, "X-Kms-Key-Ring"))
+            }
+            guard try tx.keyRings(instanceID: context.instanceID).contains(where: { $0.id == target }) else {
+                throw KeyRelayError(.keyRingNotFound, "The key ring '\(target)' does not exist in this instance: create it first",
+                                    operation: op, target: ErrorTarget(.field, "keyRingID"))
             }
             var next = key
             next.keyRingID = target
             next.lastUpdateDate = now
             next.updatedBy = context.principal
             return next
-        }.self
+        }
     }
 }

@@ -252,7 +252,7 @@ extension KeyRelayEngine {
     /// Dual authorization: the first principal authorizes deletion (valid 7 days).
     @discardableResult
     public func setKeyForDeletion(_ reference: String, context: RequestContext) async throws -> Key {
-        try await policyCommand(reference, context: context, operation: KeyAction.setKeyForDeletion.operation) { rules, key, now in
+        try await policyCommand(reference, context: context, operation: KeyAction.setKeyForDeletion.operation) { rules, key, now, _ in
             try rules.setForDeletion(key, at: now, by: context.principal)
         }
     }
@@ -260,7 +260,7 @@ extension KeyRelayEngine {
     /// Dual authorization: cancel a pending authorization.
     @discardableResult
     public func unsetKeyForDeletion(_ reference: String, context: RequestContext) async throws -> Key {
-        try await policyCommand(reference, context: context, operation: KeyAction.unsetKeyForDeletion.operation) { rules, key, now in
+        try await policyCommand(reference, context: context, operation: KeyAction.unsetKeyForDeletion.operation) { rules, key, now, _ in
             try rules.unsetForDeletion(key, at: now, by: context.principal)
         }
     }
@@ -288,14 +288,14 @@ extension KeyRelayEngine {
 
     /// A change that is not a lifecycle action (policies, dual-auth authorization): no event, no cooldown.
     func policyCommand(_ reference: String, context: RequestContext, operation: String,
-                       _ transform: @escaping @Sendable (LifecycleRules, Key, Date) throws -> Key) async throws -> Key {
+                       _ transform: @escaping @Sendable (LifecycleRules, Key, Date, any StorageReader) throws -> Key) async throws -> Key {
         let now = now()
         let rules = rules
         let ids = ids
         return try await storage.write { tx in
             var key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: operation)
             key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
-            let next = try transform(rules, key, now)
+            let next = try transform(rules, key, now, tx)
             try tx.updateKey(next)
             return next
         }

@@ -22,6 +22,9 @@ public final class SQLiteStore: KeyRelayStorage {
 
     let writer: any DatabaseWriter
     public let location: Location
+    // Group commit (issue #6, GroupCommit.swift): `write` goes through it so that concurrent commands share one
+    // durable COMMIT, each in its own savepoint.
+    let committer: GroupCommitter
 
     /// Opens (creating if needed) and migrates the database.
     /// - Throws: ``StoreError/newerSchema(unknown:)`` for a file written by a newer KeyRelay.
@@ -43,6 +46,7 @@ public final class SQLiteStore: KeyRelayStorage {
             writer = try DatabaseQueue(configuration: config)
         }
         try Self.migrate(writer)
+        committer = GroupCommitter(writer: writer)  // group commit (issue #6)
     }
 
     /// The embedded migrations, in order: (identifier, SQL).
@@ -77,8 +81,13 @@ public final class SQLiteStore: KeyRelayStorage {
     }
 
     public func write<T: Sendable>(_ command: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T {
-        try await writer.write { db in try command(SQLiteTransaction(db: db)) }
+        // Group commit (issue #6): the command runs in its own savepoint of a shared transaction, and this returns
+        // only after that transaction's COMMIT. See GroupCommit.swift.
+        try await committer.submit { db in try command(SQLiteTransaction(db: db)) }
     }
+
+    /// How group commit has batched this store's writes so far (benchmarks, diagnostics). Issue #6.
+    public var groupCommitStatistics: GroupCommitStatistics { committer.statistics }
 
     public func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T {
         try await writer.read { db in try query(SQLiteTransaction(db: db)) }
@@ -119,7 +128,7 @@ private let eventColumns = """
     """
 
 private let notificationColumns = """
-    n.id, n.resource_crn, n.service, n.status, n.attempts, n.next_attempt_at, n.last_error, n.sent_at, n.acked_at,
+    n.id AS notification_id, n.resource_crn, n.service, n.status, n.attempts, n.next_attempt_at, n.last_error, n.sent_at, n.acked_at,
     \(eventColumns)
     """
 
@@ -201,7 +210,7 @@ private func decodeEvent(_ row: Row) -> LifecycleEvent {
 }
 
 private func decodeNotification(_ row: Row) -> ResourceNotification {
-    ResourceNotification(id: row["id"], event: decodeEvent(row), resourceCRN: row["resource_crn"], serviceName: row["service"],
+    ResourceNotification(id: row["notification_id"], event: decodeEvent(row), resourceCRN: row["resource_crn"], serviceName: row["service"],
                  status: NotificationStatus(rawValue: row["status"]) ?? .pending, attempts: row["attempts"],
                  nextAttemptDate: date(row, "next_attempt_at"), lastError: row["last_error"],
                  sentDate: date(row, "sent_at"), acknowledgedDate: date(row, "acked_at"))

@@ -1,0 +1,51 @@
+import Foundation
+import KeyRelayBus
+import KeyRelayCore
+import KeyRelayStore
+
+/// The engine is the bus's outbox: notifications are written with their events (one transaction) and the
+/// ``Dispatcher`` takes them from here.
+///
+/// Per-resource order: a notification is not due while an earlier *pending* notification of the same key to the
+/// same resource exists. Sent (awaiting acknowledgement) and dead notifications do not hold back later ones:
+/// every notification carries the key's full current state and version, so a later one supersedes them. An
+/// accepted sync writes a new notification to every registration, including those whose earlier notifications
+/// are dead.
+extension KeyRelayEngine: Outbox {
+    public func dueNotifications(at date: Date, limit: Int) async throws -> [ResourceNotification] {
+        try await storage.read { tx in try tx.dueNotifications(at: date, limit: limit) }
+    }
+
+    public func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) async throws {
+        try await storage.write { tx in try tx.recordDelivery(notificationID: notificationID, outcome) }
+    }
+
+    /// The earliest due date among notifications that are not held back by an earlier pending one (a held-back
+    /// notification falls due when the one ahead of it is handed over, which is itself in this set).
+    public func nextDeliveryDueDate() async throws -> Date? {
+        try await storage.read { tx in try tx.dueNotifications(at: .distantFuture, limit: 1).first?.nextAttemptDate }
+    }
+}
+
+extension KeyRelayEngine {
+    /// The earliest expiration date of an active key, if any (the dispatcher visits it to deactivate the key).
+    public func nextKeyExpirationDate() async throws -> Date? {
+        try await storage.read { tx in try tx.keysDueForExpiry(at: .distantFuture, limit: 1).first?.expirationDate }
+    }
+
+    /// Key expirations as dispatcher work: at each expiration instant, ``expireDueKeys()`` runs.
+    public nonisolated var expiryWork: ScheduledWork {
+        ScheduledWork(name: "key expiry",
+                      nextDate: { [self] in try await self.nextKeyExpirationDate() },
+                      perform: { [self] _ in _ = try await self.expireDueKeys() })
+    }
+
+    /// A dispatcher over this engine's outbox and clock, with key expirations as scheduled work.
+    /// - Parameters:
+    ///   - policy: retries and the acknowledgement window (its window defaults to the engine's configured one).
+    ///   - seed: seeds the backoff jitter.
+    public nonisolated func makeDispatcher(bus: ServiceBus, policy: DeliveryPolicy? = nil, seed: UInt64 = 0) -> Dispatcher {
+        let policy = policy ?? DeliveryPolicy(acknowledgementWindow: configuration.lifecycle.acknowledgementWindow)
+        return Dispatcher(outbox: self, bus: bus, clock: clock, policy: policy, seed: seed, scheduled: [expiryWork])
+    }
+}

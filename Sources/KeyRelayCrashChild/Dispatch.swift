@@ -1,0 +1,52 @@
+import Foundation
+import KeyRelay
+import KeyRelayBus
+
+/// Acknowledges every notification with the state its event asks for, then prints `ack <notification id>`.
+final class CrashAckingSubscriber: ServiceSubscriber {
+    let client: any AdopterClient
+    init(client: any AdopterClient) { self.client = client }
+    func deliver(_ notification: ResourceNotification) async throws {
+        let event = notification.event
+        try await client.acknowledge(AdopterAcknowledgement(eventID: event.id, resourceCRN: notification.resourceCRN,
+                                                            adopterKeyState: .expected(for: event.keyState),
+                                                            keyVersionID: event.keyVersion.id, timestamp: Date()))
+        emit("ack \(notification.id)")
+    }
+}
+
+/// Dispatch mode of the crash child: opens the engine on `dbPath` (master key from `KEYRELAY_MASTER_KEY`),
+/// subscribes acknowledging subscribers for COS and Cloud Databases, and delivers on the real clock, printing
+/// `ack <id>` (unbuffered) per acknowledged notification. When nothing is left pending or sent it prints `done` and
+/// exits 0. Instance `crash`.
+func runDispatchChild(dbPath: String, seed: UInt64) async throws {
+    guard let master = try MasterKey.load() else {
+        FileHandle.standardError.write(Data("KEYRELAY_MASTER_KEY is not set\n".utf8))
+        exit(64)
+    }
+    let engine = try await KeyRelayEngine.open(path: dbPath, masterKey: master)
+    let bus = ServiceBus()
+    let subscriber = CrashAckingSubscriber(client: engine.adopterClient(instanceID: "crash"))
+    bus.subscribe(subscriber, to: ServiceTopic.objectStorage)
+    bus.subscribe(subscriber, to: ServiceTopic.postgreSQL)
+    let dispatcher = engine.makeDispatcher(bus: bus, policy: DeliveryPolicy(maxAttempts: 1_000, maxDelay: 0.05), seed: seed)
+    emit("ready")
+    while true {
+        try await dispatcher.drain()
+        let counts = try await engine.deliveryCounts()
+        if counts.pending == 0, counts.sent == 0 {
+            emit("done")
+            exit(0)
+        }
+        // Something is waiting for a retry: wait for it (bounded), without spinning.
+        if let next = try await dispatcher.nextDueDate() {
+            let wait = max(0.001, min(0.05, next.timeIntervalSinceNow))
+            try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+        }
+    }
+}
+
+/// The entry point `main.swift` calls for `dispatch` mode.
+func runDispatchChildIfAvailable(dbPath: String, seed: UInt64, master: MasterKey) async throws {
+    try await runDispatchChild(dbPath: dbPath, seed: seed)
+}

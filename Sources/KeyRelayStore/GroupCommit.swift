@@ -1,0 +1,214 @@
+import Foundation
+import GRDB
+import Synchronization
+
+/// How group commit has batched the writes so far (for benchmarks and diagnostics, never for correctness).
+public struct GroupCommitStatistics: Sendable, Equatable {
+    /// Transactions run (each ends in one COMMIT or, when nothing succeeded, one ROLLBACK).
+    public var batches = 0
+    /// Commands run, successful or not.
+    public var commands = 0
+    /// Commands that threw (and were rolled back alone) or were lost with a failed commit.
+    public var failedCommands = 0
+    /// The largest number of commands a single batch held.
+    public var largestBatch = 0
+    /// The size of the latest batch.
+    public var lastBatch = 0
+
+    public init() {}
+
+    /// Average commands per batch (1 when every caller waited alone).
+    public var meanBatch: Double { batches == 0 ? 0 : Double(commands) / Double(batches) }
+}
+
+/// Group commit over one SQLite writer: concurrent commands share one durable commit while each stays
+/// all-or-nothing.
+///
+/// Every command submitted while the writer is busy waits in a queue. As soon as the writer is free, the committer
+/// takes *everything* that is queued (no timer, no waiting for more: a lone caller pays nothing extra), runs the
+/// commands one after the other inside ONE `BEGIN IMMEDIATE` transaction, each inside its own `SAVEPOINT`, and
+/// `COMMIT`s once. Only after that commit returns are the callers resumed, so nobody is told "done" before the
+/// commit that holds their change is durable (with `PRAGMA synchronous = FULL`, the commit's fsync).
+///
+/// - A command that throws (a domain refusal such as `KeyRelayError`, or an SQLite error) is rolled back to its
+///   savepoint alone; its caller gets its error and the other commands of the batch are unaffected.
+/// - If SQLite itself aborts the transaction (disk full, I/O error: the transaction is gone), the commands that
+///   ran before in that batch are lost with it and their callers get that error; the remaining commands run in a
+///   fresh transaction.
+/// - If the `COMMIT` fails, every command of the batch that had succeeded gets the commit's error (nothing of the
+///   batch is in the database).
+///
+/// Commands run on GRDB's writer queue, in submission order within a batch. Other users of the same writer (e.g.
+/// `SQLiteStore.writeSync`) interleave between batches.
+public final class GroupCommitter: Sendable {
+    /// What a test can observe of the committer, to drive batching deterministically without timing.
+    enum Event: Sendable {
+        /// A command was queued; the payload is the queue length after it.
+        case enqueued(Int)
+        /// A batch of this many commands finished (committed or failed) and its callers are about to resume.
+        case batchFinished(Int)
+    }
+
+    private struct Pending: Sendable {
+        /// Runs the command on the writer connection; returns how to resume its caller once committed.
+        let run: @Sendable (Database) throws -> @Sendable () -> Void
+        /// Resumes the caller with an error.
+        let fail: @Sendable (any Error) -> Void
+    }
+
+    private struct State {
+        var queue: [Pending] = []
+        /// True while a drain is scheduled or running on the writer (at most one at a time).
+        var draining = false
+        var statistics = GroupCommitStatistics()
+    }
+
+    private let writer: any DatabaseWriter
+    private let state = Mutex(State())
+    private let observer: (@Sendable (Event) -> Void)?
+
+    /// A committer over `writer`. All group-committed writes of a database must go through the same committer.
+    public convenience init(writer: any DatabaseWriter) {
+        self.init(writer: writer, observer: nil)
+    }
+
+    init(writer: any DatabaseWriter, observer: (@Sendable (Event) -> Void)?) {
+        self.writer = writer
+        self.observer = observer
+    }
+
+    /// Batching so far.
+    public var statistics: GroupCommitStatistics { state.withLock { $0.statistics } }
+
+    /// Runs `command` as one all-or-nothing unit inside a shared transaction and returns its value once that
+    /// transaction is durably committed.
+    ///
+    /// `command` must not open, commit or roll back transactions itself, and must not escape the `Database`.
+    /// - Throws: the command's own error (its changes rolled back, the batch unaffected), or the error of the
+    ///   transaction that carried it (`BEGIN`/`COMMIT` failure, SQLite aborting the transaction).
+    public func submit<T: Sendable>(_ command: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let pending = Pending(
+                run: { db in
+                    let value = try command(db)
+                    return { continuation.resume(returning: value) }
+                },
+                fail: { continuation.resume(throwing: $0) })
+            let (start, length) = state.withLock { state -> (Bool, Int) in
+                state.queue.append(pending)
+                if state.draining { return (false, state.queue.count) }
+                state.draining = true
+                return (true, state.queue.count)
+            }
+            observer?(.enqueued(length))
+            if start { scheduleDrain() }
+        }
+    }
+
+    private func scheduleDrain() {
+        writer.asyncWriteWithoutTransaction { db in self.drainOnce(db) }
+    }
+
+    /// Runs one batch: whatever is queued now. Schedules the next batch (rather than looping) so that other users
+    /// of the writer get their turn between batches.
+    private func drainOnce(_ db: Database) {
+        let batch = state.withLock { state -> [Pending] in
+            let batch = state.queue
+            state.queue.removeAll(keepingCapacity: true)
+            return batch
+        }
+        let (resumptions, failures) = batch.isEmpty ? ([], 0) : run(batch, db)
+        let more = state.withLock { state -> Bool in
+            if !batch.isEmpty {
+                state.statistics.batches += 1
+                state.statistics.commands += batch.count
+                state.statistics.failedCommands += failures
+                state.statistics.largestBatch = max(state.statistics.largestBatch, batch.count)
+                state.statistics.lastBatch = batch.count
+            }
+            if state.queue.isEmpty {
+                state.draining = false
+                return false
+            }
+            return true
+        }
+        observer?(.batchFinished(batch.count))
+        // The batch is committed (or failed as a whole): now, and only now, its callers learn their outcome.
+        for resume in resumptions { resume() }
+        if more { scheduleDrain() }
+    }
+
+    /// Runs `batch` in one transaction (a fresh one after SQLite aborts one), each command in its own savepoint.
+    /// Returns the resumption of every caller, in submission order, and how many failed.
+    private func run(_ batch: [Pending], _ db: Database) -> ([@Sendable () -> Void], Int) {
+        var outcomes: [@Sendable () -> Void] = []
+        outcomes.reserveCapacity(batch.count)
+        var failures = 0
+        // Commands that succeeded inside the open transaction, not yet committed.
+        var uncommitted: [(pending: Pending, resume: @Sendable () -> Void)] = []
+        var open = false
+        // A lone command needs no savepoint: on error the whole transaction (its own) is rolled back.
+        let savepoints = batch.count > 1
+
+        func failUncommitted(_ error: any Error) {
+            for entry in uncommitted { outcomes.append { entry.pending.fail(error) } }
+            failures += uncommitted.count
+            uncommitted.removeAll()
+        }
+
+        for pending in batch {
+            if !open {
+                do {
+                    try db.beginTransaction(.immediate)
+                    open = true
+                } catch {
+                    outcomes.append { pending.fail(error) }
+                    failures += 1
+                    continue
+                }
+            }
+            do {
+                if savepoints { try db.execute(sql: "SAVEPOINT keyrelay_command") }
+                let resume = try pending.run(db)
+                if savepoints { try db.execute(sql: "RELEASE SAVEPOINT keyrelay_command") }
+                uncommitted.append((pending, resume))
+            } catch {
+                outcomes.append { pending.fail(error) }
+                failures += 1
+                if !db.isInsideTransaction {
+                    // SQLite rolled the whole transaction back: what ran before in it is gone.
+                    failUncommitted(error)
+                    open = false
+                } else if !savepoints {
+                    try? db.rollback()
+                    open = false
+                } else {
+                    do {
+                        try db.execute(sql: "ROLLBACK TO SAVEPOINT keyrelay_command")
+                        try db.execute(sql: "RELEASE SAVEPOINT keyrelay_command")
+                    } catch {
+                        // Cannot isolate this command: give the whole transaction up rather than commit a part of it.
+                        try? db.rollback()
+                        failUncommitted(error)
+                        open = false
+                    }
+                }
+            }
+        }
+        if open {
+            if uncommitted.isEmpty {
+                try? db.rollback()
+            } else {
+                do {
+                    try db.commit()
+                    for entry in uncommitted { outcomes.append(entry.resume) }
+                    uncommitted.removeAll()
+                } catch {
+                    try? db.rollback()
+                    failUncommitted(error)
+                }
+            }
+        }
+        return (outcomes, failures)
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+@testable import KeyRelayCore
+
+@Suite("CRN")
+struct CRNTests {
+    @Test func cosBucketAndCloudDatabasesCRNsParse() throws {
+        let bucket = try CRN(parsing: "crn:v1:bluemix:public:cloud-object-storage:global:a/acct123:inst-1:bucket:invoices")
+        #expect(bucket.serviceName == "cloud-object-storage")
+        #expect(bucket.resourceType == "bucket")
+        #expect(bucket.resource == "invoices")
+        let icd = try CRN(parsing: "crn:v1:bluemix:public:databases-for-postgresql:us-south:a/acct123:dep-9::/agentid=1234")
+        #expect(icd.serviceName == "databases-for-postgresql")
+        #expect(icd.resourceType == "")
+        #expect(icd.resource == "/agentid=1234")
+        #expect(icd.description == "crn:v1:bluemix:public:databases-for-postgresql:us-south:a/acct123:dep-9::/agentid=1234")
+        #expect(try CRN(parsing: CRN.bucket(account: "a", serviceInstance: "s", bucket: "b")).resource == "b")
+        #expect(try CRN(parsing: CRN.deployment(account: "a", deployment: "d")).serviceInstance == "d")
+    }
+
+    @Test(arguments: [
+        "crn:v1:bluemix:public:cloud-object-storage:global:a/acct",            // too few segments
+        "urn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:b",     // not crn
+        "crn:v2:bluemix:public:cloud-object-storage:global:a/x:i:bucket:b",     // version
+        "crn:v1::public:cloud-object-storage:global:a/x:i:bucket:b",            // empty cname
+        "crn:v1:bluemix::cloud-object-storage:global:a/x:i:bucket:b",           // empty ctype
+        "crn:v1:bluemix:public::global:a/x:i:bucket:b",                          // empty service
+        "crn:v1:bluemix:public:Cloud Object:global:a/x:i:bucket:b",             // whitespace
+        "crn:v1:bluemix:public:cloud-object-storage:global:acct:i:bucket:b",    // scope without a/
+        "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:",      // bucket without name
+    ])
+    func invalidCRNsAreRefusedWithAFieldError(text: String) {
+        #expect(throws: KeyRelayError.self) { try CRN(parsing: text) }
+        if let error = caught({ _ = try CRN(parsing: text) }) {
+            #expect(error.code == .invalidField)
+            #expect(error.target == ErrorTarget(.field, "resourceCrn"))
+        }
+    }
+
+    @Test func crnQueriesMatchExactlyOrByTrailingStar() {
+        let crn = "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:b1"
+        #expect(CRN.matches(crn, query: crn))
+        #expect(CRN.matches(crn, query: "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:*"))
+        #expect(!CRN.matches(crn, query: "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:b2"))
+    }
+}
+
+@Suite("Aliases and key rings")
+struct AliasTests {
+    @Test(arguments: ["ab", "my-alias_1", String(repeating: "a", count: 90)])
+    func validAliases(alias: String) throws { try Alias.validate(alias) }
+
+    @Test(arguments: ["a", String(repeating: "a", count: 91), "has space", "dot.ted", "keys", "Versions",
+                      "01234567-89ab-4cde-8f01-23456789abcd"])
+    func invalidAliases(alias: String) {
+        #expect(throws: KeyRelayError.self) { try Alias.validate(alias) }
+    }
+
+    @Test func keyRingIDs() throws {
+        try KeyRing.validate("ring-1")
+        #expect(throws: KeyRelayError.self) { try KeyRing.validate("r") }
+        #expect(throws: KeyRelayError.self) { try KeyRing.validate("ring_1") }
+    }
+}
+
+@Suite("Durations, timestamps, ids, errors")
+struct MiscTests {
+    @Test func durationsParse() {
+        #expect(DurationText.parse("4h") == 14400)
+        #expect(DurationText.parse("1h 1s") == 3601)
+        #expect(DurationText.parse("1h1s") == 3601)
+        #expect(DurationText.parse("30d") == Double(30 * 86400))
+        #expect(DurationText.parse("90m") == 5400)
+        #expect(DurationText.parse("500ms") == 0.5)
+        #expect(DurationText.parse("") == nil)
+        #expect(DurationText.parse("4 h") == nil)
+        #expect(DurationText.parse("4x") == nil)
+        #expect(DurationText.parse("h") == nil)
+        #expect(DurationText.goStyle(4 * 3600) == "4h0m0s")
+        #expect(DurationText.goStyle(30) == "30s")
+    }
+
+    @Test func timestampsAreRFC3339InUTC() {
+        #expect(Timestamp.format(t0) == "2026-01-01T00:00:00Z")
+        #expect(Timestamp.parse("2026-01-01T00:00:00Z") == t0)
+        #expect(Timestamp.parse("2026-01-01T00:00:00.500Z") == t0.addingTimeInterval(0.5))
+        #expect(Timestamp.parse("yesterday") == nil)
+    }
+
+    @Test func seededIdentifiersAreReproducibleV4UUIDs() {
+        let a = SeededIdentifiers(seed: 42), b = SeededIdentifiers(seed: 42), c = SeededIdentifiers(seed: 43)
+        let first = a.next()
+        #expect(first == b.next())
+        #expect(first != c.next())
+        #expect(Alias.isUUID(first))
+        #expect(Array(first)[14] == "4")
+    }
+
+    @Test func manualClockOnlyMovesWhenTold() {
+        let clock = ManualClock(start: t0)
+        #expect(clock.now() == t0)
+        clock.advance(by: 3601)
+        #expect(clock.now() == t0.addingTimeInterval(3601))
+        clock.set(to: t0.addingTimeInterval(7200))
+        #expect(clock.now() == t0.addingTimeInterval(7200))
+    }
+
+    @Test func everyReasonCodeHasKeyProtectsStatus() {
+        #expect(ReasonCode.keyNotFound.status == 404)
+        #expect(ReasonCode.keyDeleted.status == 410)
+        #expect(ReasonCode.requestTooEarly.status == 409)
+        #expect(ReasonCode.protectedResource.status == 409)
+        #expect(ReasonCode.preventKeyDeletion.status == 409)
+        #expect(ReasonCode.keyRestoreExpired.status == 400)
+        #expect(ReasonCode.unprocessableCiphertext.status == 422)
+        #expect(ReasonCode.serviceOnly.status == 403)
+        #expect(ReasonCode.unauthorized.status == 401)
+        for code in ReasonCode.allCases { #expect(HTTPStatusPhrase.phrase(for: code.status) != "Error") }
+    }
+
+    @Test func errorMsgFollowsKeyProtectsForm() {
+        let error = KeyRelayError(.keyNotFound, "Key does not exist", operation: "Key could not be retrieved")
+        #expect(error.errorMsg == "Not Found: Key could not be retrieved: Please see 'reasons' for more details (KEY_NOT_FOUND_ERR)")
+    }
+
+    @Test func driftComparesAcknowledgedStateAndVersionWithTheKey() throws {
+        var key = makeKey()
+        var registration = Registration(keyID: key.id, instanceID: key.instanceID,
+                                        resourceCRN: try CRN(parsing: CRN.bucket(account: "a", serviceInstance: "s", bucket: "b")),
+                                        keyVersion: key.currentVersion, createdBy: "cos", creationDate: t0)
+        #expect(!registration.isDrifted(from: key))
+        key.state = .destroyed
+        #expect(registration.isDrifted(from: key))
+        registration.acknowledgement = Acknowledgement(eventID: "e", adopterKeyState: .deleted, keyVersionID: nil, processedAt: t0, receivedAt: t0)
+        #expect(!registration.isDrifted(from: key))
+        key.state = .active
+        key.currentVersion = KeyVersion(id: "v2", creationDate: t0)
+        registration.acknowledgement = Acknowledgement(eventID: "e2", adopterKeyState: .enabled, keyVersionID: "v1", processedAt: t0, receivedAt: t0)
+        #expect(registration.isDrifted(from: key))
+    }
+}
