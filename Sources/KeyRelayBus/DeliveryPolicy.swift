@@ -1,0 +1,83 @@
+import Foundation
+import KeyRelayCore
+
+/// How the dispatcher retries: bounded attempts, capped exponential backoff with jitter, and the window within which
+/// a handed-over notification must be acknowledged.
+///
+/// The delay after failed attempt *n* (1-based) is `min(maxDelay, baseDelay × factor^(n-1))`, then jittered:
+/// - ``Jitter-swift.enum/full``: uniformly in `[0, d]`;
+/// - ``Jitter-swift.enum/equal``: `d/2` plus uniformly `[0, d/2]` (never less than half the backoff);
+/// - ``Jitter-swift.enum/none``: exactly `d`.
+///
+/// Delays are whole milliseconds (the store's precision) and at least 1 ms, so a failed notification is never due
+/// again at the instant it failed. The random draws come from a ``SeededGenerator`` owned by the ``Dispatcher``:
+/// the same seed gives the same retry instants.
+public struct DeliveryPolicy: Sendable, Equatable {
+    /// How the backoff is randomized.
+    public enum Jitter: String, Sendable, Equatable, CaseIterable {
+        /// No randomness: the capped exponential delay itself.
+        case none
+        /// Uniform in `[0, delay]` ("full jitter").
+        case full
+        /// `delay/2 + uniform[0, delay/2]` ("equal jitter").
+        case equal
+    }
+
+    /// Attempts before a notification becomes a dead letter. Default 8.
+    public var maxAttempts: Int
+    /// The delay after the first failed attempt. Default 1 s.
+    public var baseDelay: TimeInterval
+    /// The growth factor per attempt. Default 2.
+    public var factor: Double
+    /// The cap on any one delay. Default 15 min.
+    public var maxDelay: TimeInterval
+    /// Default ``Jitter-swift.enum/equal``.
+    public var jitter: Jitter
+    /// A notification handed over but not acknowledged within this window becomes dead
+    /// ("not acknowledged within 4h0m0s"). Default: ``LifecycleConfiguration/acknowledgementWindow`` (4 h).
+    public var acknowledgementWindow: TimeInterval
+
+    public init(maxAttempts: Int = 8, baseDelay: TimeInterval = 1, factor: Double = 2, maxDelay: TimeInterval = 15 * 60,
+                jitter: Jitter = .equal,
+                acknowledgementWindow: TimeInterval = LifecycleConfiguration().acknowledgementWindow) {
+        precondition(maxAttempts >= 1, "a delivery policy needs at least one attempt")
+        self.maxAttempts = maxAttempts
+        self.baseDelay = baseDelay
+        self.factor = factor
+        self.maxDelay = maxDelay
+        self.jitter = jitter
+        self.acknowledgementWindow = acknowledgementWindow
+    }
+
+    /// The capped exponential delay after failed attempt `attempt` (1-based), before jitter.
+    public func backoff(afterAttempt attempt: Int) -> TimeInterval {
+        let exponent = Double(max(0, attempt - 1))
+        return min(maxDelay, baseDelay * pow(factor, exponent))
+    }
+
+    /// The jittered delay after failed attempt `attempt`, in whole milliseconds, at least 1 ms.
+    public func retryDelay<G: RandomNumberGenerator>(afterAttempt attempt: Int, using generator: inout G) -> TimeInterval {
+        TimeInterval(retryDelayMilliseconds(afterAttempt: attempt, using: &generator)) / 1000
+    }
+
+    /// ``retryDelay(afterAttempt:using:)`` as an integer number of milliseconds.
+    public func retryDelayMilliseconds<G: RandomNumberGenerator>(afterAttempt attempt: Int, using generator: inout G) -> Int64 {
+        let capped = Int64((backoff(afterAttempt: attempt) * 1000).rounded(.down))
+        let milliseconds: Int64
+        switch jitter {
+        case .none:
+            milliseconds = capped
+        case .full:
+            milliseconds = capped > 0 ? Int64.random(in: 0...capped, using: &generator) : 0
+        case .equal:
+            let half = capped / 2
+            milliseconds = half + (capped - half > 0 ? Int64.random(in: 0...(capped - half), using: &generator) : 0)
+        }
+        return max(1, milliseconds)
+    }
+
+    /// The error recorded on a notification whose acknowledgement did not arrive in time.
+    public var acknowledgementTimeoutMessage: String {
+        "not acknowledged within \(DurationText.goStyle(acknowledgementWindow))"
+    }
+}

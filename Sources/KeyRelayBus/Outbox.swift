@@ -1,0 +1,43 @@
+import Foundation
+import KeyRelayCore
+
+/// Where the dispatcher takes notifications from and records what became of them: the engine's outbox.
+///
+/// The engine implements it over its store (`KeyRelayEngine: Outbox`); tests may implement it in memory.
+///
+/// ## Ordering and dead letters
+/// ``dueNotifications(at:limit:)`` enforces per-resource order of hand-over: a notification is not due while an
+/// earlier notification of the same key to the same resource is still *pending* (not yet handed over, or waiting
+/// for a retry). A notification that was handed over and awaits its acknowledgement, or one that is dead, does not
+/// hold back the events behind it: every notification carries the key's full current state (state and version), so
+/// a later event supersedes an earlier one and a resource never needs the earlier one to catch up. A dead letter is
+/// repaired by the next event or by a sync, which re-notifies every registered resource.
+public protocol Outbox: Sendable {
+    /// Notifications due at `date`, in delivery order (due time, then id): pending ones whose attempt time has
+    /// come, and sent ones whose acknowledgement deadline has passed. At most `limit`.
+    func dueNotifications(at date: Date, limit: Int) async throws -> [ResourceNotification]
+    /// Records what became of one delivery attempt. A notification that is no longer pending or sent (for
+    /// example acknowledged meanwhile) is left as it is.
+    func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) async throws
+    /// The earliest instant at which a notification that is not held back falls due (a retry, a first
+    /// hand-over, or an acknowledgement deadline), or nil when nothing is waiting.
+    func nextDeliveryDueDate() async throws -> Date?
+}
+
+/// Work other than deliveries that falls due at instants the dispatcher must visit: for example key expirations
+/// (the engine's ``ScheduledWork`` deactivates keys whose expiration date has passed).
+public struct ScheduledWork: Sendable {
+    /// A name for logs.
+    public var name: String
+    /// The next instant at which `perform` has something to do, or nil.
+    public var nextDate: @Sendable () async throws -> Date?
+    /// Does what is due at the given instant (the clock reads that instant).
+    public var perform: @Sendable (Date) async throws -> Void
+
+    public init(name: String, nextDate: @escaping @Sendable () async throws -> Date?,
+                perform: @escaping @Sendable (Date) async throws -> Void) {
+        self.name = name
+        self.nextDate = nextDate
+        self.perform = perform
+    }
+}
