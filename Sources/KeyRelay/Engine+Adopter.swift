@@ -39,11 +39,8 @@ public struct EngineAdopterClient: AdopterClient {
         return RewrappedDEK(ciphertext: result.ciphertext, keyVersion: result.rewrappedKeyVersion)
     }
 
-    public func acknowledge(_ ack: AdopterAcknowledgement) async throws {
-        try await engine.acknowledge(EventAcknowledgement(eventID: ack.eventID, resourceCRN: ack.resourceCRN,
-                                                          adopterKeyState: ack.adopterKeyState, keyVersionID: ack.keyVersionID,
-                                                          timestamp: ack.timestamp, deleteRegistration: ack.deleteRegistration),
-                                     context: context)
+    public func acknowledge(_ ack: EventAcknowledgement) async throws {
+        try await engine.acknowledge(ack, context: context)
     }
 
     public func unregisterResource(keyID: String, resourceCRN: String) async throws {

@@ -18,29 +18,6 @@ public struct RegistrationInput: Sendable, Equatable {
     }
 }
 
-/// An adopter's acknowledgement of a lifecycle event (Key Protect's `event_ack`).
-public struct EventAcknowledgement: Sendable, Equatable {
-    public var eventID: String
-    /// The resource acknowledging (the registration's CRN).
-    public var resourceCRN: String
-    public var adopterKeyState: AdopterKeyState
-    /// The key version the adopter's DEK is now wrapped with (required for `DEK_ENABLED`).
-    public var keyVersionID: String?
-    /// When the adopter processed the event.
-    public var timestamp: Date
-    /// The adopter no longer uses the key: remove the registration.
-    public var deleteRegistration: Bool
-    public init(eventID: String, resourceCRN: String, adopterKeyState: AdopterKeyState, keyVersionID: String?,
-                timestamp: Date, deleteRegistration: Bool = false) {
-        self.eventID = eventID
-        self.resourceCRN = resourceCRN
-        self.adopterKeyState = adopterKeyState
-        self.keyVersionID = keyVersionID
-        self.timestamp = timestamp
-        self.deleteRegistration = deleteRegistration
-    }
-}
-
 extension KeyRelayEngine {
     static let registrationOp = "Registration could not be processed"
 

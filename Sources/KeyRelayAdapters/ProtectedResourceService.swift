@@ -248,7 +248,7 @@ public actor ProtectedResourceService: ServiceSubscriber {
 
     private func acknowledge(_ event: LifecycleEvent, crn: String) async throws {
         guard let r = resources[crn] else { return }
-        try await client.acknowledge(AdopterAcknowledgement(eventID: event.id, resourceCRN: crn, adopterKeyState: r.adopterState,
+        try await client.acknowledge(EventAcknowledgement(eventID: event.id, resourceCRN: crn, adopterKeyState: r.adopterState,
                                                             keyVersionID: r.keyVersion.id, timestamp: clock.now()))
     }
 }

@@ -47,33 +47,6 @@ public struct RewrappedDEK: Sendable, Equatable {
     }
 }
 
-/// An adopter's acknowledgement of one lifecycle event (Key Protect's `POST /api/v2/event_ack`).
-public struct AdopterAcknowledgement: Sendable, Equatable {
-    /// The event acknowledged.
-    public var eventID: String
-    /// The resource acknowledging (its registration's CRN).
-    public var resourceCRN: String
-    /// The state the adopter's DEK is in now.
-    public var adopterKeyState: AdopterKeyState
-    /// The key version the adopter's DEK is wrapped with now (`keyStateData.rewrappedKeyVersion`; required for
-    /// `DEK_ENABLED`).
-    public var keyVersionID: String?
-    /// When the adopter processed the event.
-    public var timestamp: Date
-    /// The adopter no longer uses the key: remove the registration.
-    public var deleteRegistration: Bool
-
-    public init(eventID: String, resourceCRN: String, adopterKeyState: AdopterKeyState, keyVersionID: String?,
-                timestamp: Date, deleteRegistration: Bool = false) {
-        self.eventID = eventID
-        self.resourceCRN = resourceCRN
-        self.adopterKeyState = adopterKeyState
-        self.keyVersionID = keyVersionID
-        self.timestamp = timestamp
-        self.deleteRegistration = deleteRegistration
-    }
-}
-
 /// The calls a real adopter (an associated service) makes to Key Protect: service-to-service registration, wrap,
 /// unwrap, rewrap, `event_ack`, unregistration. The simulated services depend on this protocol only, never on the
 /// store or the engine; the engine provides one (`KeyRelayEngine.adopterClient(instanceID:principal:)`), and an
@@ -91,7 +64,7 @@ public protocol AdopterClient: Sendable {
     /// Rewraps a wrapped DEK under the key's latest version.
     func rewrapDEK(keyID: String, ciphertext: String, aad: [String]) async throws -> RewrappedDEK
     /// Acknowledges a lifecycle event.
-    func acknowledge(_ acknowledgement: AdopterAcknowledgement) async throws
+    func acknowledge(_ acknowledgement: EventAcknowledgement) async throws
     /// Removes the registration of `resourceCRN` with `keyID`.
     func unregisterResource(keyID: String, resourceCRN: String) async throws
 }

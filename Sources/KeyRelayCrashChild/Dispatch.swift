@@ -8,7 +8,7 @@ final class CrashAckingSubscriber: ServiceSubscriber {
     init(client: any AdopterClient) { self.client = client }
     func deliver(_ notification: ResourceNotification) async throws {
         let event = notification.event
-        try await client.acknowledge(AdopterAcknowledgement(eventID: event.id, resourceCRN: notification.resourceCRN,
+        try await client.acknowledge(EventAcknowledgement(eventID: event.id, resourceCRN: notification.resourceCRN,
                                                             adopterKeyState: .expected(for: event.keyState),
                                                             keyVersionID: event.keyVersion.id, timestamp: Date()))
         emit("ack \(notification.id)")

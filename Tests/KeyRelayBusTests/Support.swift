@@ -16,7 +16,7 @@ final class AckingSubscriber: ServiceSubscriber {
     func deliver(_ notification: ResourceNotification) async throws {
         got.withLock { $0.append(notification) }
         let event = notification.event
-        try await client.acknowledge(AdopterAcknowledgement(eventID: event.id, resourceCRN: notification.resourceCRN,
+        try await client.acknowledge(EventAcknowledgement(eventID: event.id, resourceCRN: notification.resourceCRN,
                                                             adopterKeyState: .expected(for: event.keyState),
                                                             keyVersionID: event.keyVersion.id, timestamp: clock.now()))
     }
