@@ -33,6 +33,8 @@ public final class SQLiteStore: KeyRelayStorage {
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
+        // Purge erases key material: deleted rows are overwritten with zeros instead of lingering in free pages.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         switch location {
         case .file(let path):
             let pool = try DatabasePool(path: path, configuration: config)
@@ -73,6 +75,11 @@ public final class SQLiteStore: KeyRelayStorage {
     /// Reads a pragma from the writer connection (e.g. `synchronous`, `journal_mode`).
     public func writerPragma(_ name: String) throws -> String? {
         try writer.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA \(name)") }
+    }
+
+    /// Copies the write-ahead log into the database file and empties it (`PRAGMA wal_checkpoint(TRUNCATE)`).
+    public func checkpoint() throws {
+        try writer.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
     /// Runs `PRAGMA integrity_check` and returns its verdict (`ok` when sound).

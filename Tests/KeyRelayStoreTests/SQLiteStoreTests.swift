@@ -32,6 +32,7 @@ struct SQLiteStoreTests {
         #expect(try store.writerPragma("synchronous") == "2")
         #expect(try store.writerPragma("journal_mode") == "wal")
         #expect(try store.writerPragma("foreign_keys") == "1")
+        #expect(try store.writerPragma("secure_delete") == "1")
     }
 
     @Test func anEmptyFileIsMigratedToTheLatestSchema() throws {

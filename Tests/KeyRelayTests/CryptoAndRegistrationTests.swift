@@ -104,6 +104,23 @@ struct CryptoTests {
         #expect(try await reopened.payload(key.id, context: alice) == material)
     }
 
+    @Test func purgeErasesTheSealedMaterialFromTheFile() async throws {
+        let path = try temporaryPath()
+        let (engine, clock) = try await makeEngine(path: path)
+        let key = try await engine.createKey(KeySpec(name: "to-erase"), context: alice)
+        let store = try #require(engine.storage as? SQLiteStore)
+        let sealed = try #require(try await store.read { tx in try tx.sealedMaterial(keyID: key.id, versionID: key.currentVersion.id) })
+        try await engine.delete(key.id, context: alice)
+        clock.advance(by: 4 * 3600)
+        try await engine.purge(key.id, context: alice)
+        #expect(try await store.read { tx in try tx.sealedMaterial(keyID: key.id, versionID: key.currentVersion.id) } == nil)
+        try store.checkpoint()
+        for file in [path, path + "-wal"] {
+            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()
+            #expect(bytes.range(of: sealed) == nil, "purged material still in \(file)")
+        }
+    }
+
     @Test func masterKeyLoadingIsStrict() throws {
         #expect(try MasterKey.load(environment: [:]) == nil)
         #expect(throws: KeyRelayError.self) { try MasterKey.load(environment: ["KEYRELAY_MASTER_KEY": "c2hvcnQ="]) }
