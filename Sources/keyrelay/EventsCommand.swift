@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import KeyRelay
+
+/// `keyrelay events`: lifecycle events as CloudEvents 1.0 JSON lines.
+struct EventsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events", abstract: "Print lifecycle events as CloudEvents 1.0 JSON lines.",
+        discussion: "Each line has id, source, specversion \"1.0\", type (com.ibm.kms.key.<kind>), subject (the key id), time, sequence and data.")
+    @OptionGroup var options: DatabaseOptions
+    @Option(help: "Only events after this sequence number.") var after: Int64 = 0
+    @Option(help: "Only this key's events (id).") var key: String?
+    @Flag(help: "Keep printing new events as they are written.") var follow = false
+    @Option(help: "With --follow, seconds between polls.") var interval: Double = 1
+
+    func run() async throws {
+        try await reportingErrors(json: options.json) {
+            let engine = try await options.engine()
+            var cursor = after
+            while true {
+                let events = try await engine.events(after: cursor, keyID: key, limit: 1000, context: options.context)
+                for event in events {
+                    print(CLIJSON.encode(CloudEvent(event, configuration: engine.configuration)))
+                    cursor = max(cursor, event.sequence)
+                }
+                fflush(nil)
+                if events.count == 1000 { continue }
+                guard follow else { return }
+                try await Task.sleep(for: .seconds(interval))
+            }
+        }
+    }
+}
+
+/// A lifecycle event in CloudEvents 1.0 structured JSON form.
+struct CloudEvent: Codable {
+    struct Payload: Codable {
+        var keyState: String
+        var keyStateCode: Int
+        var keyVersion: String
+        var keySequence: Int
+        var principal: String
+        var correlationID: String?
+    }
+    var specversion = "1.0"
+    var id: String
+    var source: String
+    var type: String
+    var subject: String
+    var time: String
+    var sequence: String
+    var datacontenttype = "application/json"
+    var data: Payload
+
+    init(_ event: LifecycleEvent, configuration: KeyRelayConfiguration) {
+        id = event.id
+        source = "crn:v1:bluemix:public:kms:\(configuration.region):a/\(configuration.account):\(event.instanceID)::"
+        type = "com.ibm.kms.key.\(event.kind.rawValue)"
+        subject = event.keyID
+        time = Timestamp.format(event.date)
+        sequence = String(event.sequence)
+        data = Payload(keyState: event.keyState.description, keyStateCode: event.keyState.rawValue, keyVersion: event.keyVersion.id,
+                       keySequence: event.keySequence, principal: event.principal, correlationID: event.correlationID)
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+
+/// The repository root, found from this file's path.
+private let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The built `keyrelay` binary: in the products directory that holds the test bundle.
+private func keyrelayBinary() throws -> URL {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<5 {
+        let candidate = directory.appendingPathComponent("keyrelay")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            return candidate
+        }
+        directory = directory.deletingLastPathComponent()
+    }
+    throw CLIFailure(message: "keyrelay binary not found near \(CommandLine.arguments[0])")
+}
+
+private struct CLIFailure: Error { var message: String }
+
+private struct Output {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+private func run(_ arguments: [String], environment: [String: String] = [:], in directory: URL = root) throws -> Output {
+    let process = Process()
+    process.executableURL = try keyrelayBinary()
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    var env = ProcessInfo.processInfo.environment
+    env.removeValue(forKey: "KEYRELAY_MASTER_KEY")
+    env.merge(environment) { $1 }
+    process.environment = env
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                  stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+private func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("keyrelay-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+@Suite("keyrelay command line")
+struct CLITests {
+    @Test("scenario run on the seed story exits 0 with the closing line")
+    func seedStory() throws {
+        let output = try run(["scenario", "run", "scenarios/00-seed-story.scenario"])
+        #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
+        #expect(output.stdout.hasSuffix("13 passed, 0 failed\n"))
+        #expect(output.stdout.hasPrefix("scenarios/00-seed-story.scenario:2 ✓ clock start 2026-01-01T00:00:00Z\n"))
+    }
+
+    @Test("a wrong expectation exits non-zero with a ✗ line; a malformed file names file:line:column")
+    func failures() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "key create k1\nexpect key k1 state destroyed\n".write(to: dir.appendingPathComponent("a-wrong.scenario"), atomically: true, encoding: .utf8)
+        try "key create k1\nadvance later\n".write(to: dir.appendingPathComponent("b-bad.scenario"), atomically: true, encoding: .utf8)
+        let output = try run(["scenario", "run", "."], in: dir)
+        #expect(output.status == 1)
+        #expect(output.stdout.contains("./a-wrong.scenario:2 ✗ expect key k1 state destroyed — expected state destroyed, saw state active"))
+        #expect(output.stdout.contains("./b-bad.scenario:2:9: expected a duration"))
+        #expect(output.stdout.hasSuffix("0 passed, 2 failed\n"))
+
+        let json = try run(["scenario", "run", "--json", "a-wrong.scenario"], in: dir)
+        #expect(json.status == 1)
+        #expect(json.stdout.split(separator: "\n").last == #"{"failed":1,"passed":0}"#)
+    }
+
+    @Test("a missing path exits non-zero")
+    func missingPath() throws {
+        let output = try run(["scenario", "run", "no-such-dir"])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("no-such-dir"))
+    }
+
+    @Test("database commands need a master key")
+    func masterKeyRequired() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let output = try run(["key", "list", "--db", dir.appendingPathComponent("k.sqlite").path])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("no master key"))
+    }
+
+    @Test("key commands on a temporary database, errors with reason codes, events as CloudEvents")
+    func keyCommands() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("k.sqlite").path
+        let env = ["KEYRELAY_MASTER_KEY": Data(repeating: 7, count: 32).base64EncodedString()]
+        let created = try run(["key", "create", "orders-root", "--db", db, "--json", "--as", "alice"], environment: env)
+        #expect(created.status == 0, "\(created.stderr)")
+        let key = try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any]
+        let id = try #require(key?["id"] as? String)
+        #expect(key?["state"] as? String == "active")
+
+        let bucket = try run(["resource", "bucket", "create", "invoices", "--key", id, "--db", db], environment: env)
+        #expect(bucket.status == 0, "\(bucket.stderr)")
+        let refused = try run(["key", "delete", id, "--db", db], environment: env)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("PROTECTED_RESOURCE_ERR (409)"))
+        let deleted = try run(["key", "delete", id, "--force", "--db", db], environment: env)
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(deleted.stdout.contains("state: destroyed"))
+
+        let list = try run(["key", "list", "--all", "--db", db], environment: env)
+        #expect(list.stdout.contains("orders-root"))
+        let status = try run(["status", "--db", db, "--json"], environment: env)
+        #expect(status.stdout.contains("\"pending\":1"))
+
+        let events = try run(["events", "--db", db], environment: env)
+        let lines = events.stdout.split(separator: "\n")
+        #expect(lines.count == 2)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any]
+        #expect(first?["specversion"] as? String == "1.0")
+        #expect(first?["type"] as? String == "com.ibm.kms.key.create")
+        #expect(first?["subject"] as? String == id)
+        let after = try run(["events", "--after", "1", "--db", db], environment: env)
+        #expect(after.stdout.contains("com.ibm.kms.key.delete"))
+        #expect(!after.stdout.contains("com.ibm.kms.key.create"))
+
+        let wrongKey = try run(["key", "list", "--db", db],
+                               environment: ["KEYRELAY_MASTER_KEY": Data(repeating: 8, count: 32).base64EncodedString()])
+        #expect(wrongKey.status != 0)
+        #expect(wrongKey.stderr.contains("UNAUTHORIZED_ERR"))
+    }
+}
