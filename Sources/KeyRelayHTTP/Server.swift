@@ -1,0 +1,131 @@
+import Foundation
+import Hummingbird
+import KeyRelay
+import Logging
+
+/// How `keyrelay serve` is configured.
+public struct ServeOptions: Sendable {
+    public var databasePath: String
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// A file holding the base64 master key; otherwise `KEYRELAY_MASTER_KEY`; with `dev`, generated beside the database.
+    public var masterKeyFile: String?
+    /// The access file (tokens → grants); required without `dev`.
+    public var accessFile: String?
+    /// Development mode: a root token with Manager, KeyPurge and Service on every instance.
+    public var dev = false
+    /// The dev root token; generated when nil.
+    public var devToken: String?
+    /// Run the engine on a manual clock, moved by `POST /api/v2/_dev/clock` (dev only).
+    public var manualClock = false
+    /// RSA modulus size of import tokens.
+    public var importTokenKeySize = 4096
+
+    public init(databasePath: String) { self.databasePath = databasePath }
+}
+
+/// Builds and runs the server behind `keyrelay serve`.
+public enum KeyRelayServer {
+    /// What a prepared server is made of (everything but the listening socket).
+    public struct Prepared: Sendable {
+        public var api: KeyProtectAPI
+        /// The dev root token, in dev mode.
+        public var devToken: String?
+        /// Lines to print before serving (warnings, the dev token).
+        public var notices: [String]
+    }
+
+    /// Makes the background work for an engine (and the manual clock in `--manual-clock` mode).
+    public typealias BackgroundFactory = @Sendable (KeyRelayEngine, ManualClock?) async throws -> any BackgroundWork
+
+    /// The default background: the bus dispatcher over the engine's outbox (delivery, retries, dead letters,
+    /// acknowledgement window, key expiry). Its bus starts with no subscribers: adopters outside the process
+    /// acknowledge through `POST /api/v2/event_ack`; simulated services subscribe to `dispatcher.bus`.
+    public static let defaultBackground: BackgroundFactory = { engine, _ in DispatcherBackground(engine: engine) }
+
+    /// Validates the options, loads or (dev) creates the master key and access, opens the engine.
+    public static func prepare(_ options: ServeOptions, environment: [String: String] = ProcessInfo.processInfo.environment,
+                               background: BackgroundFactory = defaultBackground) async throws -> Prepared {
+        let op = "Server could not be started"
+        var notices: [String] = []
+        if options.manualClock, !options.dev {
+            throw KeyRelayError(.badBody, "--manual-clock is only available with --dev", operation: op)
+        }
+        // Master key.
+        var masterKey = try MasterKey.load(environment: environment, file: options.masterKeyFile)
+        if masterKey == nil {
+            guard options.dev else {
+                throw KeyRelayError(.badBody, "No master key: pass --master-key-file FILE (base64 of 32 bytes, e.g. `openssl rand -base64 32 > FILE`) or set KEYRELAY_MASTER_KEY; or use --dev for local experiments",
+                                    operation: op)
+            }
+            let path = options.databasePath + ".master-key"
+            if FileManager.default.fileExists(atPath: path) {
+                masterKey = try MasterKey.load(environment: [:], file: path)
+                notices.append("WARNING: dev mode: using the master key in \(path) (beside the database). Do not use --dev in production.")
+            } else {
+                let key = MasterKey.generate()
+                guard FileManager.default.createFile(atPath: path, contents: Data((key.base64EncodedString() + "\n").utf8),
+                                                     attributes: [.posixPermissions: 0o600]) else {
+                    throw KeyRelayError(.badBody, "Could not write the dev master key file \(path)", operation: op)
+                }
+                masterKey = key
+                notices.append("WARNING: dev mode: generated a master key in \(path) (mode 0600, beside the database). Anyone who can read both files can read every key. Do not use --dev in production.")
+            }
+        }
+        // Access.
+        let access: AccessControl
+        var devToken: String?
+        if options.dev {
+            if options.accessFile != nil {
+                throw KeyRelayError(.badBody, "--access and --dev cannot be combined: --dev uses a single root token", operation: op)
+            }
+            let token = options.devToken ?? Self.randomToken()
+            devToken = token
+            access = .development(token: token)
+            notices.append("Dev root token (Manager, KeyPurge, Service on every instance): \(token)")
+        } else {
+            guard let file = options.accessFile else {
+                throw KeyRelayError(.badBody, "No access file: pass --access FILE (JSON: {\"tokens\": {\"<token>\": {\"principal\": …, \"role\": \"Manager\", \"instances\": [\"…\"]}}}); or use --dev for local experiments",
+                                    operation: op)
+            }
+            access = try AccessControl.load(file: file)
+        }
+        let clock: ManualClock? = options.manualClock ? ManualClock(start: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))) : nil
+        let engine = try await KeyRelayEngine.open(path: options.databasePath, masterKey: masterKey!,
+                                                   clock: clock ?? SystemClock())
+        let work = try await background(engine, clock)
+        let api = KeyProtectAPI(engine: engine, access: access, devClock: clock, background: work,
+                                privateEndpointPort: options.port, importTokenKeySize: options.importTokenKeySize)
+        return Prepared(api: api, devToken: devToken, notices: notices)
+    }
+
+    /// Runs the API and its background work until SIGINT/SIGTERM.
+    public static func run(_ options: ServeOptions, background: BackgroundFactory = defaultBackground,
+                           print output: @escaping @Sendable (String) -> Void = { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }) async throws {
+        let prepared = try await prepare(options, background: background)
+        for line in prepared.notices { output(line) }
+        let host = options.host
+        let app = Application(router: prepared.api.makeRouter(),
+                              configuration: .init(address: .hostname(host, port: options.port), serverName: "KeyRelay"),
+                              onServerRunning: { channel in
+                                  let port = channel.localAddress?.port ?? options.port
+                                  output("KeyRelay listening on http://\(host):\(port)")
+                              },
+                              logger: Logger(label: "keyrelay.serve"))
+        let work = prepared.api.background
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            group.addTask {
+                do { try await work.run() } catch is CancellationError {}
+            }
+            // The server ends on a signal; then stop the background work.
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in String(generator.next() as UInt64, radix: 16) }.joined()
+    }
+}

@@ -1,0 +1,241 @@
+"""Interop proof: IBM's official Key Protect Python client (keyprotect on PyPI) against `keyrelay serve --dev
+--manual-clock`. Run through scripts/interop, which sets KEYRELAY_URL and KEYRELAY_TOKEN.
+
+Note: keyprotect 3.0.1 exports the client as `IbmKeyProtectApiV2` (there is no `keyprotectv2` module in it).
+The tests run in file order and share one server and one manual clock.
+"""
+import base64
+import json
+import os
+import urllib.parse
+import uuid
+
+import pytest
+import requests
+from ibm_cloud_sdk_core import ApiException
+from ibm_cloud_sdk_core.authenticators import BearerTokenAuthenticator
+from keyprotect import IbmKeyProtectApiV2
+
+URL = os.environ["KEYRELAY_URL"]
+TOKEN = os.environ["KEYRELAY_TOKEN"]
+INSTANCE = str(uuid.uuid4())
+ACCOUNT = "interop-account"
+KEY_TYPE = "application/vnd.ibm.kms.key+json"
+
+
+@pytest.fixture(scope="module")
+def kp():
+    client = IbmKeyProtectApiV2(authenticator=BearerTokenAuthenticator(TOKEN))
+    client.set_service_url(URL)
+    return client
+
+
+def body(obj):
+    return json.dumps(obj).encode()
+
+
+def key_body(name, extractable=False, **extra):
+    resource = {"type": KEY_TYPE, "name": name, "description": "KeyRelay interop", "extractable": extractable}
+    resource.update(extra)
+    return body({"metadata": {"collectionType": KEY_TYPE, "collectionTotal": 1}, "resources": [resource]})
+
+
+def create(kp, name, extractable=False, ring=None, **extra):
+    response = kp.create_key(INSTANCE, key_body(name, extractable, **extra), x_kms_key_ring=ring)
+    assert response.get_status_code() == 201
+    raw = response.get_result()
+    # The vendor media type makes the client hand back the raw requests.Response, as with the real service.
+    assert isinstance(raw, requests.Response)
+    assert raw.headers["Content-Type"].startswith(KEY_TYPE)
+    return raw.json()["resources"][0]
+
+
+def advance(duration):
+    r = requests.post(URL + "/api/v2/_dev/clock", json={"advance": duration},
+                      headers={"Authorization": "Bearer " + TOKEN})
+    assert r.status_code == 200, r.text
+    return r.json()["now"]
+
+
+def reason(exc):
+    return exc.http_response.json()["resources"][0]["reasons"][0]["code"]
+
+
+def register_bucket(key_id, bucket, prevent=False):
+    crn = f"crn:v1:bluemix:public:cloud-object-storage:global:a/{ACCOUNT}:cos-instance:bucket:{bucket}"
+    r = requests.post(
+        f"{URL}/api/v2/keys/{key_id}/registrations/{urllib.parse.quote(crn, safe='')}",
+        headers={"Authorization": "Bearer " + TOKEN, "Bluemix-Instance": INSTANCE,
+                 "Content-Type": "application/vnd.ibm.kms.registration_input+json"},
+        json={"metadata": {"collectionType": "application/vnd.ibm.kms.registration_input+json", "collectionTotal": 1},
+              "resources": [{"description": f"COS bucket {bucket}", "preventKeyDeletion": prevent}]})
+    assert r.status_code == 201, r.text
+    assert r.json()["resources"][0]["resourceCrn"] == crn
+    return crn
+
+
+def test_create_get_list_metadata_versions(kp):
+    root = create(kp, "interop-root")
+    assert root["extractable"] is False and root["state"] == 1 and root["imported"] is False
+    material = base64.b64encode(os.urandom(32)).decode()
+    standard = create(kp, "interop-standard", extractable=True, payload=material)
+    assert standard["imported"] is True
+
+    response = kp.create_key_with_policies_overrides(
+        INSTANCE, key_body("interop-overrides", rotation={"enabled": True, "interval_month": 3},
+                           dualAuthDelete={"enabled": False}))
+    assert response.get_status_code() == 201
+    overrides = response.get_result().json()["resources"][0]
+    assert overrides["rotation"] == {"enabled": True, "interval_month": 3}
+
+    got = kp.get_key(standard["id"], INSTANCE).get_result()["resources"][0]
+    assert got["payload"] == material
+    got_root = kp.get_key(root["id"], INSTANCE).get_result()["resources"][0]
+    assert "payload" not in got_root and got_root["crn"].endswith(":key:" + root["id"])
+
+    listed = kp.get_keys(INSTANCE, limit=100).get_result()
+    ids = {k["id"] for k in listed["resources"]}
+    assert {root["id"], standard["id"], overrides["id"]} <= ids
+    assert listed["metadata"]["collectionTotal"] == len(listed["resources"])
+    roots = kp.get_keys(INSTANCE, extractable=False).get_result()["resources"]
+    assert standard["id"] not in {k["id"] for k in roots}
+
+    head = kp.get_key_collection_metadata(INSTANCE)
+    assert int(head.get_headers()["Key-Total"]) == 3
+
+    metadata = kp.get_key_metadata(root["id"], INSTANCE).get_result()["resources"][0]
+    assert metadata["name"] == "interop-root" and "payload" not in metadata
+    versions = kp.get_key_versions(root["id"], INSTANCE, total_count=True).get_result()
+    assert versions["metadata"]["totalCount"] == 1
+    assert versions["resources"][0]["id"] == root["keyVersion"]["id"]
+
+    with pytest.raises(ApiException) as missing:
+        kp.get_key(str(uuid.uuid4()), INSTANCE)
+    assert missing.value.status_code == 404 and reason(missing.value) == "KEY_NOT_FOUND_ERR"
+
+
+def test_wrap_unwrap_rewrap_across_rotation(kp):
+    root = create(kp, "interop-wrap")
+    dek = base64.b64encode(os.urandom(32)).decode()
+    wrapped = kp.wrap_key(root["id"], INSTANCE, key_action_wrap_body=body({"plaintext": dek, "aad": ["bucket-a"]})).get_result()
+    assert isinstance(wrapped, requests.Response)
+    wrapped = wrapped.json()
+    assert wrapped["keyVersion"]["id"] == root["keyVersion"]["id"]
+    generated = kp.wrap_key(root["id"], INSTANCE).get_result().json()
+    assert len(base64.b64decode(generated["plaintext"])) == 32
+
+    unwrapped = kp.unwrap_key(root["id"], INSTANCE, body({"ciphertext": wrapped["ciphertext"], "aad": ["bucket-a"]})).get_result()
+    assert unwrapped["plaintext"] == dek and "rewrappedKeyVersion" not in unwrapped
+
+    rotated = kp.rotate_key(root["id"], INSTANCE, key_action_rotate_body=body({}))
+    assert rotated.get_status_code() == 204
+    latest = kp.get_key_metadata(root["id"], INSTANCE).get_result()["resources"][0]["keyVersion"]["id"]
+    assert latest != root["keyVersion"]["id"]
+
+    old = kp.unwrap_key(root["id"], INSTANCE, body({"ciphertext": wrapped["ciphertext"], "aad": ["bucket-a"]})).get_result()
+    assert old["plaintext"] == dek
+    assert old["keyVersion"]["id"] == root["keyVersion"]["id"]
+    assert old["rewrappedKeyVersion"]["id"] == latest
+
+    rewrapped = kp.rewrap_key(root["id"], INSTANCE, body({"ciphertext": wrapped["ciphertext"], "aad": ["bucket-a"]})).get_result()
+    assert rewrapped["rewrappedKeyVersion"]["id"] == latest
+    again = kp.unwrap_key(root["id"], INSTANCE, body({"ciphertext": rewrapped["ciphertext"], "aad": ["bucket-a"]})).get_result()
+    assert again["plaintext"] == dek and again["keyVersion"]["id"] == latest
+
+    with pytest.raises(ApiException) as too_soon:
+        kp.rotate_key(root["id"], INSTANCE, key_action_rotate_body=body({}))
+    assert reason(too_soon.value) == "KEY_ROTATION_NOT_PERMITTED"
+    versions = kp.get_key_versions(root["id"], INSTANCE).get_result()["resources"]
+    assert [v["id"] for v in versions] == [latest, root["keyVersion"]["id"]]
+
+
+def test_disable_enable(kp):
+    root = create(kp, "interop-disable")
+    assert kp.disable_key(root["id"], INSTANCE).get_status_code() == 204
+    assert kp.get_key(root["id"], INSTANCE).get_result()["resources"][0]["state"] == 2
+    with pytest.raises(ApiException) as wrap_disabled:
+        kp.wrap_key(root["id"], INSTANCE)
+    assert wrap_disabled.value.status_code == 409 and reason(wrap_disabled.value) == "KEY_ACTION_INVALID_STATE_ERR"
+    with pytest.raises(ApiException) as early:
+        kp.enable_key(root["id"], INSTANCE)
+    assert reason(early.value) == "REQ_TOO_EARLY_ERR"
+    advance("31s")
+    assert kp.enable_key(root["id"], INSTANCE).get_status_code() == 204
+    assert kp.get_key(root["id"], INSTANCE).get_result()["resources"][0]["state"] == 1
+
+
+def test_aliases_and_key_rings(kp):
+    assert kp.create_key_ring("interop-ring", INSTANCE).get_status_code() == 201
+    rings = kp.list_key_rings(INSTANCE).get_result()["resources"]
+    assert {"default", "interop-ring"} <= {r["id"] for r in rings}
+
+    key = create(kp, "interop-ringed", ring="interop-ring")
+    assert key["keyRingID"] == "interop-ring"
+    alias = kp.create_key_alias(key["id"], "interop-alias", INSTANCE)
+    assert alias.get_status_code() == 201
+    assert alias.get_result()["resources"][0]["alias"] == "interop-alias"
+    by_alias = kp.get_key("interop-alias", INSTANCE).get_result()["resources"][0]
+    assert by_alias["id"] == key["id"] and "interop-alias" in by_alias["aliases"]
+
+    with pytest.raises(ApiException):
+        kp.delete_key_ring("interop-ring", INSTANCE)
+    moved = kp.patch_key(key["id"], INSTANCE, key_patch_body=body({"keyRingID": "default"}), x_kms_key_ring="interop-ring")
+    assert moved.get_result()["resources"][0]["keyRingID"] == "default"
+    assert kp.delete_key_alias(key["id"], "interop-alias", INSTANCE).get_status_code() == 204
+    assert kp.delete_key_ring("interop-ring", INSTANCE).get_status_code() == 204
+
+
+def test_registration_delete_restore_purge(kp):
+    root = create(kp, "interop-protected")
+    crn = register_bucket(root["id"], "interop-bucket")
+    listed = kp.get_registrations(root["id"], INSTANCE).get_result()
+    assert [r["resourceCrn"] for r in listed["resources"]] == [crn]
+    everywhere = kp.get_registrations_all_keys(INSTANCE, url_encoded_resource_crn_query=crn[:-len("interop-bucket")] + "*").get_result()
+    assert crn in {r["resourceCrn"] for r in everywhere["resources"]}
+
+    with pytest.raises(ApiException) as protected:
+        kp.delete_key(root["id"], INSTANCE)
+    assert protected.value.status_code == 409 and reason(protected.value) == "PROTECTED_RESOURCE_ERR"
+    target = protected.value.http_response.json()["resources"][0]["reasons"][0]["target"]
+    assert target == {"type": "query_param", "name": "force"}
+
+    deleted = kp.delete_key(root["id"], INSTANCE, force=True, prefer="return=representation").get_result()["resources"][0]
+    assert deleted["state"] == 5 and deleted["deleted"] is True
+
+    advance("31s")
+    restored = kp.restore_key(root["id"], INSTANCE)
+    assert restored.get_status_code() == 201
+    assert kp.get_key(root["id"], INSTANCE).get_result()["resources"][0]["state"] == 1
+
+    kp.delete_key(root["id"], INSTANCE, force=True)
+    with pytest.raises(ApiException) as early:
+        kp.purge_key(root["id"], INSTANCE)
+    assert early.value.status_code == 409 and reason(early.value) == "REQ_TOO_EARLY_ERR"
+    advance("4h")
+    purged = kp.purge_key(root["id"], INSTANCE)
+    assert purged.get_status_code() == 200
+    with pytest.raises(ApiException) as gone:
+        kp.get_key(root["id"], INSTANCE)
+    assert gone.value.status_code == 404 and reason(gone.value) == "KEY_NOT_FOUND_ERR"
+
+
+def test_sync_cooldown(kp):
+    root = create(kp, "interop-sync")
+    register_bucket(root["id"], "interop-sync-bucket")
+    assert kp.sync_associated_resources(root["id"], INSTANCE).get_status_code() == 204
+
+    with pytest.raises(ApiException) as conflict:
+        kp.sync_associated_resources(root["id"], INSTANCE)
+    assert conflict.value.status_code == 409
+    error = conflict.value.http_response.json()
+    assert error["metadata"] == {"collectionType": "application/vnd.ibm.kms.error+json", "collectionTotal": 1}
+    assert error["resources"][0]["errorMsg"] == \
+        "Conflict: Could not initiate sync requests to associated resources: Please see 'reasons' for more details (REQ_TOO_EARLY_ERR)"
+    assert reason(conflict.value) == "REQ_TOO_EARLY_ERR"
+    assert error["resources"][0]["reasons"][0]["message"].startswith(
+        "The key was updated recently: Please wait and try again: Sync cannot be performed until at least ")
+    retry_after = int(conflict.value.http_response.headers["Retry-After"])
+    assert 3590 <= retry_after <= 3601
+
+    advance("1h 1s")
+    assert kp.sync_associated_resources(root["id"], INSTANCE).get_status_code() == 204
