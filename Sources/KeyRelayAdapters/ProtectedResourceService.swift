@@ -196,6 +196,9 @@ public actor ProtectedResourceService: ServiceSubscriber {
 
     // MARK: - Notifications
 
+    /// Whether this service holds the resource named by `resourceCRN`.
+    public func hosts(_ resourceCRN: String) -> Bool { resources[resourceCRN] != nil }
+
     public func deliver(_ notification: ResourceNotification) async throws {
         received.append(notification.event.id)
         let event = notification.event

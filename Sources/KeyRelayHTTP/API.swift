@@ -16,6 +16,8 @@ public struct KeyProtectAPI: Sendable {
     /// The manual clock the dev clock endpoint moves; `nil` disables `/api/v2/_dev/clock`.
     public let devClock: ManualClock?
     public let background: any BackgroundWork
+    /// The simulated COS and Cloud Databases services on the server's bus, with their `/api/v2/_sim` routes.
+    public let simulation: SimulatedCloud?
     /// The port reported by `GET /api/v2/instance/allowed_ip_port`.
     public let privateEndpointPort: Int
     let importTokens: ImportTokenStore
@@ -25,14 +27,16 @@ public struct KeyProtectAPI: Sendable {
     /// - Parameters:
     ///   - devClock: enables `GET/POST /api/v2/_dev/clock` (use with `--dev --manual-clock` only).
     ///   - background: what the dev clock drains; defaults to engine housekeeping (expiry only).
+    ///   - simulation: simulated services on the background's bus; enables `/api/v2/_sim/…`.
     ///   - importTokenKeySize: RSA modulus size of import tokens (4096 like Key Protect; 2048 is faster in tests).
     public init(engine: KeyRelayEngine, access: AccessControl, devClock: ManualClock? = nil,
-                background: (any BackgroundWork)? = nil, privateEndpointPort: Int = 8888, importTokenKeySize: Int = 4096,
-                logger: Logger = Logger(label: "keyrelay.http")) {
+                background: (any BackgroundWork)? = nil, simulation: SimulatedCloud? = nil, privateEndpointPort: Int = 8888,
+                importTokenKeySize: Int = 4096, logger: Logger = Logger(label: "keyrelay.http")) {
         self.engine = engine
         self.access = access
         self.devClock = devClock
         self.background = background ?? EngineHousekeeping(engine: engine)
+        self.simulation = simulation
         self.privateEndpointPort = privateEndpointPort
         self.importTokens = ImportTokenStore(keySize: importTokenKeySize)
         self.wire = Representations(region: engine.configuration.region, account: engine.configuration.account,
@@ -48,6 +52,7 @@ public struct KeyProtectAPI: Sendable {
         router.addMiddleware { ErrorRenderingMiddleware<BasicRequestContext>(logger: logger) }
         router.addMiddleware { PokeMiddleware<BasicRequestContext>(background: background) }
         addRoutes(to: router)
+        if let simulation { addSimulationRoutes(to: router, simulation: simulation) }
         ConsoleRoutes.add(to: router, api: self)
         return router
     }

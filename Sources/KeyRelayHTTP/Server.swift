@@ -40,7 +40,8 @@ public enum KeyRelayServer {
 
     /// The default background: the bus dispatcher over the engine's outbox (delivery, retries, dead letters,
     /// acknowledgement window, key expiry). Its bus starts with no subscribers: adopters outside the process
-    /// acknowledge through `POST /api/v2/event_ack`; simulated services subscribe to `dispatcher.bus`.
+    /// acknowledge through `POST /api/v2/event_ack`; ``KeyRelayServer/prepare(_:environment:background:)``
+    /// subscribes the simulated COS and Cloud Databases services (``SimulatedCloud``) to `dispatcher.bus`.
     public static let defaultBackground: BackgroundFactory = { engine, _ in DispatcherBackground(engine: engine) }
 
     /// Validates the options, loads or (dev) creates the master key and access, opens the engine.
@@ -94,7 +95,9 @@ public enum KeyRelayServer {
         let engine = try await KeyRelayEngine.open(path: options.databasePath, masterKey: masterKey!,
                                                    clock: clock ?? SystemClock())
         let work = try await background(engine, clock)
-        let api = KeyProtectAPI(engine: engine, access: access, devClock: clock, background: work,
+        // The simulated services run inside the server, on the dispatcher's bus.
+        let simulation = (work as? DispatcherBackground).map { SimulatedCloud(engine: engine, bus: $0.dispatcher.bus) }
+        let api = KeyProtectAPI(engine: engine, access: access, devClock: clock, background: work, simulation: simulation,
                                 privateEndpointPort: options.port, importTokenKeySize: options.importTokenKeySize)
         return Prepared(api: api, devToken: devToken, notices: notices)
     }

@@ -53,11 +53,15 @@ struct Harness {
     }
 
     /// Runs `body` against a fresh API. `devClock` enables `/api/v2/_dev/clock`.
-    static func run(devClock: Bool = true, _ body: @Sendable @escaping (Harness) async throws -> Void) async throws {
+    /// `simulation` runs the simulated COS and Cloud Databases services on the dispatcher's bus, as `serve` does.
+    static func run(devClock: Bool = true, simulation: Bool = false,
+                    _ body: @Sendable @escaping (Harness) async throws -> Void) async throws {
         let clock = ManualClock()
         let engine = try await KeyRelayEngine.inMemory(clock: clock)
+        let background = DispatcherBackground(engine: engine)
+        let simulated = simulation ? SimulatedCloud(engine: engine, bus: background.dispatcher.bus) : nil
         let api = KeyProtectAPI(engine: engine, access: access(), devClock: devClock ? clock : nil,
-                                background: DispatcherBackground(engine: engine), importTokenKeySize: 2048)
+                                background: background, simulation: simulated, importTokenKeySize: 2048)
         let app = Application(router: api.makeRouter())
         try await app.test(.router) { client in
             try await body(Harness(clock: clock, engine: engine, api: api, client: client))
