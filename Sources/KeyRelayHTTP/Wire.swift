@@ -173,13 +173,19 @@ struct Fields {
 
     func int(_ name: String) throws -> Int? {
         guard has(name) else { return nil }
-        if let number = object[name] as? NSNumber, !(object[name] is Bool) {
+        if let number = object[name] as? NSNumber, !Self.isJSONBoolean(number) {
             let value = number.doubleValue
             guard value == value.rounded() else { throw bad(name, "an integer") }
             return number.intValue
         }
         if let text = object[name] as? String, let value = Int(text) { return value }
         throw bad(name, "an integer")
+    }
+
+    /// Whether a decoded JSON value was `true`/`false` rather than a number. (`is Bool` cannot tell: on Linux a
+    /// JSON `1` or `0` also casts to `Bool`. JSONSerialization decodes booleans as `__NSCFBoolean` on every platform.)
+    static func isJSONBoolean(_ number: NSNumber) -> Bool {
+        String(describing: type(of: number)).contains("Boolean")
     }
 
     func strings(_ name: String) throws -> [String]? {

@@ -137,6 +137,13 @@ import _CryptoExtras
             let put = try await h.call(.put, "/api/v2/keys/\(id)/policies?policy=rotation", json: rotation)
             #expect(put.status == .ok && (put.first["rotation"] as? [String: Any])?["interval_month"] as? Int == 3)
             #expect(put.first["createdBy"] as? String == "manager")
+            // A JSON 1 is an integer, not a boolean (on Linux it also casts to Bool); a JSON true is not an integer.
+            let monthly = Harness.envelope(MediaTypes.policy, [["type": MediaTypes.policy, "rotation": ["enabled": true, "interval_month": 1]]])
+            let one = try await h.call(.put, "/api/v2/keys/\(id)/policies?policy=rotation", json: monthly)
+            #expect(one.status == .ok && (one.first["rotation"] as? [String: Any])?["interval_month"] as? Int == 1)
+            let boolean = Harness.envelope(MediaTypes.policy, [["type": MediaTypes.policy, "rotation": ["enabled": true, "interval_month": true]]])
+            #expect(try await h.call(.put, "/api/v2/keys/\(id)/policies?policy=rotation", json: boolean).code == "INVALID_FIELD_ERR")
+            #expect(try await h.call(.put, "/api/v2/keys/\(id)/policies?policy=rotation", json: rotation).status == .ok)
             let mismatch = try await h.call(.put, "/api/v2/keys/\(id)/policies?policy=dualAuthDelete", json: rotation)
             #expect(mismatch.code == "BODY_QUERY_PARAM_MISMATCH_ERR")
             let dual = Harness.envelope(MediaTypes.policy, [["type": MediaTypes.policy, "dualAuthDelete": ["enabled": true]]])
