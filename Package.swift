@@ -71,10 +71,19 @@ let package = Package(
             name: "KeyRelayCrashChild",
             dependencies: ["KeyRelay", "KeyRelayBus", "KeyRelayAdapters"],
             swiftSettings: strict),
+        // Benchmarks (issue #6): `scripts/bench`.
+        .executableTarget(
+            name: "KeyRelayBench",
+            dependencies: [
+                "KeyRelay", "KeyRelayStore", "KeyRelayBus", "KeyRelayAdapters", "KeyRelayHTTP",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strict),
         .executableTarget(name: "StoryExample", dependencies: ["KeyRelay"], path: "Examples/Story", swiftSettings: strict),
 
         .testTarget(name: "KeyRelayCoreTests", dependencies: ["KeyRelayCore"]),
-        .testTarget(name: "KeyRelayStoreTests", dependencies: ["KeyRelayStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "KeyRelayStoreTests", dependencies: ["KeyRelayStore", "KeyRelayCrashChild", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelayCrashChild", "StoryExample"]),
         .testTarget(name: "KeyRelayBusTests", dependencies: ["KeyRelayBus", "KeyRelay", "KeyRelayCrashChild"]),
         .testTarget(name: "KeyRelayAdaptersTests", dependencies: ["KeyRelayAdapters", "KeyRelay"]),

@@ -27,6 +27,7 @@ case "lifecycle":
     try await runLifecycleChild(dbPath: arguments[2], seed: seed, master: master)
 case "dispatch":
     try await runDispatchChildIfAvailable(dbPath: arguments[2], seed: seed, master: master)
+case "groupcommit": await runGroupCommitChild(dbPath: arguments[2], seed: seed)
 default:
     FileHandle.standardError.write(Data("unknown mode \(arguments[1])\n".utf8))
     exit(64)

@@ -37,7 +37,7 @@ struct SQLiteStoreTests {
 
     @Test func anEmptyFileIsMigratedToTheLatestSchema() throws {
         let path = try temporaryDatabasePath()
-        FileManager.default.createFile(atPath: path, contents: Data())
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
         _ = try SQLiteStore(.file(path))
         let queue = try DatabaseQueue(path: path)
         let applied = try queue.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier") }

@@ -1,0 +1,47 @@
+import Foundation
+import Hummingbird
+import KeyRelay
+import KeyRelayHTTP
+
+/// KeyRelay's own routes over loopback, measured exactly like the bare baseline route (same load generator, same
+/// connections, same process): `GET /api/v2/keys/{id}` and `POST /api/v2/keys/{id}/actions/sync` on its 409 path
+/// (a sync inside the cooldown: authentication, lookup, the rule's refusal rendered as Key Protect's error body).
+enum KeyRelayHTTPBench {
+    static let token = "bench-token-0123456789abcdef"
+
+    static func run(path: String, seconds: Double, connections: Int) async throws -> [(String, Outcome)] {
+        let clock = ManualClock()
+        let store = try SQLiteStore(.file(path))
+        defer { try? store.close() }
+        let engine = try await KeyRelayEngine(storage: store, masterKey: .generate(), clock: clock, ids: RandomIdentifiers())
+        let context = Bench.context
+        let key = try await engine.createKey(KeySpec(name: "http-bench-key"), context: context)
+        // One accepted sync now: every later sync inside the cooldown is refused with 409 (the clock never moves).
+        clock.advance(by: 7200)
+        _ = try await engine.sync(key.id, context: context)
+        let access = AccessControl(grants: [
+            token: AccessGrant(principal: "bench", roles: [.manager], instances: [context.instanceID]),
+        ])
+        let api = KeyProtectAPI(engine: engine, access: access, importTokenKeySize: 2048)
+        let headers = [("Authorization", "Bearer \(token)"), ("Bluemix-Instance", context.instanceID)]
+
+        var results: [(String, Outcome)] = []
+        let routes: [(String, Data, Int)] = [
+            ("http_get_key_rps", LoadGenerator.request("GET", "/api/v2/keys/\(key.id)", headers: headers), 200),
+            ("http_sync_rps", LoadGenerator.request("POST", "/api/v2/keys/\(key.id)/actions/sync", headers: headers), 409),
+        ]
+        try await HTTPBench.serving({ onPort in
+            Application(router: api.makeRouter(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                        onServerRunning: { channel in await onPort(channel.localAddress?.port ?? 0) })
+        }) { port in
+            for (name, request, expected) in routes {
+                let load = LoadGenerator.run(port: port, requests: [request], connections: connections, seconds: seconds)
+                guard load.errors == 0, load.statuses[expected] == load.requests else {
+                    throw BenchError("\(name): expected only \(expected), got \(load.statuses) with \(load.errors) errors")
+                }
+                results.append((name, .measured(load.rate)))
+            }
+        }
+        return results
+    }
+}

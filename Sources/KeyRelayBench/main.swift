@@ -1,0 +1,53 @@
+import Foundation
+
+// KeyRelayBench (issue #6): KeyRelay measured against SQLite's own limits, in the same run. See docs/performance.md.
+//
+//   KeyRelayBench [--quick] [--json FILE] [--only NAME,…] [--dir DIR]
+//   KeyRelayBench --rss-child DB --registrations N  (measures peak RSS of one sync, in a fresh process)
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+
+func value(after flag: String) -> String? {
+    guard let index = arguments.firstIndex(of: flag), index + 1 < arguments.count else { return nil }
+    return arguments[index + 1]
+}
+
+if let path = value(after: "--rss-child") {
+    let count = Int(value(after: "--registrations") ?? "1000000") ?? 1_000_000
+    do {
+        try await RSSChild.run(path: path, registrations: count)
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("rss child failed: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
+if arguments.contains("--help") || arguments.contains("-h") {
+    print("""
+        usage: KeyRelayBench [--quick] [--json FILE] [--only NAME,...] [--dir DIR]
+          --quick      smaller counts and shorter runs (under a minute), for smoke runs
+          --json FILE  write every figure, ratio and target to FILE
+          --only LIST  run only these benchmarks (durable,lifecycle,concurrent,insert,fanout,delivery,http,rss)
+          --dir DIR    where the temporary databases go (default: the system temporary directory)
+        """)
+    exit(0)
+}
+
+let options = BenchOptions(
+    quick: arguments.contains("--quick"),
+    jsonPath: value(after: "--json"),
+    only: value(after: "--only").map { Set($0.split(separator: ",").map(String.init)) },
+    directory: value(after: "--dir"))
+
+do {
+    let report = try await Bench(options: options).run()
+    print(report.table())
+    if let path = options.jsonPath {
+        try report.json().write(to: URL(fileURLWithPath: path))
+        print("wrote \(path)")
+    }
+} catch {
+    FileHandle.standardError.write(Data("KeyRelayBench failed: \(error)\n".utf8))
+    exit(1)
+}
