@@ -101,7 +101,8 @@ extension KeyRelayEngine {
         }
     }
 
-    static func validatePaging(limit: Int, offset: Int, operation: String) throws(KeyRelayError) {
+    /// Key Protect's paging rule: `limit` 1–5000, `offset` ≥ 0 (`INVALID_QUERY_PARAM_ERR` naming the parameter).
+    public static func validatePaging(limit: Int, offset: Int, operation: String) throws(KeyRelayError) {
         guard (1...5000).contains(limit) else {
             throw KeyRelayError(.invalidQueryParam, "The query_param 'limit' must be: an integer between 1 and 5000 (inclusive)",
                                 operation: operation, target: ErrorTarget(.queryParam, "limit"))

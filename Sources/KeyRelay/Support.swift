@@ -29,7 +29,8 @@ public struct RequestContext: Sendable, Equatable {
     }
 }
 
-/// Engine settings: the lifecycle windows, naming, and delivery policy.
+/// Engine settings: the lifecycle windows and the names used in key CRNs. (Delivery policy belongs to the bus:
+/// `DeliveryPolicy`, given to `makeDispatcher`.)
 public struct KeyRelayConfiguration: Sendable {
     public var lifecycle = LifecycleConfiguration()
     /// The region named in key CRNs.

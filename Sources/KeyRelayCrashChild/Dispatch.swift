@@ -15,15 +15,11 @@ final class CrashAckingSubscriber: ServiceSubscriber {
     }
 }
 
-/// Dispatch mode of the crash child: opens the engine on `dbPath` (master key from `KEYRELAY_MASTER_KEY`),
+/// Dispatch mode of the crash child: opens the engine on `dbPath` with the master key `main` loaded,
 /// subscribes acknowledging subscribers for COS and Cloud Databases, and delivers on the real clock, printing
 /// `ack <id>` (unbuffered) per acknowledged notification. When nothing is left pending or sent it prints `done` and
 /// exits 0. Instance `crash`.
-func runDispatchChild(dbPath: String, seed: UInt64) async throws {
-    guard let master = try MasterKey.load() else {
-        FileHandle.standardError.write(Data("KEYRELAY_MASTER_KEY is not set\n".utf8))
-        exit(64)
-    }
+func runDispatchChild(dbPath: String, seed: UInt64, master: MasterKey) async throws {
     let engine = try await KeyRelayEngine.open(path: dbPath, masterKey: master)
     let bus = ServiceBus()
     let subscriber = CrashAckingSubscriber(client: engine.adopterClient(instanceID: "crash"))
@@ -44,9 +40,4 @@ func runDispatchChild(dbPath: String, seed: UInt64) async throws {
             try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
         }
     }
-}
-
-/// The entry point `main.swift` calls for `dispatch` mode.
-func runDispatchChildIfAvailable(dbPath: String, seed: UInt64, master: MasterKey) async throws {
-    try await runDispatchChild(dbPath: dbPath, seed: seed)
 }

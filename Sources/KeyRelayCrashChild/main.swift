@@ -3,6 +3,7 @@
 //
 //   KeyRelayCrashChild lifecycle DB_PATH SEED   — create keys, register resources, rotate/disable/enable/delete/sync
 //   KeyRelayCrashChild dispatch DB_PATH SEED    — deliver notifications (see Dispatch.swift)
+//   KeyRelayCrashChild groupcommit DB_PATH SEED — concurrent writes through group commit (see GroupCommitChild.swift)
 //
 // The master key comes from KEYRELAY_MASTER_KEY.
 import Foundation
@@ -15,7 +16,7 @@ func emit(_ line: String) {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 4, let seed = UInt64(arguments[3]) else {
-    FileHandle.standardError.write(Data("usage: KeyRelayCrashChild lifecycle|dispatch DB_PATH SEED\n".utf8))
+    FileHandle.standardError.write(Data("usage: KeyRelayCrashChild lifecycle|dispatch|groupcommit DB_PATH SEED\n".utf8))
     exit(64)
 }
 guard let master = try MasterKey.load() else {
@@ -26,7 +27,7 @@ switch arguments[1] {
 case "lifecycle":
     try await runLifecycleChild(dbPath: arguments[2], seed: seed, master: master)
 case "dispatch":
-    try await runDispatchChildIfAvailable(dbPath: arguments[2], seed: seed, master: master)
+    try await runDispatchChild(dbPath: arguments[2], seed: seed, master: master)
 case "groupcommit": await runGroupCommitChild(dbPath: arguments[2], seed: seed)
 default:
     FileHandle.standardError.write(Data("unknown mode \(arguments[1])\n".utf8))

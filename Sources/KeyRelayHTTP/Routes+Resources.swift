@@ -236,10 +236,7 @@ extension KeyProtectAPI {
         let query = Query(request: request, operation: op)
         let limit = try query.int("limit", default: 100)
         let offset = try query.int("offset", default: 0)
-        guard (1...5000).contains(limit), offset >= 0 else {
-            throw KeyRelayError(.invalidQueryParam, "The query_param 'limit' must be: an integer between 1 and 5000 (inclusive), and offset 0 or more",
-                                operation: op, target: ErrorTarget(.queryParam, "limit"))
-        }
+        try KeyRelayEngine.validatePaging(limit: limit, offset: offset, operation: op)
         let rings = try await engine.keyRings(context: caller.context)
         let page = rings.dropFirst(offset).prefix(limit).map { ring -> [String: Any] in
             var object: [String: Any] = ["id": ring.id]

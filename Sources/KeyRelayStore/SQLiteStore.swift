@@ -469,11 +469,6 @@ struct SQLiteTransaction: StorageTransaction {
         return try Row.fetchAll(db, sql: sql, arguments: [date.storageMilliseconds, limit]).map(decodeNotification)
     }
 
-    func nextNotificationDueDate() throws -> Date? {
-        try Int64.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM notifications WHERE status IN ('pending', 'sent')")
-            .map(Date.init(storageMilliseconds:))
-    }
-
     func instancePolicies(instanceID: String) throws -> [InstancePolicy] {
         try Row.fetchAll(db, sql: "SELECT policy_type, enabled, attributes, stamp FROM instance_policies WHERE instance_id = ? ORDER BY policy_type",
                          arguments: [instanceID]).compactMap { row in

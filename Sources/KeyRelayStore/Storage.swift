@@ -90,8 +90,6 @@ public protocol StorageReader {
     /// events behind it, since every notification carries the key's full current state).
     /// Ordered by due time, then id.
     func dueNotifications(at date: Date, limit: Int) throws -> [ResourceNotification]
-    /// The earliest future instant at which a notification falls due, if any.
-    func nextNotificationDueDate() throws -> Date?
     func instancePolicies(instanceID: String) throws -> [InstancePolicy]
     func meta(_ name: String) throws -> Data?
 }

@@ -207,14 +207,7 @@ extension KeyProtectAPI {
                                 operation: op, target: ErrorTarget(.field, "service"))
         }
         func count(_ name: String) throws -> Int {
-            // Read here rather than with `Fields.int`: on Linux a JSON 1 or 0 also reads as a Bool.
-            var value = 0
-            switch body.object[name] {
-            case nil, is NSNull: value = 0
-            case let number as NSNumber where number.doubleValue == number.doubleValue.rounded(): value = number.intValue
-            case let text as String where Int(text) != nil: value = Int(text)!
-            default: value = -1
-            }
+            let value = try fields.int(name) ?? 0
             guard value >= 0 else {
                 throw KeyRelayError(.invalidField, "The field '\(name)' must be: an integer count of 0 or more", operation: op,
                                     target: ErrorTarget(.field, name))
