@@ -36,7 +36,9 @@ struct DatabaseOptions: ParsableArguments {
             throw ValidationError("--master-key-file: cannot read the master key file \(masterKeyFile ?? ""): \(error.localizedDescription)")
         }
         guard let masterKey else {
-            throw ValidationError("no master key: set KEYRELAY_MASTER_KEY to a base64-encoded 32-byte key (e.g. `export KEYRELAY_MASTER_KEY=$(openssl rand -base64 32)`) or pass --master-key-file FILE. Keep it: the database cannot be opened without it.")
+            throw ValidationError("no master key: set KEYRELAY_MASTER_KEY to a base64-encoded 32-byte key "
+                                  + "(e.g. `export KEYRELAY_MASTER_KEY=$(openssl rand -base64 32)`) or pass --master-key-file FILE. "
+                                  + "Keep it: the database cannot be opened without it.")
         }
         do {
             return try await KeyRelayEngine.open(path: db, masterKey: masterKey)

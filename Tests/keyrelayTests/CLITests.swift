@@ -174,6 +174,8 @@ struct CLITests {
         #expect(noKey.status == 64 && noKey.stderr.contains("--deliveries needs --key"))
         let interval = try run(["events", "--follow", "--interval", "0", "--db", db], environment: env)
         #expect(interval.status == 64 && interval.stderr.contains("--interval must be from 0.1 to 3600 seconds"))
+        let port = try run(["serve", "--dev", "--port", "70000", "--db", db])
+        #expect(port.status == 64 && port.stderr.contains("--port must be from 0 to 65535, not 70000"))
     }
 
     @Test("status and events read the engine's paged overview and events-with-deliveries")
