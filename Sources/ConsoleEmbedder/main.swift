@@ -17,7 +17,8 @@ for path in arguments.dropFirst() {
     let text = try String(contentsOf: url, encoding: .utf8)
     let modified = (try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date(timeIntervalSince1970: 0)
     precondition(!text.contains("\"\"\"\(delimiter)"), "\(path) contains the literal delimiter")
-    swift += "        (\"\(url.lastPathComponent)\", \(modified.timeIntervalSince1970.rounded(.down)), \(delimiter)\"\"\"\n\(text)\n\"\"\"\(delimiter)),\n"
+    let literal = "\(delimiter)\"\"\"\n\(text)\n\"\"\"\(delimiter)"
+    swift += "        (\"\(url.lastPathComponent)\", \(modified.timeIntervalSince1970.rounded(.down)), \(literal)),\n"
 }
 swift += "    ]\n}\n"
 try swift.write(to: URL(fileURLWithPath: output), atomically: true, encoding: .utf8)

@@ -25,15 +25,19 @@ public struct KeyOverview: Sendable, Equatable {
 
 /// A registration with its drift, if it has not honoured its key's current state.
 public struct RegistrationStatus: Sendable, Equatable {
+    /// The registration, with its last acknowledgement.
     public var registration: Registration
+    /// How it has not honoured its key's current state, or `nil` when it has.
     public var drift: Drift?
 }
 
 /// A lifecycle event with its deliveries: one notification per resource registered when it happened.
 public struct EventDeliveries: Sendable, Equatable {
+    /// The event, with its global sequence.
     public var event: LifecycleEvent
     /// Ordered by resource CRN.
     public var deliveries: [ResourceNotification]
+    /// The deliveries by status.
     public var counts: DeliveryCounts {
         var counts = DeliveryCounts()
         for notification in deliveries { counts[notification.status] += 1 }

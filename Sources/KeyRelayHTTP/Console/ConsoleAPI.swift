@@ -108,7 +108,8 @@ extension KeyProtectAPI {
         do {
             change = try JSONDecoder().decode(ConsoleJSON.BusFaultsChange.self, from: Data(buffer: buffer))
         } catch {
-            throw KeyRelayError(.badBody, "Invalid body data was passed: a JSON object with 'service' and the faults to inject (integer counts, 'delay' a duration, 'partition' and 'clear' booleans)",
+            throw KeyRelayError(.badBody, "Invalid body data was passed: a JSON object with 'service' and the faults to inject "
+                                    + "(integer counts, 'delay' a duration, 'partition' and 'clear' booleans)",
                                 operation: op)
         }
         guard let service = change.service, !service.isEmpty else {
