@@ -12,6 +12,8 @@ public struct Page<Item: Sendable>: Sendable {
     }
 }
 
+extension Page: Equatable where Item: Equatable {}
+
 /// A registration that has not honoured its key's current state.
 public struct Drift: Sendable, Equatable {
     public var registration: Registration

@@ -45,6 +45,20 @@ public struct EventDeliveries: Sendable, Equatable {
     }
 }
 
+/// A key's overview with a page of its registrations, read on one snapshot (the console's associated resources).
+public struct KeyAssociations: Sendable, Equatable {
+    public var overview: KeyOverview
+    /// Ordered by resource CRN.
+    public var registrations: Page<RegistrationStatus>
+}
+
+/// A key with a page of its lifecycle events, newest first, each with its deliveries, read on one snapshot.
+public struct KeyEvents: Sendable, Equatable {
+    /// The key as it reads now.
+    public var key: Key
+    public var events: Page<EventDeliveries>
+}
+
 /// The largest page an overview query reads at once; a page is read in a fixed number of statements whatever its
 /// size, so the bound is about the answer's memory, not its speed.
 private let maximumOverviewPage = 1000
@@ -91,17 +105,20 @@ extension KeyRelayEngine {
         }
     }
 
-    /// A page of one key's registrations, each with its drift (ordered by CRN).
-    public func registrationStatuses(keyID reference: String, limit: Int = 200, offset: Int = 0,
-                                     context: RequestContext) async throws -> Page<RegistrationStatus> {
-        try Self.validatePaging(limit: limit, offset: offset, operation: "Registrations could not be retrieved")
+    /// A key's overview and a page of its registrations, each with its drift, on one snapshot: the overview's
+    /// counts and the rows agree.
+    public func associations(keyID reference: String, limit: Int = 200, offset: Int = 0,
+                             context: RequestContext) async throws -> KeyAssociations {
+        try Self.validatePaging(limit: limit, offset: offset, operation: "Associated resources could not be retrieved")
         let now = now()
+        let rules = rules
         return try await storage.read { tx in
             let key = self.effective(try Self.resolve(reference, in: tx, instanceID: context.instanceID), at: now)
+            let overview = try Self.overviews(of: [key], in: tx, rules: rules, at: now, principal: context.principal)[0]
             let page = try tx.registrations(instanceID: context.instanceID, keyID: key.id, filter: RegistrationFilter(),
                                             limit: limit, offset: offset)
-            let total = try tx.countRegistrations(instanceID: context.instanceID, keyID: key.id, filter: RegistrationFilter())
-            return Page(items: page.map { RegistrationStatus(registration: $0, drift: Self.drift(of: $0, key: key)) }, total: total)
+            let statuses = page.map { RegistrationStatus(registration: $0, drift: Self.drift(of: $0, key: key)) }
+            return KeyAssociations(overview: overview, registrations: Page(items: statuses, total: overview.registrations.count))
         }
     }
 
@@ -110,22 +127,24 @@ extension KeyRelayEngine {
     /// - Parameters:
     ///   - limit: 1–1000 events.
     public func eventsWithDeliveries(keyID reference: String, limit: Int = 50, offset: Int = 0,
-                                     context: RequestContext) async throws -> Page<EventDeliveries> {
+                                     context: RequestContext) async throws -> KeyEvents {
         let operation = "Key events could not be retrieved"
         try Self.validatePaging(limit: limit, offset: offset, operation: operation)
         guard limit <= maximumOverviewPage else {
             throw KeyRelayError(.invalidQueryParam, "The query_param 'limit' must be: an integer between 1 and \(maximumOverviewPage) (inclusive)",
                                 operation: operation, target: ErrorTarget(.queryParam, "limit"))
         }
+        let now = now()
         return try await storage.read { tx in
-            let key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: operation)
+            let key = self.effective(try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: operation), at: now)
             let events = try tx.eventsNewestFirst(keyID: key.id, limit: limit, offset: offset)
             var deliveries: [Int64: [ResourceNotification]] = [:]
             for notification in try tx.notifications(eventSequences: events.map(\.sequence)) {
                 deliveries[notification.event.sequence, default: []].append(notification)
             }
-            return Page(items: events.map { EventDeliveries(event: $0, deliveries: deliveries[$0.sequence] ?? []) },
-                        total: try tx.countEvents(keyID: key.id))
+            let page = Page(items: events.map { EventDeliveries(event: $0, deliveries: deliveries[$0.sequence] ?? []) },
+                            total: try tx.countEvents(keyID: key.id))
+            return KeyEvents(key: key, events: page)
         }
     }
 

@@ -31,7 +31,7 @@ struct EventsCommand: AsyncParsableCommand {
                 // Pages of events with their deliveries: two statements per page, none per event.
                 var offset = 0
                 while true {
-                    let page = try await engine.eventsWithDeliveries(keyID: key, limit: 1000, offset: offset, context: options.context)
+                    let page = try await engine.eventsWithDeliveries(keyID: key, limit: 1000, offset: offset, context: options.context).events
                     for item in page.items {
                         var event = CloudEvent(item.event, configuration: engine.configuration)
                         event.data.deliveries = item.deliveries.map(CloudEvent.Delivery.init)

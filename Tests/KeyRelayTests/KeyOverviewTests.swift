@@ -36,6 +36,10 @@ struct KeyOverviewTests {
         #expect(second.syncAllowedFrom == start.addingTimeInterval(60 + 3601))
         // The same answers one key at a time, and the drift query agrees.
         #expect(try await engine.keyOverview(busy.id, context: alice) == second)
+        let associations = try await engine.associations(keyID: busy.id, limit: 1, offset: 1, context: alice)
+        #expect(associations.overview == second && associations.registrations.total == 2)
+        #expect(associations.registrations.items.map(\.registration.resourceCRN) == [bucket("b2")])
+        #expect(associations.registrations.items.first?.drift?.expected == .disabled)
         #expect(try await engine.drift(context: alice).map(\.registration.resourceCRN) == [bucket("b2")])
         // Another instance sees none of it.
         #expect(try await engine.keyOverviews(context: mallory).total == 0)
@@ -93,12 +97,14 @@ struct KeyOverviewTests {
         clock.advance(by: 60)
         try await engine.enable(key.id, context: alice)
 
-        let page = try await engine.eventsWithDeliveries(keyID: key.id, limit: 2, context: alice)
+        let answer = try await engine.eventsWithDeliveries(keyID: key.id, limit: 2, context: alice)
+        #expect(answer.key.id == key.id && answer.key.state == .active)
+        let page = answer.events
         #expect(page.total == 3 && page.items.map(\.event.kind) == [.enable, .disable])
         #expect(page.items[0].deliveries.map(\.resourceCRN) == [bucket("b1"), bucket("b2")])
         #expect(page.items[0].deliveries.allSatisfy { $0.event.id == page.items[0].event.id })
         #expect(page.items[1].counts.pending == 2)
-        let rest = try await engine.eventsWithDeliveries(keyID: key.id, limit: 2, offset: 2, context: alice)
+        let rest = try await engine.eventsWithDeliveries(keyID: key.id, limit: 2, offset: 2, context: alice).events
         #expect(rest.items.map(\.event.kind) == [.create] && rest.items[0].deliveries.isEmpty)
     }
 

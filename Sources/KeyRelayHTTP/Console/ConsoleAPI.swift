@@ -53,12 +53,12 @@ extension KeyProtectAPI {
         let op = "Associated resources could not be retrieved"
         let caller = try authorize(request, .read)
         let query = Query(request: request, operation: op)
-        let overview = try await engine.keyOverview(id, context: caller.context)
-        let page = try await engine.registrationStatuses(keyID: overview.key.id, limit: try query.int("limit", default: 50),
-                                                         offset: try query.int("offset", default: 0), context: caller.context)
-        let rows = page.items.map(ConsoleJSON.Association.init)
+        let answer = try await engine.associations(keyID: id, limit: try query.int("limit", default: 50),
+                                                   offset: try query.int("offset", default: 0), context: caller.context)
+        let overview = answer.overview
+        let rows = answer.registrations.items.map(ConsoleJSON.Association.init)
         return try ConsoleJSON.response(ConsoleJSON.AssociationsPage(
-            metadata: .init(collectionTotal: rows.count, totalCount: page.total, now: now, drifted: overview.drifted),
+            metadata: .init(collectionTotal: rows.count, totalCount: answer.registrations.total, now: now, drifted: overview.drifted),
             key: ConsoleJSON.KeySummary(overview), deliveries: ConsoleJSON.Counts(overview.deliveries), resources: rows))
     }
 
@@ -70,11 +70,11 @@ extension KeyProtectAPI {
         let query = Query(request: request, operation: op)
         let limit = try query.int("limit", default: 50)
         let offset = try query.int("offset", default: 0)
-        let key = try await engine.key(id, context: caller.context)
-        let page = try await engine.eventsWithDeliveries(keyID: key.id, limit: limit, offset: offset, context: caller.context)
-        let events = page.items.map(ConsoleJSON.Event.init)
+        let answer = try await engine.eventsWithDeliveries(keyID: id, limit: limit, offset: offset, context: caller.context)
+        let key = answer.key
+        let events = answer.events.items.map(ConsoleJSON.Event.init)
         return try ConsoleJSON.response(ConsoleJSON.EventsPage(
-            metadata: .init(collectionTotal: events.count, totalCount: page.total, now: now),
+            metadata: .init(collectionTotal: events.count, totalCount: answer.events.total, now: now),
             key: .init(id: key.id, name: key.name, state: key.state.rawValue, stateName: key.state.description),
             resources: events))
     }
