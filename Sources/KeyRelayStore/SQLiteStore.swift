@@ -253,7 +253,16 @@ struct SQLiteTransaction: StorageTransaction {
         var clauses = ["k.instance_id = ?"]
         var arguments: StatementArguments = [instanceID]
         let states = query.states.map(\.rawValue).sorted()
-        clauses.append("k.state IN (\(states.map(String.init).joined(separator: ",")))")
+        let stateClause = "k.state IN (\(states.map(String.init).joined(separator: ",")))"
+        if let awaited = query.alsoDestroyedWithRegistrationNotAcknowledging {
+            clauses.append("""
+                (\(stateClause) OR (k.state = 5 AND EXISTS (SELECT 1 FROM registrations r WHERE r.key_id = k.id \
+                AND (r.ack_state IS NULL OR r.ack_state != ?))))
+                """)
+            _ = arguments.append(contentsOf: [awaited.rawValue])
+        } else {
+            clauses.append(stateClause)
+        }
         if let extractable = query.extractable {
             clauses.append("k.extractable = ?")
             _ = arguments.append(contentsOf: [extractable])
@@ -644,5 +653,70 @@ struct SQLiteTransaction: StorageTransaction {
     func setMeta(_ name: String, _ value: Data) throws {
         try db.execute(sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                        arguments: [name, value])
+    }
+}
+
+// MARK: - Overview queries
+
+/// The queries behind the engine's overview, drift and events-with-deliveries views: each reads one page of keys or
+/// events in one statement (a list of ids travels as one JSON array parameter, so the statement text, and SQLite's
+/// cached plan, is the same whatever the page size).
+extension SQLiteTransaction {
+    private func jsonArray<T: Encodable>(_ values: [T]) throws -> String {
+        String(decoding: try JSONEncoder().encode(values), as: UTF8.self)
+    }
+
+    func registrationSummaries(keyIDs: [String]) throws -> [String: RegistrationSummary] {
+        guard !keyIDs.isEmpty else { return [:] }
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT key_id, COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations
+            WHERE key_id IN (SELECT value FROM json_each(?)) GROUP BY key_id
+            """, arguments: [try jsonArray(keyIDs)])
+        var summaries: [String: RegistrationSummary] = [:]
+        for row in rows {
+            summaries[row["key_id"]] = RegistrationSummary(count: row["total"], preventingDeletion: row["preventing"])
+        }
+        return summaries
+    }
+
+    func deliveryCounts(keyIDs: [String]) throws -> [String: DeliveryCounts] {
+        guard !keyIDs.isEmpty else { return [:] }
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT key_id, status, COUNT(*) AS c FROM notifications
+            WHERE key_id IN (SELECT value FROM json_each(?)) GROUP BY key_id, status
+            """, arguments: [try jsonArray(keyIDs)])
+        var counts: [String: DeliveryCounts] = [:]
+        for row in rows {
+            guard let status = NotificationStatus(rawValue: row["status"]) else { continue }
+            counts[row["key_id"], default: DeliveryCounts()][status] = row["c"]
+        }
+        return counts
+    }
+
+    func forEachRegistration(keyIDs: [String], _ body: (Registration) throws -> Void) throws {
+        guard !keyIDs.isEmpty else { return }
+        let cursor = try Row.fetchCursor(db, sql: """
+            SELECT \(registrationColumns) FROM registrations r WHERE r.key_id IN (SELECT value FROM json_each(?))
+            ORDER BY r.key_id, r.resource_crn
+            """, arguments: [try jsonArray(keyIDs)])
+        while let row = try cursor.next() { try body(try decodeRegistration(row)) }
+    }
+
+    func eventsNewestFirst(keyID: String, limit: Int, offset: Int) throws -> [LifecycleEvent] {
+        // (key_id, key_seq) is unique and indexed; key_seq grows with seq within a key.
+        try Row.fetchAll(db, sql: "SELECT \(eventColumns) FROM events e WHERE e.key_id = ? ORDER BY e.key_seq DESC LIMIT ? OFFSET ?",
+                         arguments: [keyID, limit, offset]).map(decodeEvent)
+    }
+
+    func countEvents(keyID: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE key_id = ?", arguments: [keyID]) ?? 0
+    }
+
+    func notifications(eventSequences: [Int64]) throws -> [ResourceNotification] {
+        guard !eventSequences.isEmpty else { return [] }
+        return try Row.fetchAll(db, sql: """
+            SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
+            WHERE n.event_seq IN (SELECT value FROM json_each(?)) ORDER BY n.event_seq DESC, n.resource_crn
+            """, arguments: [try jsonArray(eventSequences)]).map(decodeNotification)
     }
 }

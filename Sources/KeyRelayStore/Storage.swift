@@ -26,6 +26,10 @@ public struct KeyQuery: Sendable, Equatable {
     public var descending = false
     public var limit = 200
     public var offset = 0
+    /// Also destroyed keys (whatever ``states`` says) that have a registration whose last acknowledgement is
+    /// missing or reports another adopter state than this one. The engine sets it to the state a destroyed key asks
+    /// for, to keep force-deleted keys whose resources have not honoured the delete in a "not deleted" listing.
+    public var alsoDestroyedWithRegistrationNotAcknowledging: AdopterKeyState?
     public init() {}
 }
 
@@ -92,6 +96,21 @@ public protocol StorageReader {
     func dueNotifications(at date: Date, limit: Int) throws -> [ResourceNotification]
     func instancePolicies(instanceID: String) throws -> [InstancePolicy]
     func meta(_ name: String) throws -> Data?
+
+    // Overview queries: one statement per page of keys or events, never one per key (the engine's status, drift
+    // and console views). Every list argument is one page, so each answer is bounded by the caller's page size.
+
+    /// Registration counts of each of `keyIDs`; a key without registrations is absent.
+    func registrationSummaries(keyIDs: [String]) throws -> [String: RegistrationSummary]
+    /// Notification counts by status of each of `keyIDs`; a key without notifications is absent.
+    func deliveryCounts(keyIDs: [String]) throws -> [String: DeliveryCounts]
+    /// Streams every registration of `keyIDs`, ordered by key and CRN, without loading them all.
+    func forEachRegistration(keyIDs: [String], _ body: (Registration) throws -> Void) throws
+    /// One key's events, newest first.
+    func eventsNewestFirst(keyID: String, limit: Int, offset: Int) throws -> [LifecycleEvent]
+    func countEvents(keyID: String) throws -> Int
+    /// The notifications of the events with these global sequences, ordered by event (newest first) and CRN.
+    func notifications(eventSequences: [Int64]) throws -> [ResourceNotification]
 }
 
 /// Writes, available only inside ``KeyRelayStorage/write(_:)``.
