@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
 import KeyRelayCore
+import KeyRelayStore
 
-/// KeyRelay's SQLite store (GRDB on the system libsqlite3): WAL, a durable commit for every write, the schema
-/// from `schema/` applied in order on open.
+/// KeyRelay's SQLite backend of the store port (GRDB on the system libsqlite3): WAL, a durable commit for every
+/// write through one commit path (group commit), the schema from `schema/sqlite/` applied in order on open.
 public final class SQLiteStore: KeyRelayStorage {
     /// Where the database lives.
     public enum Location: Sendable, Equatable {
@@ -98,11 +99,6 @@ public final class SQLiteStore: KeyRelayStorage {
 
     public func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T {
         try await writer.read { db in try query(SQLiteTransaction(db: db)) }
-    }
-
-    /// Synchronous write, for callers outside Swift concurrency (crash tests, tools).
-    public func writeSync<T>(_ command: (any StorageTransaction) throws -> T) throws -> T {
-        try writer.write { db in try command(SQLiteTransaction(db: db)) }
     }
 
     /// Closes the database.

@@ -3,56 +3,15 @@ import KeyRelayCore
 
 /// What the engine needs from persistence, shaped by the engine (commands as transactions, streamed queries) and
 /// not by SQLite, so that another store (PostgreSQL) can be added without touching the engine or the core.
+///
+/// This module is the port only: it names no backend and imports no database library. Backends (KeyRelaySQLite)
+/// implement it; KeyRelayStoreTesting's `StoreContract` is the behaviour each of them must show.
 public protocol KeyRelayStorage: Sendable {
     /// Runs `command` as one all-or-nothing transaction and returns only after it is durably committed.
     /// This is the single commit path of every write.
     func write<T: Sendable>(_ command: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T
     /// Runs `query` on a consistent snapshot.
     func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T
-}
-
-/// Which keys a listing returns, in which order.
-public struct KeyQuery: Sendable, Equatable {
-    public enum SortField: String, Sendable, CaseIterable {
-        case id, state, extractable, imported, creationDate, lastUpdateDate, lastRotateDate, deletionDate, expirationDate
-    }
-    /// States to include; Key Protect's default omits destroyed keys.
-    public var states: Set<KeyState> = [.active, .suspended, .deactivated]
-    public var extractable: Bool?
-    /// Case-insensitive substring of the name or an alias.
-    public var search: String?
-    public var keyRingID: String?
-    public var sort: SortField = .creationDate
-    public var descending = false
-    public var limit = 200
-    public var offset = 0
-    public init() {}
-}
-
-/// A key ring as listed.
-public struct KeyRingRecord: Sendable, Equatable {
-    public var id: String
-    public var creationDate: Date?
-    public var createdBy: String?
-    public init(id: String, creationDate: Date?, createdBy: String?) {
-        self.id = id
-        self.creationDate = creationDate
-        self.createdBy = createdBy
-    }
-}
-
-/// An alias of a key.
-public struct AliasRecord: Sendable, Equatable {
-    public var alias: String
-    public var keyID: String
-    public var creationDate: Date
-    public var createdBy: String
-    public init(alias: String, keyID: String, creationDate: Date, createdBy: String) {
-        self.alias = alias
-        self.keyID = keyID
-        self.creationDate = creationDate
-        self.createdBy = createdBy
-    }
 }
 
 /// Reads, available inside and outside transactions.
@@ -128,6 +87,7 @@ public protocol StorageTransaction: StorageReader {
 public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file was written by a newer KeyRelay: it has migrations this build does not know.
     case newerSchema(unknown: [String])
+
     public var description: String {
         switch self {
         case .newerSchema(let unknown):
