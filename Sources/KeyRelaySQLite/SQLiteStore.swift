@@ -4,7 +4,8 @@ import KeyRelayCore
 import KeyRelayStore
 
 /// KeyRelay's SQLite backend of the store port (GRDB on the system libsqlite3): WAL, a durable commit for every
-/// write through one commit path (group commit), the schema from `schema/sqlite/` applied in order on open.
+/// write through one commit path (group commit), the schema from `schema/sqlite/` applied in order on open, and
+/// rows that fail closed on values this build does not know.
 public final class SQLiteStore: KeyRelayStorage {
     /// Where the database lives.
     public enum Location: Sendable, Equatable {
@@ -135,10 +136,6 @@ private let notificationColumns = """
     \(eventColumns)
     """
 
-private func date(_ row: Row, _ column: String) -> Date? {
-    (row[column] as Int64?).map(Date.init(storageMilliseconds:))
-}
-
 private func ms(_ date: Date?) -> Int64? { date?.storageMilliseconds }
 
 private let jsonEncoder: JSONEncoder = {
@@ -153,70 +150,125 @@ private func encodeJSON<T: Encodable>(_ value: T?) throws -> String? {
     return String(decoding: try jsonEncoder.encode(value), as: UTF8.self)
 }
 
-private func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
-    guard let text else { return nil }
-    let decoder = JSONDecoder()
-    decoder.dateDecodingStrategy = .millisecondsSince1970
-    return try decoder.decode(type, from: Data(text.utf8))
+/// One stored row, read so that it fails closed: a missing, mistyped or unknown value throws
+/// ``StoreError/corruptRow(table:column:value:)`` naming it, instead of turning into a default (an unknown state
+/// read as active would let a deleted key wrap again) or crashing the process on a force-unwrap.
+private struct StoredRow {
+    let row: Row
+    let table: String
+
+    func corrupt(_ column: String) -> StoreError {
+        let stored = (row[column] as DatabaseValue?).map(\.description) ?? "no such column"
+        return .corruptRow(table: table, column: column, value: stored)
+    }
+
+    /// A value that must be present and of type `T` (ask for `T?` when NULL is allowed).
+    func value<T: DatabaseValueConvertible>(_ column: String, as type: T.Type = T.self) throws -> T {
+        do {
+            return try row.decode(type, forColumn: column)
+        } catch {
+            throw corrupt(column)
+        }
+    }
+
+    func date(_ column: String) throws -> Date {
+        Date(storageMilliseconds: try value(column, as: Int64.self))
+    }
+
+    func optionalDate(_ column: String) throws -> Date? {
+        try value(column, as: Int64?.self).map(Date.init(storageMilliseconds:))
+    }
+
+    /// A stored code (state, kind, status) that must be one this build knows.
+    func code<E: RawRepresentable>(_ column: String, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
+        guard let known = E(rawValue: try value(column, as: E.RawValue.self)) else { throw corrupt(column) }
+        return known
+    }
+
+    /// JSON text decoded as `T`, or nil when the column is NULL.
+    func json<T: Decodable>(_ column: String, as type: T.Type) throws -> T? {
+        guard let text = try value(column, as: String?.self) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        do {
+            return try decoder.decode(type, from: Data(text.utf8))
+        } catch {
+            throw corrupt(column)
+        }
+    }
 }
 
 private func decodeKey(_ row: Row) throws -> Key {
-    let version = KeyVersion(id: row["version_id"], creationDate: date(row, "version_created_at")!)
-    var key = Key(id: row["id"], instanceID: row["instance_id"], name: row["name"], description: row["description"],
-                  tags: try decodeJSON([String].self, row["tags"]) ?? [],
-                  aliases: try decodeJSON([String].self, row["aliases"]) ?? [],
-                  keyRingID: row["key_ring_id"], extractable: row["extractable"], imported: row["imported"],
-                  state: KeyState(rawValue: row["state"]) ?? .active, creationDate: date(row, "created_at")!,
-                  createdBy: row["created_by"], expirationDate: date(row, "expires_at"), currentVersion: version)
-    key.lastUpdateDate = date(row, "updated_at")!
-    key.updatedBy = row["updated_by"]
-    key.lastLifecycleActionDate = date(row, "last_action_at")
-    key.lastSyncDate = date(row, "last_sync_at")
-    key.lastRotateDate = date(row, "last_rotate_at")
-    key.versionCount = row["version_count"]
-    key.deletionDate = date(row, "deleted_at")
-    key.deletedBy = row["deleted_by"]
-    key.dualAuthDelete = DualAuthDelete(enabled: row["dual_auth_enabled"], authorizedBy: row["dual_auth_by"],
-                                        authExpiration: date(row, "dual_auth_expires_at"))
-    key.dualAuthStamp = try decodeJSON(PolicyStamp.self, row["dual_auth_stamp"])
-    if let enabled = row["rotation_enabled"] as Bool? {
-        key.rotation = RotationPolicy(enabled: enabled, intervalMonth: row["rotation_interval"] ?? 1)
+    let r = StoredRow(row: row, table: "keys")
+    let version = KeyVersion(id: try r.value("version_id"), creationDate: try r.date("version_created_at"))
+    var key = Key(id: try r.value("id"), instanceID: try r.value("instance_id"), name: try r.value("name"),
+                  description: try r.value("description"), tags: try r.json("tags", as: [String].self) ?? [],
+                  aliases: try r.json("aliases", as: [String].self) ?? [],
+                  keyRingID: try r.value("key_ring_id"), extractable: try r.value("extractable"), imported: try r.value("imported"),
+                  state: try r.code("state", as: KeyState.self), creationDate: try r.date("created_at"),
+                  createdBy: try r.value("created_by"), expirationDate: try r.optionalDate("expires_at"), currentVersion: version)
+    key.lastUpdateDate = try r.date("updated_at")
+    key.updatedBy = try r.value("updated_by")
+    key.lastLifecycleActionDate = try r.optionalDate("last_action_at")
+    key.lastSyncDate = try r.optionalDate("last_sync_at")
+    key.lastRotateDate = try r.optionalDate("last_rotate_at")
+    key.versionCount = try r.value("version_count")
+    key.deletionDate = try r.optionalDate("deleted_at")
+    key.deletedBy = try r.value("deleted_by")
+    key.dualAuthDelete = DualAuthDelete(enabled: try r.value("dual_auth_enabled"), authorizedBy: try r.value("dual_auth_by"),
+                                        authExpiration: try r.optionalDate("dual_auth_expires_at"))
+    key.dualAuthStamp = try r.json("dual_auth_stamp", as: PolicyStamp.self)
+    if let enabled = try r.value("rotation_enabled", as: Bool?.self) {
+        // Written together with rotation_enabled (keyArguments): a policy without its interval is not readable.
+        key.rotation = RotationPolicy(enabled: enabled, intervalMonth: try r.value("rotation_interval"))
     }
-    key.rotationStamp = try decodeJSON(PolicyStamp.self, row["rotation_stamp"])
-    key.eventSequence = row["event_sequence"]
+    key.rotationStamp = try r.json("rotation_stamp", as: PolicyStamp.self)
+    key.eventSequence = try r.value("event_sequence")
     return key
 }
 
 private func decodeRegistration(_ row: Row) throws -> Registration {
+    let r = StoredRow(row: row, table: "registrations")
+    let crn: CRN
+    do {
+        crn = try CRN(parsing: try r.value("resource_crn"))
+    } catch {
+        throw r.corrupt("resource_crn")
+    }
     var registration = Registration(
-        keyID: row["key_id"], instanceID: row["instance_id"],
-        resourceCRN: try CRN(parsing: row["resource_crn"]), description: row["description"],
-        registrationMetadata: row["metadata"], preventKeyDeletion: row["prevent_key_deletion"],
-        keyVersion: KeyVersion(id: row["key_version_id"], creationDate: date(row, "key_version_created_at")!),
-        createdBy: row["created_by"], creationDate: date(row, "created_at")!)
-    registration.updatedBy = row["updated_by"]
-    registration.lastUpdated = date(row, "updated_at")!
-    if let eventID = row["ack_event_id"] as String?, let state = AdopterKeyState(rawValue: row["ack_state"] ?? "") {
+        keyID: try r.value("key_id"), instanceID: try r.value("instance_id"),
+        resourceCRN: crn, description: try r.value("description"),
+        registrationMetadata: try r.value("metadata"), preventKeyDeletion: try r.value("prevent_key_deletion"),
+        keyVersion: KeyVersion(id: try r.value("key_version_id"), creationDate: try r.date("key_version_created_at")),
+        createdBy: try r.value("created_by"), creationDate: try r.date("created_at"))
+    registration.updatedBy = try r.value("updated_by")
+    registration.lastUpdated = try r.date("updated_at")
+    if let eventID = try r.value("ack_event_id", as: String?.self) {
         registration.acknowledgement = Acknowledgement(
-            eventID: eventID, adopterKeyState: state, keyVersionID: row["ack_key_version_id"],
-            processedAt: date(row, "ack_processed_at")!, receivedAt: date(row, "ack_received_at")!)
+            eventID: eventID, adopterKeyState: try r.code("ack_state", as: AdopterKeyState.self),
+            keyVersionID: try r.value("ack_key_version_id"),
+            processedAt: try r.date("ack_processed_at"), receivedAt: try r.date("ack_received_at"))
     }
     return registration
 }
 
-private func decodeEvent(_ row: Row) -> LifecycleEvent {
-    LifecycleEvent(sequence: row["seq"], id: row["id"], instanceID: row["instance_id"], keyID: row["key_id"],
-                   keySequence: row["key_seq"], kind: LifecycleEventKind(rawValue: row["kind"]) ?? .sync,
-                   keyState: KeyState(rawValue: row["key_state"]) ?? .active,
-                   keyVersion: KeyVersion(id: row["version_id"], creationDate: date(row, "version_created_at")!),
-                   date: date(row, "at")!, principal: row["principal"], correlationID: row["correlation_id"])
+private func decodeEvent(_ row: Row) throws -> LifecycleEvent {
+    let r = StoredRow(row: row, table: "events")
+    return LifecycleEvent(sequence: try r.value("seq"), id: try r.value("id"), instanceID: try r.value("instance_id"),
+                          keyID: try r.value("key_id"), keySequence: try r.value("key_seq"),
+                          kind: try r.code("kind", as: LifecycleEventKind.self),
+                          keyState: try r.code("key_state", as: KeyState.self),
+                          keyVersion: KeyVersion(id: try r.value("version_id"), creationDate: try r.date("version_created_at")),
+                          date: try r.date("at"), principal: try r.value("principal"), correlationID: try r.value("correlation_id"))
 }
 
-private func decodeNotification(_ row: Row) -> ResourceNotification {
-    ResourceNotification(id: row["notification_id"], event: decodeEvent(row), resourceCRN: row["resource_crn"], serviceName: row["service"],
-                 status: NotificationStatus(rawValue: row["status"]) ?? .pending, attempts: row["attempts"],
-                 nextAttemptDate: date(row, "next_attempt_at"), lastError: row["last_error"],
-                 sentDate: date(row, "sent_at"), acknowledgedDate: date(row, "acked_at"))
+private func decodeNotification(_ row: Row) throws -> ResourceNotification {
+    let r = StoredRow(row: row, table: "notifications")
+    return ResourceNotification(id: try r.value("notification_id"), event: try decodeEvent(row), resourceCRN: try r.value("resource_crn"),
+                                serviceName: try r.value("service"), status: try r.code("status", as: NotificationStatus.self),
+                                attempts: try r.value("attempts"), nextAttemptDate: try r.optionalDate("next_attempt_at"),
+                                lastError: try r.value("last_error"), sentDate: try r.optionalDate("sent_at"),
+                                acknowledgedDate: try r.optionalDate("acked_at"))
 }
 
 // MARK: - Transaction
@@ -300,13 +352,18 @@ struct SQLiteTransaction: StorageTransaction {
     func aliases(keyID: String) throws -> [AliasRecord] {
         try Row.fetchAll(db, sql: "SELECT alias, key_id, created_at, created_by FROM aliases WHERE key_id = ? ORDER BY created_at, alias",
                          arguments: [keyID]).map {
-            AliasRecord(alias: $0["alias"], keyID: $0["key_id"], creationDate: date($0, "created_at")!, createdBy: $0["created_by"])
+            let r = StoredRow(row: $0, table: "aliases")
+            return AliasRecord(alias: try r.value("alias"), keyID: try r.value("key_id"), creationDate: try r.date("created_at"),
+                               createdBy: try r.value("created_by"))
         }
     }
 
     func versions(keyID: String, limit: Int, offset: Int) throws -> [KeyVersion] {
         try Row.fetchAll(db, sql: "SELECT id, created_at FROM key_versions WHERE key_id = ? ORDER BY ordinal DESC LIMIT ? OFFSET ?",
-                         arguments: [keyID, limit, offset]).map { KeyVersion(id: $0["id"], creationDate: date($0, "created_at")!) }
+                         arguments: [keyID, limit, offset]).map {
+            let r = StoredRow(row: $0, table: "key_versions")
+            return KeyVersion(id: try r.value("id"), creationDate: try r.date("created_at"))
+        }
     }
 
     func sealedMaterial(keyID: String, versionID: String) throws -> Data? {
@@ -317,7 +374,8 @@ struct SQLiteTransaction: StorageTransaction {
     func keyRings(instanceID: String) throws -> [KeyRingRecord] {
         let stored = try Row.fetchAll(db, sql: "SELECT id, created_at, created_by FROM key_rings WHERE instance_id = ? ORDER BY created_at, id",
                                       arguments: [instanceID]).map {
-            KeyRingRecord(id: $0["id"], creationDate: date($0, "created_at"), createdBy: $0["created_by"])
+            let r = StoredRow(row: $0, table: "key_rings")
+            return KeyRingRecord(id: try r.value("id"), creationDate: try r.date("created_at"), createdBy: try r.value("created_by"))
         }
         return [KeyRingRecord(id: KeyRing.defaultID, creationDate: nil, createdBy: nil)] + stored
     }
@@ -378,7 +436,9 @@ struct SQLiteTransaction: StorageTransaction {
     func registrationSummary(keyID: String) throws -> RegistrationSummary {
         let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations WHERE key_id = ?",
                                    arguments: [keyID])
-        return RegistrationSummary(count: row?["total"] ?? 0, preventingDeletion: row?["preventing"] ?? 0)
+        guard let row else { return RegistrationSummary(count: 0, preventingDeletion: 0) }
+        let r = StoredRow(row: row, table: "registrations")
+        return RegistrationSummary(count: try r.value("total"), preventingDeletion: try r.value("preventing"))
     }
 
     func event(id: String) throws -> LifecycleEvent? {
@@ -448,7 +508,8 @@ struct SQLiteTransaction: StorageTransaction {
         var counts = DeliveryCounts()
         for row in try Row.fetchAll(db, sql: "SELECT n.status, COUNT(*) AS c FROM notifications n WHERE \(clauses.joined(separator: " AND ")) GROUP BY n.status",
                                     arguments: arguments) {
-            if let status = NotificationStatus(rawValue: row["status"]) { counts[status] = row["c"] }
+            let r = StoredRow(row: row, table: "notifications")
+            counts[try r.code("status", as: NotificationStatus.self)] = try r.value("c")
         }
         return counts
     }
@@ -467,9 +528,11 @@ struct SQLiteTransaction: StorageTransaction {
 
     func instancePolicies(instanceID: String) throws -> [InstancePolicy] {
         try Row.fetchAll(db, sql: "SELECT policy_type, enabled, attributes, stamp FROM instance_policies WHERE instance_id = ? ORDER BY policy_type",
-                         arguments: [instanceID]).compactMap { row in
-            guard let stamp = try decodeJSON(PolicyStamp.self, row["stamp"]) else { return nil }
-            return InstancePolicy(policyType: row["policy_type"], enabled: row["enabled"], attributesJSON: row["attributes"], stamp: stamp)
+                         arguments: [instanceID]).map { row in
+            let r = StoredRow(row: row, table: "instance_policies")
+            guard let stamp = try r.json("stamp", as: PolicyStamp.self) else { throw r.corrupt("stamp") }
+            return InstancePolicy(policyType: try r.value("policy_type"), enabled: try r.value("enabled"),
+                                  attributesJSON: try r.value("attributes"), stamp: stamp)
         }
     }
 

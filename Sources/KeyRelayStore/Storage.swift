@@ -87,11 +87,17 @@ public protocol StorageTransaction: StorageReader {
 public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file was written by a newer KeyRelay: it has migrations this build does not know.
     case newerSchema(unknown: [String])
+    /// A stored value is missing, of the wrong type, or a code this build does not know (a state, an event kind, a
+    /// notification status). The store refuses the row rather than guess: a guessed state could let a deleted key
+    /// wrap again.
+    case corruptRow(table: String, column: String, value: String)
 
     public var description: String {
         switch self {
         case .newerSchema(let unknown):
             "The database was written by a newer version of KeyRelay (unknown schema migrations: \(unknown.joined(separator: ", "))); open it with that version or newer"
+        case .corruptRow(let table, let column, let value):
+            "The database holds a value KeyRelay cannot read (table '\(table)', column '\(column)': \(value)); it was changed outside KeyRelay or by an incompatible version: restore it from a backup"
         }
     }
 }

@@ -18,4 +18,11 @@ struct StoreValueTests {
         #expect(error.description.contains("0003_a, 0004_b"))
         #expect(error.description.contains("open it with that version or newer"))
     }
+
+    @Test func aCorruptRowErrorNamesTheTableTheColumnAndTheValue() {
+        let error = StoreError.corruptRow(table: "events", column: "kind", value: #""bogus""#)
+        #expect(error.description.contains("table 'events', column 'kind': \"bogus\""))
+        #expect(error.description.contains("restore it from a backup"))
+        #expect(error != StoreError.corruptRow(table: "events", column: "kind", value: "NULL"))
+    }
 }
