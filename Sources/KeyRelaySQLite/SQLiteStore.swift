@@ -4,8 +4,8 @@ import KeyRelayCore
 import KeyRelayStore
 
 /// KeyRelay's SQLite backend of the store port (GRDB on the system libsqlite3): WAL, a durable commit for every
-/// write through one commit path (group commit), the schema from `schema/sqlite/` applied in order on open, and
-/// rows that fail closed on values this build does not know.
+/// write through one commit path (group commit), the schema from `schema/sqlite/` applied in order on open, cached
+/// statements, and rows that fail closed on values this build does not know.
 public final class SQLiteStore: KeyRelayStorage {
     /// Where the database lives.
     public enum Location: Sendable, Equatable {
@@ -271,6 +271,38 @@ private func decodeNotification(_ row: Row) throws -> ResourceNotification {
                                 acknowledgedDate: try r.optionalDate("acked_at"))
 }
 
+// MARK: - Cached statements
+
+// Every query of a transaction goes through SQLite's prepared-statement cache of its connection: compiling a
+// statement costs more than running these small indexed lookups, and an HTTP read is a handful of them. The SQL
+// strings are fixed, or built from a bounded set of fragments (filters, sort columns); values are always bound as
+// arguments, so the cache cannot grow with the data.
+extension Database {
+    fileprivate func execute(cachedSQL sql: String, arguments: StatementArguments = []) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+}
+
+extension Row {
+    fileprivate static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> [Row] {
+        try fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    fileprivate static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> Row? {
+        try fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}
+
+extension DatabaseValueConvertible {
+    fileprivate static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> [Self] {
+        try fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    fileprivate static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> Self? {
+        try fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}
+
 // MARK: - Transaction
 
 /// One GRDB connection seen through the engine's protocols. Lives only inside a `read` or `write` closure.
@@ -280,20 +312,20 @@ struct SQLiteTransaction: StorageTransaction {
     // MARK: Reads
 
     func instanceExists(_ id: String) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM instances WHERE id = ?)", arguments: [id]) ?? false
+        try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS(SELECT 1 FROM instances WHERE id = ?)", arguments: [id]) ?? false
     }
 
     func instanceIDs() throws -> [String] {
-        try String.fetchAll(db, sql: "SELECT id FROM instances ORDER BY id")
+        try String.fetchAll(db, cachedSQL: "SELECT id FROM instances ORDER BY id")
     }
 
     func key(id: String, instanceID: String) throws -> Key? {
-        try Row.fetchOne(db, sql: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?",
+        try Row.fetchOne(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?",
                          arguments: [id, instanceID]).map(decodeKey)
     }
 
     func keyID(alias: String, instanceID: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT key_id FROM aliases WHERE instance_id = ? AND alias = ?",
+        try String.fetchOne(db, cachedSQL: "SELECT key_id FROM aliases WHERE instance_id = ? AND alias = ?",
                             arguments: [instanceID, alias])
     }
 
@@ -336,21 +368,21 @@ struct SQLiteTransaction: StorageTransaction {
         let sql = "SELECT \(keyColumns) FROM keys k WHERE \(whereSQL) ORDER BY \(column) \(direction), k.id \(direction) LIMIT ? OFFSET ?"
         var all = arguments
         _ = all.append(contentsOf: [query.limit, query.offset])
-        return try Row.fetchAll(db, sql: sql, arguments: all).map(decodeKey)
+        return try Row.fetchAll(db, cachedSQL: sql, arguments: all).map(decodeKey)
     }
 
     func countKeys(instanceID: String, query: KeyQuery) throws -> Int {
         let (whereSQL, arguments) = keyWhere(instanceID: instanceID, query: query)
-        return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM keys k WHERE \(whereSQL)", arguments: arguments) ?? 0
+        return try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM keys k WHERE \(whereSQL)", arguments: arguments) ?? 0
     }
 
     func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key] {
-        try Row.fetchAll(db, sql: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?",
+        try Row.fetchAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?",
                          arguments: [date.storageMilliseconds, limit]).map(decodeKey)
     }
 
     func aliases(keyID: String) throws -> [AliasRecord] {
-        try Row.fetchAll(db, sql: "SELECT alias, key_id, created_at, created_by FROM aliases WHERE key_id = ? ORDER BY created_at, alias",
+        try Row.fetchAll(db, cachedSQL: "SELECT alias, key_id, created_at, created_by FROM aliases WHERE key_id = ? ORDER BY created_at, alias",
                          arguments: [keyID]).map {
             let r = StoredRow(row: $0, table: "aliases")
             return AliasRecord(alias: try r.value("alias"), keyID: try r.value("key_id"), creationDate: try r.date("created_at"),
@@ -359,7 +391,7 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func versions(keyID: String, limit: Int, offset: Int) throws -> [KeyVersion] {
-        try Row.fetchAll(db, sql: "SELECT id, created_at FROM key_versions WHERE key_id = ? ORDER BY ordinal DESC LIMIT ? OFFSET ?",
+        try Row.fetchAll(db, cachedSQL: "SELECT id, created_at FROM key_versions WHERE key_id = ? ORDER BY ordinal DESC LIMIT ? OFFSET ?",
                          arguments: [keyID, limit, offset]).map {
             let r = StoredRow(row: $0, table: "key_versions")
             return KeyVersion(id: try r.value("id"), creationDate: try r.date("created_at"))
@@ -367,12 +399,12 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func sealedMaterial(keyID: String, versionID: String) throws -> Data? {
-        try Data.fetchOne(db, sql: "SELECT sealed_material FROM key_versions WHERE key_id = ? AND id = ?",
+        try Data.fetchOne(db, cachedSQL: "SELECT sealed_material FROM key_versions WHERE key_id = ? AND id = ?",
                           arguments: [keyID, versionID])
     }
 
     func keyRings(instanceID: String) throws -> [KeyRingRecord] {
-        let stored = try Row.fetchAll(db, sql: "SELECT id, created_at, created_by FROM key_rings WHERE instance_id = ? ORDER BY created_at, id",
+        let stored = try Row.fetchAll(db, cachedSQL: "SELECT id, created_at, created_by FROM key_rings WHERE instance_id = ? ORDER BY created_at, id",
                                       arguments: [instanceID]).map {
             let r = StoredRow(row: $0, table: "key_rings")
             return KeyRingRecord(id: try r.value("id"), creationDate: try r.date("created_at"), createdBy: try r.value("created_by"))
@@ -381,12 +413,12 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func countKeys(instanceID: String, keyRingID: String, excludingDestroyed: Bool) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM keys WHERE instance_id = ? AND key_ring_id = ?\(excludingDestroyed ? " AND state != 5" : "")",
+        try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM keys WHERE instance_id = ? AND key_ring_id = ?\(excludingDestroyed ? " AND state != 5" : "")",
                          arguments: [instanceID, keyRingID]) ?? 0
     }
 
     func registration(keyID: String, resourceCRN: String) throws -> Registration? {
-        try Row.fetchOne(db, sql: "SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? AND r.resource_crn = ?",
+        try Row.fetchOne(db, cachedSQL: "SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? AND r.resource_crn = ?",
                          arguments: [keyID, resourceCRN]).map(decodeRegistration)
     }
 
@@ -418,13 +450,13 @@ struct SQLiteTransaction: StorageTransaction {
         let (whereSQL, arguments) = registrationWhere(instanceID: instanceID, keyID: keyID, filter: filter)
         var all = arguments
         _ = all.append(contentsOf: [limit, offset])
-        return try Row.fetchAll(db, sql: "SELECT \(registrationColumns) FROM registrations r WHERE \(whereSQL) ORDER BY r.key_id, r.resource_crn LIMIT ? OFFSET ?",
+        return try Row.fetchAll(db, cachedSQL: "SELECT \(registrationColumns) FROM registrations r WHERE \(whereSQL) ORDER BY r.key_id, r.resource_crn LIMIT ? OFFSET ?",
                                 arguments: all).map(decodeRegistration)
     }
 
     func countRegistrations(instanceID: String, keyID: String?, filter: RegistrationFilter) throws -> Int {
         let (whereSQL, arguments) = registrationWhere(instanceID: instanceID, keyID: keyID, filter: filter)
-        return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM registrations r WHERE \(whereSQL)", arguments: arguments) ?? 0
+        return try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM registrations r WHERE \(whereSQL)", arguments: arguments) ?? 0
     }
 
     func forEachRegistration(keyID: String, _ body: (Registration) throws -> Void) throws {
@@ -434,7 +466,7 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func registrationSummary(keyID: String) throws -> RegistrationSummary {
-        let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations WHERE key_id = ?",
+        let row = try Row.fetchOne(db, cachedSQL: "SELECT COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations WHERE key_id = ?",
                                    arguments: [keyID])
         guard let row else { return RegistrationSummary(count: 0, preventingDeletion: 0) }
         let r = StoredRow(row: row, table: "registrations")
@@ -442,7 +474,7 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func event(id: String) throws -> LifecycleEvent? {
-        try Row.fetchOne(db, sql: "SELECT \(eventColumns) FROM events e WHERE e.id = ?", arguments: [id]).map(decodeEvent)
+        try Row.fetchOne(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE e.id = ?", arguments: [id]).map(decodeEvent)
     }
 
     func events(instanceID: String?, keyID: String?, after sequence: Int64, limit: Int) throws -> [LifecycleEvent] {
@@ -457,12 +489,12 @@ struct SQLiteTransaction: StorageTransaction {
             _ = arguments.append(contentsOf: [keyID])
         }
         _ = arguments.append(contentsOf: [limit])
-        return try Row.fetchAll(db, sql: "SELECT \(eventColumns) FROM events e WHERE \(clauses.joined(separator: " AND ")) ORDER BY e.seq LIMIT ?",
+        return try Row.fetchAll(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE \(clauses.joined(separator: " AND ")) ORDER BY e.seq LIMIT ?",
                                 arguments: arguments).map(decodeEvent)
     }
 
     func latestEventSequence() throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM events") ?? 0
+        try Int64.fetchOne(db, cachedSQL: "SELECT COALESCE(MAX(seq), 0) FROM events") ?? 0
     }
 
     func notifications(keyID: String?, eventSequence: Int64?, status: NotificationStatus?, limit: Int, offset: Int) throws -> [ResourceNotification] {
@@ -481,12 +513,12 @@ struct SQLiteTransaction: StorageTransaction {
             _ = arguments.append(contentsOf: [status.rawValue])
         }
         _ = arguments.append(contentsOf: [limit, offset])
-        return try Row.fetchAll(db, sql: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(clauses.joined(separator: " AND ")) ORDER BY n.id DESC LIMIT ? OFFSET ?",
+        return try Row.fetchAll(db, cachedSQL: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(clauses.joined(separator: " AND ")) ORDER BY n.id DESC LIMIT ? OFFSET ?",
                                 arguments: arguments).map(decodeNotification)
     }
 
     func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification? {
-        try Row.fetchOne(db, sql: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE e.id = ? AND n.resource_crn = ?",
+        try Row.fetchOne(db, cachedSQL: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE e.id = ? AND n.resource_crn = ?",
                          arguments: [eventID, resourceCRN]).map(decodeNotification)
     }
 
@@ -506,7 +538,7 @@ struct SQLiteTransaction: StorageTransaction {
             _ = arguments.append(contentsOf: [service])
         }
         var counts = DeliveryCounts()
-        for row in try Row.fetchAll(db, sql: "SELECT n.status, COUNT(*) AS c FROM notifications n WHERE \(clauses.joined(separator: " AND ")) GROUP BY n.status",
+        for row in try Row.fetchAll(db, cachedSQL: "SELECT n.status, COUNT(*) AS c FROM notifications n WHERE \(clauses.joined(separator: " AND ")) GROUP BY n.status",
                                     arguments: arguments) {
             let r = StoredRow(row: row, table: "notifications")
             counts[try r.code("status", as: NotificationStatus.self)] = try r.value("c")
@@ -523,11 +555,11 @@ struct SQLiteTransaction: StorageTransaction {
                                 AND p.status = 'pending')
             ORDER BY n.next_attempt_at, n.id LIMIT ?
             """
-        return try Row.fetchAll(db, sql: sql, arguments: [date.storageMilliseconds, limit]).map(decodeNotification)
+        return try Row.fetchAll(db, cachedSQL: sql, arguments: [date.storageMilliseconds, limit]).map(decodeNotification)
     }
 
     func instancePolicies(instanceID: String) throws -> [InstancePolicy] {
-        try Row.fetchAll(db, sql: "SELECT policy_type, enabled, attributes, stamp FROM instance_policies WHERE instance_id = ? ORDER BY policy_type",
+        try Row.fetchAll(db, cachedSQL: "SELECT policy_type, enabled, attributes, stamp FROM instance_policies WHERE instance_id = ? ORDER BY policy_type",
                          arguments: [instanceID]).map { row in
             let r = StoredRow(row: row, table: "instance_policies")
             guard let stamp = try r.json("stamp", as: PolicyStamp.self) else { throw r.corrupt("stamp") }
@@ -537,13 +569,13 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func meta(_ name: String) throws -> Data? {
-        try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE name = ?", arguments: [name])
+        try Data.fetchOne(db, cachedSQL: "SELECT value FROM meta WHERE name = ?", arguments: [name])
     }
 
     // MARK: Writes
 
     func ensureInstance(_ id: String, at date: Date) throws {
-        try db.execute(sql: "INSERT OR IGNORE INTO instances (id, created_at) VALUES (?, ?)", arguments: [id, date.storageMilliseconds])
+        try db.execute(cachedSQL: "INSERT OR IGNORE INTO instances (id, created_at) VALUES (?, ?)", arguments: [id, date.storageMilliseconds])
     }
 
     private func keyArguments(_ key: Key) throws -> StatementArguments {
@@ -559,7 +591,7 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func insertKey(_ key: Key) throws {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO keys (id, instance_id, name, description, tags, key_ring_id, extractable, imported, state,
                 created_at, created_by, updated_at, updated_by, last_action_at, last_sync_at, last_rotate_at, expires_at,
                 version_id, version_created_at, version_count, deleted_at, deleted_by, dual_auth_enabled, dual_auth_by,
@@ -571,7 +603,7 @@ struct SQLiteTransaction: StorageTransaction {
     func updateKey(_ key: Key) throws {
         var arguments = try keyArguments(key)
         _ = arguments.append(contentsOf: [key.id])
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             UPDATE keys SET id = ?, instance_id = ?, name = ?, description = ?, tags = ?, key_ring_id = ?, extractable = ?,
                 imported = ?, state = ?, created_at = ?, created_by = ?, updated_at = ?, updated_by = ?, last_action_at = ?,
                 last_sync_at = ?, last_rotate_at = ?, expires_at = ?, version_id = ?, version_created_at = ?,
@@ -584,42 +616,42 @@ struct SQLiteTransaction: StorageTransaction {
 
     func purgeKey(id: String) throws {
         // Unfinished notifications of a purged key can never be honoured: they end dead.
-        try db.execute(sql: "UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE key_id = ? AND status IN ('pending', 'sent')",
+        try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE key_id = ? AND status IN ('pending', 'sent')",
                        arguments: [id])
-        try db.execute(sql: "DELETE FROM keys WHERE id = ?", arguments: [id])
+        try db.execute(cachedSQL: "DELETE FROM keys WHERE id = ?", arguments: [id])
     }
 
     func insertVersion(keyID: String, version: KeyVersion, ordinal: Int, sealedMaterial: Data) throws {
-        try db.execute(sql: "INSERT INTO key_versions (id, key_id, ordinal, created_at, sealed_material) VALUES (?, ?, ?, ?, ?)",
+        try db.execute(cachedSQL: "INSERT INTO key_versions (id, key_id, ordinal, created_at, sealed_material) VALUES (?, ?, ?, ?, ?)",
                        arguments: [version.id, keyID, ordinal, version.creationDate.storageMilliseconds, sealedMaterial])
     }
 
     func insertAlias(_ alias: AliasRecord, instanceID: String) throws {
-        try db.execute(sql: "INSERT INTO aliases (instance_id, alias, key_id, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+        try db.execute(cachedSQL: "INSERT INTO aliases (instance_id, alias, key_id, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
                        arguments: [instanceID, alias.alias, alias.keyID, alias.creationDate.storageMilliseconds, alias.createdBy])
     }
 
     func deleteAlias(_ alias: String, instanceID: String) throws -> Bool {
-        try db.execute(sql: "DELETE FROM aliases WHERE instance_id = ? AND alias = ?", arguments: [instanceID, alias])
+        try db.execute(cachedSQL: "DELETE FROM aliases WHERE instance_id = ? AND alias = ?", arguments: [instanceID, alias])
         return db.changesCount > 0
     }
 
     func insertKeyRing(instanceID: String, id: String, at date: Date, by principal: String) throws {
-        try db.execute(sql: "INSERT INTO key_rings (instance_id, id, created_at, created_by) VALUES (?, ?, ?, ?)",
+        try db.execute(cachedSQL: "INSERT INTO key_rings (instance_id, id, created_at, created_by) VALUES (?, ?, ?, ?)",
                        arguments: [instanceID, id, date.storageMilliseconds, principal])
     }
 
     func deleteKeyRing(instanceID: String, id: String) throws {
-        try db.execute(sql: "DELETE FROM key_rings WHERE instance_id = ? AND id = ?", arguments: [instanceID, id])
+        try db.execute(cachedSQL: "DELETE FROM key_rings WHERE instance_id = ? AND id = ?", arguments: [instanceID, id])
     }
 
     func moveKeys(instanceID: String, fromRing: String, toRing: String) throws {
-        try db.execute(sql: "UPDATE keys SET key_ring_id = ? WHERE instance_id = ? AND key_ring_id = ?",
+        try db.execute(cachedSQL: "UPDATE keys SET key_ring_id = ? WHERE instance_id = ? AND key_ring_id = ?",
                        arguments: [toRing, instanceID, fromRing])
     }
 
     func upsertRegistration(_ r: Registration) throws {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO registrations (key_id, resource_crn, instance_id, service, description, metadata, prevent_key_deletion,
                 key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at, ack_event_id, ack_state,
                 ack_key_version_id, ack_processed_at, ack_received_at)
@@ -640,12 +672,12 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func deleteRegistration(keyID: String, resourceCRN: String) throws -> Bool {
-        try db.execute(sql: "DELETE FROM registrations WHERE key_id = ? AND resource_crn = ?", arguments: [keyID, resourceCRN])
+        try db.execute(cachedSQL: "DELETE FROM registrations WHERE key_id = ? AND resource_crn = ?", arguments: [keyID, resourceCRN])
         return db.changesCount > 0
     }
 
     func recordAcknowledgement(keyID: String, resourceCRN: String, _ ack: Acknowledgement) throws {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             UPDATE registrations SET ack_event_id = ?, ack_state = ?, ack_key_version_id = ?, ack_processed_at = ?, ack_received_at = ?
             WHERE key_id = ? AND resource_crn = ?
             """, arguments: [ack.eventID, ack.adopterKeyState.rawValue, ack.keyVersionID, ms(ack.processedAt),
@@ -653,7 +685,7 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func appendEvent(_ event: LifecycleEvent) throws -> Int64 {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO events (id, instance_id, key_id, key_seq, kind, key_state, version_id, version_created_at, at, principal, correlation_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [event.id, event.instanceID, event.keyID, event.keySequence, event.kind.rawValue,
@@ -663,7 +695,7 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func fanOut(eventSequence: Int64, keyID: String, dueAt date: Date) throws -> Int {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO notifications (event_seq, key_id, resource_crn, service, status, attempts, next_attempt_at)
             SELECT ?, key_id, resource_crn, service, 'pending', 0, ? FROM registrations WHERE key_id = ?
             """, arguments: [eventSequence, date.storageMilliseconds, keyID])
@@ -673,19 +705,19 @@ struct SQLiteTransaction: StorageTransaction {
     func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) throws {
         switch outcome {
         case .sent(let at, let deadline):
-            try db.execute(sql: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ?, last_error = NULL WHERE id = ? AND status IN ('pending', 'sent')",
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ?, last_error = NULL WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [at.storageMilliseconds, deadline.storageMilliseconds, notificationID])
         case .failed(_, let error, let retryAt):
-            try db.execute(sql: "UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [retryAt.storageMilliseconds, error, notificationID])
         case .dead(_, let error):
-            try db.execute(sql: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [error, notificationID])
         }
     }
 
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL
             WHERE key_id = ? AND resource_crn = ? AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
               AND (status != 'dead' OR event_seq = ?)
@@ -694,14 +726,14 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO instance_policies (instance_id, policy_type, enabled, attributes, stamp) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT (instance_id, policy_type) DO UPDATE SET enabled = excluded.enabled, attributes = excluded.attributes, stamp = excluded.stamp
             """, arguments: [instanceID, policy.policyType, policy.enabled, policy.attributesJSON, try encodeJSON(policy.stamp)])
     }
 
     func setMeta(_ name: String, _ value: Data) throws {
-        try db.execute(sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        try db.execute(cachedSQL: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                        arguments: [name, value])
     }
 }
