@@ -33,6 +33,8 @@ let package = Package(
             dependencies: ["KeyRelayCore", "KeyRelayStore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict,
             plugins: ["EmbedSchema"]),
+        // The contract suite every backend's tests run (a library: it does not import a test framework).
+        .target(name: "KeyRelayStoreTesting", dependencies: ["KeyRelayCore", "KeyRelayStore"], swiftSettings: strict),
         .executableTarget(name: "SchemaEmbedder", path: "Sources/SchemaEmbedder"),
         .plugin(name: "EmbedSchema", capability: .buildTool(), dependencies: ["SchemaEmbedder"]),
         .target(
@@ -90,9 +92,10 @@ let package = Package(
         .testTarget(
             name: "KeyRelaySQLiteTests",
             dependencies: [
-                "KeyRelaySQLite", "KeyRelayStore", "KeyRelayCrashChild",
+                "KeyRelaySQLite", "KeyRelayStore", "KeyRelayStoreTesting", "KeyRelayCrashChild",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
+        .testTarget(name: "KeyRelayStoreTestingTests", dependencies: ["KeyRelayStoreTesting", "KeyRelayStore", "KeyRelaySQLite"]),
         .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayCrashChild", "StoryExample"]),
         .testTarget(name: "KeyRelayBusTests", dependencies: ["KeyRelayBus", "KeyRelay", "KeyRelaySQLite", "KeyRelayCrashChild"]),
         .testTarget(name: "KeyRelayAdaptersTests", dependencies: ["KeyRelayAdapters", "KeyRelay"]),
