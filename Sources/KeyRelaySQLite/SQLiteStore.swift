@@ -185,6 +185,15 @@ private struct StoredRow {
         return known
     }
 
+    // The same reads by `Column`, for tables whose columns a record names (``KeyRow/Columns``).
+    func value<T: DatabaseValueConvertible>(_ column: Column, as type: T.Type = T.self) throws -> T { try value(column.name, as: type) }
+    func date(_ column: Column) throws -> Date { try date(column.name) }
+    func optionalDate(_ column: Column) throws -> Date? { try optionalDate(column.name) }
+    func code<E: RawRepresentable>(_ column: Column, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
+        try code(column.name, as: type)
+    }
+    func json<T: Decodable>(_ column: Column, as type: T.Type) throws -> T? { try json(column.name, as: type) }
+
     /// JSON text decoded as `T`, or nil when the column is NULL.
     func json<T: Decodable>(_ column: String, as type: T.Type) throws -> T? {
         guard let text = try value(column, as: String?.self) else { return nil }
@@ -198,33 +207,110 @@ private struct StoredRow {
     }
 }
 
-private func decodeKey(_ row: Row) throws -> Key {
-    let r = StoredRow(row: row, table: "keys")
-    let version = KeyVersion(id: try r.value("version_id"), creationDate: try r.date("version_created_at"))
-    var key = Key(id: try r.value("id"), instanceID: try r.value("instance_id"), name: try r.value("name"),
-                  description: try r.value("description"), tags: try r.json("tags", as: [String].self) ?? [],
-                  aliases: try r.json("aliases", as: [String].self) ?? [],
-                  keyRingID: try r.value("key_ring_id"), extractable: try r.value("extractable"), imported: try r.value("imported"),
-                  state: try r.code("state", as: KeyState.self), creationDate: try r.date("created_at"),
-                  createdBy: try r.value("created_by"), expirationDate: try r.optionalDate("expires_at"), currentVersion: version)
-    key.lastUpdateDate = try r.date("updated_at")
-    key.updatedBy = try r.value("updated_by")
-    key.lastLifecycleActionDate = try r.optionalDate("last_action_at")
-    key.lastSyncDate = try r.optionalDate("last_sync_at")
-    key.lastRotateDate = try r.optionalDate("last_rotate_at")
-    key.versionCount = try r.value("version_count")
-    key.deletionDate = try r.optionalDate("deleted_at")
-    key.deletedBy = try r.value("deleted_by")
-    key.dualAuthDelete = DualAuthDelete(enabled: try r.value("dual_auth_enabled"), authorizedBy: try r.value("dual_auth_by"),
-                                        authExpiration: try r.optionalDate("dual_auth_expires_at"))
-    key.dualAuthStamp = try r.json("dual_auth_stamp", as: PolicyStamp.self)
-    if let enabled = try r.value("rotation_enabled", as: Bool?.self) {
-        // Written together with rotation_enabled (keyArguments): a policy without its interval is not readable.
-        key.rotation = RotationPolicy(enabled: enabled, intervalMonth: try r.value("rotation_interval"))
+/// A `keys` row: every stored column of a key, named once for writing (``encode(to:)``) and reading (``decode(_:)``).
+/// A key's aliases live in `aliases` and are read back with it (`keyColumns`).
+private struct KeyRow: PersistableRecord {
+    static let databaseTableName = "keys"
+
+    enum Columns {
+        static let id = Column("id")
+        static let instanceID = Column("instance_id")
+        static let name = Column("name")
+        static let description = Column("description")
+        static let tags = Column("tags")
+        static let keyRingID = Column("key_ring_id")
+        static let extractable = Column("extractable")
+        static let imported = Column("imported")
+        static let state = Column("state")
+        static let createdAt = Column("created_at")
+        static let createdBy = Column("created_by")
+        static let updatedAt = Column("updated_at")
+        static let updatedBy = Column("updated_by")
+        static let lastActionAt = Column("last_action_at")
+        static let lastSyncAt = Column("last_sync_at")
+        static let lastRotateAt = Column("last_rotate_at")
+        static let expiresAt = Column("expires_at")
+        static let versionID = Column("version_id")
+        static let versionCreatedAt = Column("version_created_at")
+        static let versionCount = Column("version_count")
+        static let deletedAt = Column("deleted_at")
+        static let deletedBy = Column("deleted_by")
+        static let dualAuthEnabled = Column("dual_auth_enabled")
+        static let dualAuthBy = Column("dual_auth_by")
+        static let dualAuthExpiresAt = Column("dual_auth_expires_at")
+        static let dualAuthStamp = Column("dual_auth_stamp")
+        static let rotationEnabled = Column("rotation_enabled")
+        static let rotationInterval = Column("rotation_interval")
+        static let rotationStamp = Column("rotation_stamp")
+        static let eventSequence = Column("event_sequence")
+        /// Not a column of `keys`: the key's aliases as a JSON array, selected with it (`keyColumns`).
+        static let aliases = Column("aliases")
     }
-    key.rotationStamp = try r.json("rotation_stamp", as: PolicyStamp.self)
-    key.eventSequence = try r.value("event_sequence")
-    return key
+
+    let key: Key
+
+    func encode(to container: inout PersistenceContainer) throws {
+        container[Columns.id] = key.id
+        container[Columns.instanceID] = key.instanceID
+        container[Columns.name] = key.name
+        container[Columns.description] = key.description
+        container[Columns.tags] = try encodeJSON(key.tags) ?? "[]"
+        container[Columns.keyRingID] = key.keyRingID
+        container[Columns.extractable] = key.extractable
+        container[Columns.imported] = key.imported
+        container[Columns.state] = key.state.rawValue
+        container[Columns.createdAt] = ms(key.creationDate)
+        container[Columns.createdBy] = key.createdBy
+        container[Columns.updatedAt] = ms(key.lastUpdateDate)
+        container[Columns.updatedBy] = key.updatedBy
+        container[Columns.lastActionAt] = ms(key.lastLifecycleActionDate)
+        container[Columns.lastSyncAt] = ms(key.lastSyncDate)
+        container[Columns.lastRotateAt] = ms(key.lastRotateDate)
+        container[Columns.expiresAt] = ms(key.expirationDate)
+        container[Columns.versionID] = key.currentVersion.id
+        container[Columns.versionCreatedAt] = ms(key.currentVersion.creationDate)
+        container[Columns.versionCount] = key.versionCount
+        container[Columns.deletedAt] = ms(key.deletionDate)
+        container[Columns.deletedBy] = key.deletedBy
+        container[Columns.dualAuthEnabled] = key.dualAuthDelete.enabled
+        container[Columns.dualAuthBy] = key.dualAuthDelete.authorizedBy
+        container[Columns.dualAuthExpiresAt] = ms(key.dualAuthDelete.authExpiration)
+        container[Columns.dualAuthStamp] = try encodeJSON(key.dualAuthStamp)
+        container[Columns.rotationEnabled] = key.rotation?.enabled
+        container[Columns.rotationInterval] = key.rotation?.intervalMonth
+        container[Columns.rotationStamp] = try encodeJSON(key.rotationStamp)
+        container[Columns.eventSequence] = key.eventSequence
+    }
+
+    static func decode(_ row: Row) throws -> Key {
+        let r = StoredRow(row: row, table: databaseTableName)
+        let version = KeyVersion(id: try r.value(Columns.versionID), creationDate: try r.date(Columns.versionCreatedAt))
+        var key = Key(id: try r.value(Columns.id), instanceID: try r.value(Columns.instanceID), name: try r.value(Columns.name),
+                      description: try r.value(Columns.description), tags: try r.json(Columns.tags, as: [String].self) ?? [],
+                      aliases: try r.json(Columns.aliases, as: [String].self) ?? [],
+                      keyRingID: try r.value(Columns.keyRingID), extractable: try r.value(Columns.extractable),
+                      imported: try r.value(Columns.imported), state: try r.code(Columns.state, as: KeyState.self),
+                      creationDate: try r.date(Columns.createdAt), createdBy: try r.value(Columns.createdBy),
+                      expirationDate: try r.optionalDate(Columns.expiresAt), currentVersion: version)
+        key.lastUpdateDate = try r.date(Columns.updatedAt)
+        key.updatedBy = try r.value(Columns.updatedBy)
+        key.lastLifecycleActionDate = try r.optionalDate(Columns.lastActionAt)
+        key.lastSyncDate = try r.optionalDate(Columns.lastSyncAt)
+        key.lastRotateDate = try r.optionalDate(Columns.lastRotateAt)
+        key.versionCount = try r.value(Columns.versionCount)
+        key.deletionDate = try r.optionalDate(Columns.deletedAt)
+        key.deletedBy = try r.value(Columns.deletedBy)
+        key.dualAuthDelete = DualAuthDelete(enabled: try r.value(Columns.dualAuthEnabled), authorizedBy: try r.value(Columns.dualAuthBy),
+                                            authExpiration: try r.optionalDate(Columns.dualAuthExpiresAt))
+        key.dualAuthStamp = try r.json(Columns.dualAuthStamp, as: PolicyStamp.self)
+        if let enabled = try r.value(Columns.rotationEnabled, as: Bool?.self) {
+            // Written together with rotation_enabled (encode(to:)): a policy without its interval is not readable.
+            key.rotation = RotationPolicy(enabled: enabled, intervalMonth: try r.value(Columns.rotationInterval))
+        }
+        key.rotationStamp = try r.json(Columns.rotationStamp, as: PolicyStamp.self)
+        key.eventSequence = try r.value(Columns.eventSequence)
+        return key
+    }
 }
 
 private func decodeRegistration(_ row: Row) throws -> Registration {
@@ -321,7 +407,7 @@ struct SQLiteTransaction: StorageTransaction {
 
     func key(id: String, instanceID: String) throws -> Key? {
         try Row.fetchOne(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?",
-                         arguments: [id, instanceID]).map(decodeKey)
+                         arguments: [id, instanceID]).map(KeyRow.decode)
     }
 
     func keyID(alias: String, instanceID: String) throws -> String? {
@@ -368,7 +454,7 @@ struct SQLiteTransaction: StorageTransaction {
         let sql = "SELECT \(keyColumns) FROM keys k WHERE \(whereSQL) ORDER BY \(column) \(direction), k.id \(direction) LIMIT ? OFFSET ?"
         var all = arguments
         _ = all.append(contentsOf: [query.limit, query.offset])
-        return try Row.fetchAll(db, cachedSQL: sql, arguments: all).map(decodeKey)
+        return try Row.fetchAll(db, cachedSQL: sql, arguments: all).map(KeyRow.decode)
     }
 
     func countKeys(instanceID: String, query: KeyQuery) throws -> Int {
@@ -378,7 +464,7 @@ struct SQLiteTransaction: StorageTransaction {
 
     func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key] {
         try Row.fetchAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?",
-                         arguments: [date.storageMilliseconds, limit]).map(decodeKey)
+                         arguments: [date.storageMilliseconds, limit]).map(KeyRow.decode)
     }
 
     func aliases(keyID: String) throws -> [AliasRecord] {
@@ -578,40 +664,13 @@ struct SQLiteTransaction: StorageTransaction {
         try db.execute(cachedSQL: "INSERT OR IGNORE INTO instances (id, created_at) VALUES (?, ?)", arguments: [id, date.storageMilliseconds])
     }
 
-    private func keyArguments(_ key: Key) throws -> StatementArguments {
-        [
-            key.id, key.instanceID, key.name, key.description, try encodeJSON(key.tags) ?? "[]", key.keyRingID,
-            key.extractable, key.imported, key.state.rawValue, ms(key.creationDate), key.createdBy,
-            ms(key.lastUpdateDate), key.updatedBy, ms(key.lastLifecycleActionDate), ms(key.lastSyncDate),
-            ms(key.lastRotateDate), ms(key.expirationDate), key.currentVersion.id, ms(key.currentVersion.creationDate),
-            key.versionCount, ms(key.deletionDate), key.deletedBy, key.dualAuthDelete.enabled,
-            key.dualAuthDelete.authorizedBy, ms(key.dualAuthDelete.authExpiration), try encodeJSON(key.dualAuthStamp),
-            key.rotation?.enabled, key.rotation?.intervalMonth, try encodeJSON(key.rotationStamp), key.eventSequence,
-        ]
-    }
-
     func insertKey(_ key: Key) throws {
-        try db.execute(cachedSQL: """
-            INSERT INTO keys (id, instance_id, name, description, tags, key_ring_id, extractable, imported, state,
-                created_at, created_by, updated_at, updated_by, last_action_at, last_sync_at, last_rotate_at, expires_at,
-                version_id, version_created_at, version_count, deleted_at, deleted_by, dual_auth_enabled, dual_auth_by,
-                dual_auth_expires_at, dual_auth_stamp, rotation_enabled, rotation_interval, rotation_stamp, event_sequence)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: try keyArguments(key))
+        try KeyRow(key: key).insert(db)
     }
 
     func updateKey(_ key: Key) throws {
-        var arguments = try keyArguments(key)
-        _ = arguments.append(contentsOf: [key.id])
-        try db.execute(cachedSQL: """
-            UPDATE keys SET id = ?, instance_id = ?, name = ?, description = ?, tags = ?, key_ring_id = ?, extractable = ?,
-                imported = ?, state = ?, created_at = ?, created_by = ?, updated_at = ?, updated_by = ?, last_action_at = ?,
-                last_sync_at = ?, last_rotate_at = ?, expires_at = ?, version_id = ?, version_created_at = ?,
-                version_count = ?, deleted_at = ?, deleted_by = ?, dual_auth_enabled = ?, dual_auth_by = ?,
-                dual_auth_expires_at = ?, dual_auth_stamp = ?, rotation_enabled = ?, rotation_interval = ?,
-                rotation_stamp = ?, event_sequence = ?
-            WHERE id = ?
-            """, arguments: arguments)
+        // `update` also checks that the key exists: updating a key that is gone is a bug, not a no-op.
+        try KeyRow(key: key).update(db)
     }
 
     func purgeKey(id: String) throws {
