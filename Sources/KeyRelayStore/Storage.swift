@@ -102,9 +102,11 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+// `package`, not `public`: an extension on Foundation's Date would otherwise be visible to every client that
+// loads this module, including embedders who only `import KeyRelay`.
 extension Date {
-    /// Milliseconds since 1970, as stored.
-    public var storageMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+    /// Milliseconds since 1970, as stored: every backend keeps times at this precision.
+    package var storageMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
     /// A date from stored milliseconds.
-    public init(storageMilliseconds ms: Int64) { self.init(timeIntervalSince1970: Double(ms) / 1000) }
+    package init(storageMilliseconds ms: Int64) { self.init(timeIntervalSince1970: Double(ms) / 1000) }
 }

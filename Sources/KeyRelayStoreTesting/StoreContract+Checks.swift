@@ -225,14 +225,10 @@ extension StoreContract {
         func due(_ seconds: Double, limit: Int = 10) async throws -> [String] {
             F.labels(try await store.read { tx in try tx.dueNotifications(at: F.at(seconds), limit: limit) })
         }
-        func notification(_ event: LifecycleEvent, _ bucket: String) async throws -> ResourceNotification {
-            guard let n = try await store.read({ tx in try tx.notification(eventID: event.id, resourceCRN: F.crn(bucket)) }) else {
+        func record(_ event: LifecycleEvent, _ bucket: String, _ outcome: DeliveryOutcome) async throws {
+            guard let id = try await store.read({ tx in try tx.notification(eventID: event.id, resourceCRN: F.crn(bucket))?.id }) else {
                 throw ContractViolation("no notification of \(event.id) to \(bucket)")
             }
-            return n
-        }
-        func record(_ event: LifecycleEvent, _ bucket: String, _ outcome: DeliveryOutcome) async throws {
-            let id = try await notification(event, bucket).id
             try await store.write { tx in try tx.recordDelivery(notificationID: id, outcome) }
         }
         try requireEqual(try await due(-1), [], "due before the notifications' time")
