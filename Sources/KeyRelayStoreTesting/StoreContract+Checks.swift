@@ -401,6 +401,94 @@ extension StoreContract {
         try requireEqual(filtered, 1, "registrations matching one CRN")
     }
 
+    static let filters = StoreContractCheck(
+        "filters",
+        "Key and registration filters select exactly: root or standard keys, a key ring, a case-insensitive search of names and aliases in which % and _ are plain characters, CRN prefixes, preventKeyDeletion; and the writes that move, count or remove rows report what they did."
+    ) { backend in
+        let store = try await backend.makeStore()
+        var payroll = F.key("k1", created: 1)
+        payroll.name = "Payroll-Root"
+        var standard = F.key("k2", created: 2)
+        standard.name = "50%_discount"
+        standard.extractable = true
+        standard.keyRingID = "ring-a"
+        var other = F.key("k3", created: 3)
+        other.name = "500 discount"
+        other.keyRingID = "ring-a"
+        other.state = .destroyed
+        var expiring = F.key("k4", created: 4)
+        expiring.expirationDate = F.at(100)
+        var expiringFirst = F.key("k5", created: 5)
+        expiringFirst.expirationDate = F.at(50)
+        var expiredButSuspended = F.key("k6", created: 6)
+        expiredButSuspended.expirationDate = F.at(10)
+        expiredButSuspended.state = .suspended
+        let keys = [payroll, standard, other, expiring, expiringFirst, expiredButSuspended]
+        try await store.write { [payroll, standard] tx in
+            try tx.ensureInstance("i1", at: F.epoch)
+            try tx.insertKeyRing(instanceID: "i1", id: "ring-a", at: F.epoch, by: "alice")
+            for key in keys { try tx.insertKey(key) }
+            try tx.insertAlias(AliasRecord(alias: "salaries", keyID: "k1", creationDate: F.epoch, createdBy: "alice"), instanceID: "i1")
+            try tx.upsertRegistration(try F.registration(payroll, "bucket-1"))
+            try tx.upsertRegistration(try F.registration(payroll, "bucket-2", prevent: true))
+            try tx.upsertRegistration(try F.registration(standard, "other-1"))
+        }
+        func ids(_ configure: @Sendable (inout KeyQuery) -> Void) async throws -> [String] {
+            var query = KeyQuery()
+            query.states = Set(KeyState.allCases)
+            configure(&query)
+            let q = query
+            return try await store.read { tx in try tx.keys(instanceID: "i1", query: q).map(\.id) }
+        }
+        try requireEqual(try await ids { $0.extractable = true }, ["k2"], "standard keys")
+        try requireEqual(try await ids { $0.extractable = false }, ["k1", "k3", "k4", "k5", "k6"], "root keys")
+        try requireEqual(try await ids { $0.keyRingID = "ring-a" }, ["k2", "k3"], "keys of ring-a")
+        try requireEqual(try await ids { $0.search = "PAYROLL" }, ["k1"], "search by name, any case")
+        try requireEqual(try await ids { $0.search = "salar" }, ["k1"], "search by alias")
+        try requireEqual(try await ids { $0.search = "50%" }, ["k2"], "search with % (a plain character, not a wildcard)")
+        try requireEqual(try await ids { $0.search = "0_d" }, [], "search with _ (a plain character, not a wildcard)")
+
+        let (due, live, all) = try await store.read { tx in
+            (try tx.keysDueForExpiry(at: F.at(100), limit: 10).map(\.id),
+             try tx.countKeys(instanceID: "i1", keyRingID: "ring-a", excludingDestroyed: true),
+             try tx.countKeys(instanceID: "i1", keyRingID: "ring-a", excludingDestroyed: false))
+        }
+        try requireEqual(due, ["k5", "k4"], "active keys due for expiry, earliest first (a suspended one is not)")
+        try requireEqual(live, 1, "keys of ring-a that are not destroyed")
+        try requireEqual(all, 2, "keys of ring-a")
+
+        let (prefix, exact, preventing, everyKey) = try await store.read { tx in
+            (try tx.countRegistrations(instanceID: "i1", keyID: nil, filter: RegistrationFilter(crnQuery: F.crn("bucket-") + "*")),
+             try tx.registrations(instanceID: "i1", keyID: nil, filter: RegistrationFilter(crnQuery: F.crn("bucket-2")), limit: 10, offset: 0)
+                .map(\.resourceCRN),
+             try tx.countRegistrations(instanceID: "i1", keyID: "k1", filter: RegistrationFilter(preventKeyDeletion: true)),
+             try tx.registrations(instanceID: "i1", keyID: nil, filter: RegistrationFilter(), limit: 10, offset: 0).map(\.keyID))
+        }
+        try requireEqual(prefix, 2, "registrations whose CRN starts with the prefix before '*'")
+        try requireEqual(exact, [F.crn("bucket-2")], "registrations of one exact CRN")
+        try requireEqual(preventing, 1, "registrations preventing deletion")
+        try requireEqual(everyKey, ["k1", "k1", "k2"], "registrations of every key, by key then CRN")
+
+        let (moved, aliasRemoved, aliasAgain, registrationRemoved, registrationAgain) = try await store.write { tx in
+            try tx.moveKeys(instanceID: "i1", fromRing: "ring-a", toRing: KeyRing.defaultID)
+            try tx.deleteKeyRing(instanceID: "i1", id: "ring-a")
+            return (try tx.countKeys(instanceID: "i1", keyRingID: KeyRing.defaultID, excludingDestroyed: false),
+                    try tx.deleteAlias("salaries", instanceID: "i1"), try tx.deleteAlias("salaries", instanceID: "i1"),
+                    try tx.deleteRegistration(keyID: "k1", resourceCRN: F.crn("bucket-1")),
+                    try tx.deleteRegistration(keyID: "k1", resourceCRN: F.crn("bucket-1")))
+        }
+        try requireEqual(moved, 6, "keys of the default ring after moving ring-a's keys there")
+        try require(aliasRemoved && !aliasAgain, "deleteAlias must report true once, then false (got \(aliasRemoved), \(aliasAgain))")
+        try require(registrationRemoved && !registrationAgain,
+                    "deleteRegistration must report true once, then false (got \(registrationRemoved), \(registrationAgain))")
+        let (rings, alias, key) = try await store.read { tx in
+            (try tx.keyRings(instanceID: "i1").map(\.id), try tx.keyID(alias: "salaries", instanceID: "i1"), try tx.key(id: "k1", instanceID: "i1"))
+        }
+        try requireEqual(rings, [KeyRing.defaultID], "key rings after deleting ring-a")
+        try requireEqual(alias, nil, "the deleted alias")
+        try requireEqual(key?.aliases, [], "the key's aliases after deleting its alias")
+    }
+
     static let eventSequence = StoreContractCheck(
         "eventSequence",
         "Event sequences grow strictly with every append, within and across commands; events read back in sequence order after any point."
