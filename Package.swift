@@ -24,11 +24,16 @@ let package = Package(
     ],
     targets: [
         .target(name: "KeyRelayCore", swiftSettings: strict),
+        // The store port: what the engine needs from persistence, no backend, no database library.
+        .target(name: "KeyRelayStore", dependencies: ["KeyRelayCore"], swiftSettings: strict),
+        // The embedded backend: GRDB on SQLite, migrations from schema/sqlite/.
         .target(
-            name: "KeyRelayStore",
-            dependencies: ["KeyRelayCore", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "KeyRelaySQLite",
+            dependencies: ["KeyRelayCore", "KeyRelayStore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict,
             plugins: ["EmbedSchema"]),
+        // The contract suite every backend's tests run (a library: it does not import a test framework).
+        .target(name: "KeyRelayStoreTesting", dependencies: ["KeyRelayCore", "KeyRelayStore"], swiftSettings: strict),
         .executableTarget(name: "SchemaEmbedder", path: "Sources/SchemaEmbedder"),
         .plugin(name: "EmbedSchema", capability: .buildTool(), dependencies: ["SchemaEmbedder"]),
         .target(
@@ -42,7 +47,7 @@ let package = Package(
         .target(
             name: "KeyRelay",
             dependencies: [
-                "KeyRelayCore", "KeyRelayStore", "KeyRelayBus",
+                "KeyRelayCore", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -71,13 +76,13 @@ let package = Package(
         // Test support: a process the crash tests SIGKILL at random moments (not shipped to users).
         .executableTarget(
             name: "KeyRelayCrashChild",
-            dependencies: ["KeyRelay", "KeyRelayBus", "KeyRelayAdapters"],
+            dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus", "KeyRelayAdapters"],
             swiftSettings: strict),
         // Benchmarks (issue #6): `scripts/bench`.
         .executableTarget(
             name: "KeyRelayBench",
             dependencies: [
-                "KeyRelay", "KeyRelayStore", "KeyRelayBus", "KeyRelayAdapters", "KeyRelayHTTP",
+                "KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus", "KeyRelayAdapters", "KeyRelayHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
@@ -85,9 +90,16 @@ let package = Package(
         .executableTarget(name: "StoryExample", dependencies: ["KeyRelay"], path: "Examples/Story", swiftSettings: strict),
 
         .testTarget(name: "KeyRelayCoreTests", dependencies: ["KeyRelayCore"]),
-        .testTarget(name: "KeyRelayStoreTests", dependencies: ["KeyRelayStore", "KeyRelayCrashChild", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelayCrashChild", "StoryExample"]),
-        .testTarget(name: "KeyRelayBusTests", dependencies: ["KeyRelayBus", "KeyRelay", "KeyRelayCrashChild"]),
+        .testTarget(name: "KeyRelayStoreTests", dependencies: ["KeyRelayStore"]),
+        .testTarget(
+            name: "KeyRelaySQLiteTests",
+            dependencies: [
+                "KeyRelaySQLite", "KeyRelayStore", "KeyRelayStoreTesting", "KeyRelayCrashChild",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
+        .testTarget(name: "KeyRelayStoreTestingTests", dependencies: ["KeyRelayStoreTesting", "KeyRelayStore", "KeyRelaySQLite"]),
+        .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayCrashChild", "StoryExample"]),
+        .testTarget(name: "KeyRelayBusTests", dependencies: ["KeyRelayBus", "KeyRelay", "KeyRelaySQLite", "KeyRelayCrashChild"]),
         .testTarget(name: "KeyRelayAdaptersTests", dependencies: ["KeyRelayAdapters", "KeyRelay"]),
         .testTarget(name: "KeyRelayScenarioTests", dependencies: ["KeyRelayScenario"], resources: []),
         .testTarget(

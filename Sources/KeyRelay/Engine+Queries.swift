@@ -1,6 +1,6 @@
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
 /// A page of results and the total they were taken from.
 public struct Page<Item: Sendable>: Sendable {

@@ -2,9 +2,9 @@ import Foundation
 import KeyRelayCore
 
 extension KeyRelayEngine {
-    /// The longest expiry duration accepted: a hundred years (a longer one is a typo, and would leave the
-    /// timestamps Key Protect can write).
-    public static let maximumExpiryDuration: TimeInterval = 100 * 365 * 86400
+    /// The longest expiry duration accepted: `DurationText.maximum`, a hundred years (a longer one is a typo, and
+    /// would leave the timestamps Key Protect can write).
+    public static let maximumExpiryDuration: TimeInterval = DurationText.maximum
 
     /// Creates a key that expires `duration` after now, on the engine's injected clock: a front end that says
     /// "in 30 days" must not read a clock of its own (under a scenario's manual clock or a dev clock they differ).

@@ -1,6 +1,6 @@
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
 /// One key as an operator looks at it before deciding to sync: its registrations, their drift, its deliveries,
 /// and what it accepts now (the rules' answer, so that no front end keeps a copy of them).

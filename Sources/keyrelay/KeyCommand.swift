@@ -43,7 +43,7 @@ struct KeyCommand: AsyncParsableCommand {
         func expiryDuration() throws -> TimeInterval? {
             guard let expiresIn else { return nil }
             guard let interval = DurationText.parse(expiresIn) else {
-                throw ValidationError("--expires-in must be a duration such as 30d or 4h, not '\(expiresIn)'")
+                throw ValidationError("--expires-in must be a duration such as 30d or 4h, at most \(DurationText.maximumText), not '\(expiresIn.prefix(40))'")
             }
             return interval
         }

@@ -1,9 +1,11 @@
 import Foundation
 import GRDB
 import KeyRelayCore
+import KeyRelayStore
 
-/// KeyRelay's SQLite store (GRDB on the system libsqlite3): WAL, a durable commit for every write, the schema
-/// from `schema/` applied in order on open.
+/// KeyRelay's SQLite backend of the store port (GRDB on the system libsqlite3): WAL, a durable commit for every
+/// write through one commit path (group commit), the schema from `schema/sqlite/` applied in order on open, cached
+/// statements, and rows that fail closed on values this build does not know.
 public final class SQLiteStore: KeyRelayStorage {
     /// Where the database lives.
     public enum Location: Sendable, Equatable {
@@ -100,11 +102,6 @@ public final class SQLiteStore: KeyRelayStorage {
         try await writer.read { db in try query(SQLiteTransaction(db: db)) }
     }
 
-    /// Synchronous write, for callers outside Swift concurrency (crash tests, tools).
-    public func writeSync<T>(_ command: (any StorageTransaction) throws -> T) throws -> T {
-        try writer.write { db in try command(SQLiteTransaction(db: db)) }
-    }
-
     /// Closes the database.
     public func close() throws {
         if let pool = writer as? DatabasePool { try pool.close() }
@@ -139,10 +136,6 @@ private let notificationColumns = """
     \(eventColumns)
     """
 
-private func date(_ row: Row, _ column: String) -> Date? {
-    (row[column] as Int64?).map(Date.init(storageMilliseconds:))
-}
-
 private func ms(_ date: Date?) -> Int64? { date?.storageMilliseconds }
 
 private let jsonEncoder: JSONEncoder = {
@@ -157,70 +150,243 @@ private func encodeJSON<T: Encodable>(_ value: T?) throws -> String? {
     return String(decoding: try jsonEncoder.encode(value), as: UTF8.self)
 }
 
-private func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
-    guard let text else { return nil }
-    let decoder = JSONDecoder()
-    decoder.dateDecodingStrategy = .millisecondsSince1970
-    return try decoder.decode(type, from: Data(text.utf8))
+/// One stored row, read so that it fails closed: a missing, mistyped or unknown value throws
+/// ``StoreError/corruptRow(table:column:value:)`` naming it, instead of turning into a default (an unknown state
+/// read as active would let a deleted key wrap again) or crashing the process on a force-unwrap.
+private struct StoredRow {
+    let row: Row
+    let table: String
+
+    func corrupt(_ column: String) -> StoreError {
+        let stored = (row[column] as DatabaseValue?).map(\.description) ?? "no such column"
+        return .corruptRow(table: table, column: column, value: stored)
+    }
+
+    /// A value that must be present and of type `T` (ask for `T?` when NULL is allowed).
+    func value<T: DatabaseValueConvertible>(_ column: String, as type: T.Type = T.self) throws -> T {
+        do {
+            return try row.decode(type, forColumn: column)
+        } catch {
+            throw corrupt(column)
+        }
+    }
+
+    func date(_ column: String) throws -> Date {
+        Date(storageMilliseconds: try value(column, as: Int64.self))
+    }
+
+    func optionalDate(_ column: String) throws -> Date? {
+        try value(column, as: Int64?.self).map(Date.init(storageMilliseconds:))
+    }
+
+    /// A stored code (state, kind, status) that must be one this build knows.
+    func code<E: RawRepresentable>(_ column: String, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
+        guard let known = E(rawValue: try value(column, as: E.RawValue.self)) else { throw corrupt(column) }
+        return known
+    }
+
+    // The same reads by `Column`, for tables whose columns a record names (``KeyRow/Columns``).
+    func value<T: DatabaseValueConvertible>(_ column: Column, as type: T.Type = T.self) throws -> T { try value(column.name, as: type) }
+    func date(_ column: Column) throws -> Date { try date(column.name) }
+    func optionalDate(_ column: Column) throws -> Date? { try optionalDate(column.name) }
+    func code<E: RawRepresentable>(_ column: Column, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
+        try code(column.name, as: type)
+    }
+    func json<T: Decodable>(_ column: Column, as type: T.Type) throws -> T? { try json(column.name, as: type) }
+
+    /// JSON text decoded as `T`, or nil when the column is NULL.
+    func json<T: Decodable>(_ column: String, as type: T.Type) throws -> T? {
+        guard let text = try value(column, as: String?.self) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        do {
+            return try decoder.decode(type, from: Data(text.utf8))
+        } catch {
+            throw corrupt(column)
+        }
+    }
 }
 
-private func decodeKey(_ row: Row) throws -> Key {
-    let version = KeyVersion(id: row["version_id"], creationDate: date(row, "version_created_at")!)
-    var key = Key(id: row["id"], instanceID: row["instance_id"], name: row["name"], description: row["description"],
-                  tags: try decodeJSON([String].self, row["tags"]) ?? [],
-                  aliases: try decodeJSON([String].self, row["aliases"]) ?? [],
-                  keyRingID: row["key_ring_id"], extractable: row["extractable"], imported: row["imported"],
-                  state: KeyState(rawValue: row["state"]) ?? .active, creationDate: date(row, "created_at")!,
-                  createdBy: row["created_by"], expirationDate: date(row, "expires_at"), currentVersion: version)
-    key.lastUpdateDate = date(row, "updated_at")!
-    key.updatedBy = row["updated_by"]
-    key.lastLifecycleActionDate = date(row, "last_action_at")
-    key.lastSyncDate = date(row, "last_sync_at")
-    key.lastRotateDate = date(row, "last_rotate_at")
-    key.versionCount = row["version_count"]
-    key.deletionDate = date(row, "deleted_at")
-    key.deletedBy = row["deleted_by"]
-    key.dualAuthDelete = DualAuthDelete(enabled: row["dual_auth_enabled"], authorizedBy: row["dual_auth_by"],
-                                        authExpiration: date(row, "dual_auth_expires_at"))
-    key.dualAuthStamp = try decodeJSON(PolicyStamp.self, row["dual_auth_stamp"])
-    if let enabled = row["rotation_enabled"] as Bool? {
-        key.rotation = RotationPolicy(enabled: enabled, intervalMonth: row["rotation_interval"] ?? 1)
+/// A `keys` row: every stored column of a key, named once for writing (``encode(to:)``) and reading (``decode(_:)``).
+/// A key's aliases live in `aliases` and are read back with it (`keyColumns`).
+private struct KeyRow: PersistableRecord {
+    static let databaseTableName = "keys"
+
+    enum Columns {
+        static let id = Column("id")
+        static let instanceID = Column("instance_id")
+        static let name = Column("name")
+        static let description = Column("description")
+        static let tags = Column("tags")
+        static let keyRingID = Column("key_ring_id")
+        static let extractable = Column("extractable")
+        static let imported = Column("imported")
+        static let state = Column("state")
+        static let createdAt = Column("created_at")
+        static let createdBy = Column("created_by")
+        static let updatedAt = Column("updated_at")
+        static let updatedBy = Column("updated_by")
+        static let lastActionAt = Column("last_action_at")
+        static let lastSyncAt = Column("last_sync_at")
+        static let lastRotateAt = Column("last_rotate_at")
+        static let expiresAt = Column("expires_at")
+        static let versionID = Column("version_id")
+        static let versionCreatedAt = Column("version_created_at")
+        static let versionCount = Column("version_count")
+        static let deletedAt = Column("deleted_at")
+        static let deletedBy = Column("deleted_by")
+        static let dualAuthEnabled = Column("dual_auth_enabled")
+        static let dualAuthBy = Column("dual_auth_by")
+        static let dualAuthExpiresAt = Column("dual_auth_expires_at")
+        static let dualAuthStamp = Column("dual_auth_stamp")
+        static let rotationEnabled = Column("rotation_enabled")
+        static let rotationInterval = Column("rotation_interval")
+        static let rotationStamp = Column("rotation_stamp")
+        static let eventSequence = Column("event_sequence")
+        /// Not a column of `keys`: the key's aliases as a JSON array, selected with it (`keyColumns`).
+        static let aliases = Column("aliases")
     }
-    key.rotationStamp = try decodeJSON(PolicyStamp.self, row["rotation_stamp"])
-    key.eventSequence = row["event_sequence"]
-    return key
+
+    let key: Key
+
+    func encode(to container: inout PersistenceContainer) throws {
+        container[Columns.id] = key.id
+        container[Columns.instanceID] = key.instanceID
+        container[Columns.name] = key.name
+        container[Columns.description] = key.description
+        container[Columns.tags] = try encodeJSON(key.tags) ?? "[]"
+        container[Columns.keyRingID] = key.keyRingID
+        container[Columns.extractable] = key.extractable
+        container[Columns.imported] = key.imported
+        container[Columns.state] = key.state.rawValue
+        container[Columns.createdAt] = ms(key.creationDate)
+        container[Columns.createdBy] = key.createdBy
+        container[Columns.updatedAt] = ms(key.lastUpdateDate)
+        container[Columns.updatedBy] = key.updatedBy
+        container[Columns.lastActionAt] = ms(key.lastLifecycleActionDate)
+        container[Columns.lastSyncAt] = ms(key.lastSyncDate)
+        container[Columns.lastRotateAt] = ms(key.lastRotateDate)
+        container[Columns.expiresAt] = ms(key.expirationDate)
+        container[Columns.versionID] = key.currentVersion.id
+        container[Columns.versionCreatedAt] = ms(key.currentVersion.creationDate)
+        container[Columns.versionCount] = key.versionCount
+        container[Columns.deletedAt] = ms(key.deletionDate)
+        container[Columns.deletedBy] = key.deletedBy
+        container[Columns.dualAuthEnabled] = key.dualAuthDelete.enabled
+        container[Columns.dualAuthBy] = key.dualAuthDelete.authorizedBy
+        container[Columns.dualAuthExpiresAt] = ms(key.dualAuthDelete.authExpiration)
+        container[Columns.dualAuthStamp] = try encodeJSON(key.dualAuthStamp)
+        container[Columns.rotationEnabled] = key.rotation?.enabled
+        container[Columns.rotationInterval] = key.rotation?.intervalMonth
+        container[Columns.rotationStamp] = try encodeJSON(key.rotationStamp)
+        container[Columns.eventSequence] = key.eventSequence
+    }
+
+    static func decode(_ row: Row) throws -> Key {
+        let r = StoredRow(row: row, table: databaseTableName)
+        let version = KeyVersion(id: try r.value(Columns.versionID), creationDate: try r.date(Columns.versionCreatedAt))
+        var key = Key(id: try r.value(Columns.id), instanceID: try r.value(Columns.instanceID), name: try r.value(Columns.name),
+                      description: try r.value(Columns.description), tags: try r.json(Columns.tags, as: [String].self) ?? [],
+                      aliases: try r.json(Columns.aliases, as: [String].self) ?? [],
+                      keyRingID: try r.value(Columns.keyRingID), extractable: try r.value(Columns.extractable),
+                      imported: try r.value(Columns.imported), state: try r.code(Columns.state, as: KeyState.self),
+                      creationDate: try r.date(Columns.createdAt), createdBy: try r.value(Columns.createdBy),
+                      expirationDate: try r.optionalDate(Columns.expiresAt), currentVersion: version)
+        key.lastUpdateDate = try r.date(Columns.updatedAt)
+        key.updatedBy = try r.value(Columns.updatedBy)
+        key.lastLifecycleActionDate = try r.optionalDate(Columns.lastActionAt)
+        key.lastSyncDate = try r.optionalDate(Columns.lastSyncAt)
+        key.lastRotateDate = try r.optionalDate(Columns.lastRotateAt)
+        key.versionCount = try r.value(Columns.versionCount)
+        key.deletionDate = try r.optionalDate(Columns.deletedAt)
+        key.deletedBy = try r.value(Columns.deletedBy)
+        key.dualAuthDelete = DualAuthDelete(enabled: try r.value(Columns.dualAuthEnabled), authorizedBy: try r.value(Columns.dualAuthBy),
+                                            authExpiration: try r.optionalDate(Columns.dualAuthExpiresAt))
+        key.dualAuthStamp = try r.json(Columns.dualAuthStamp, as: PolicyStamp.self)
+        if let enabled = try r.value(Columns.rotationEnabled, as: Bool?.self) {
+            // Written together with rotation_enabled (encode(to:)): a policy without its interval is not readable.
+            key.rotation = RotationPolicy(enabled: enabled, intervalMonth: try r.value(Columns.rotationInterval))
+        }
+        key.rotationStamp = try r.json(Columns.rotationStamp, as: PolicyStamp.self)
+        key.eventSequence = try r.value(Columns.eventSequence)
+        return key
+    }
 }
 
 private func decodeRegistration(_ row: Row) throws -> Registration {
+    let r = StoredRow(row: row, table: "registrations")
+    let crn: CRN
+    do {
+        crn = try CRN(parsing: try r.value("resource_crn"))
+    } catch {
+        throw r.corrupt("resource_crn")
+    }
     var registration = Registration(
-        keyID: row["key_id"], instanceID: row["instance_id"],
-        resourceCRN: try CRN(parsing: row["resource_crn"]), description: row["description"],
-        registrationMetadata: row["metadata"], preventKeyDeletion: row["prevent_key_deletion"],
-        keyVersion: KeyVersion(id: row["key_version_id"], creationDate: date(row, "key_version_created_at")!),
-        createdBy: row["created_by"], creationDate: date(row, "created_at")!)
-    registration.updatedBy = row["updated_by"]
-    registration.lastUpdated = date(row, "updated_at")!
-    if let eventID = row["ack_event_id"] as String?, let state = AdopterKeyState(rawValue: row["ack_state"] ?? "") {
+        keyID: try r.value("key_id"), instanceID: try r.value("instance_id"),
+        resourceCRN: crn, description: try r.value("description"),
+        registrationMetadata: try r.value("metadata"), preventKeyDeletion: try r.value("prevent_key_deletion"),
+        keyVersion: KeyVersion(id: try r.value("key_version_id"), creationDate: try r.date("key_version_created_at")),
+        createdBy: try r.value("created_by"), creationDate: try r.date("created_at"))
+    registration.updatedBy = try r.value("updated_by")
+    registration.lastUpdated = try r.date("updated_at")
+    if let eventID = try r.value("ack_event_id", as: String?.self) {
         registration.acknowledgement = Acknowledgement(
-            eventID: eventID, adopterKeyState: state, keyVersionID: row["ack_key_version_id"],
-            processedAt: date(row, "ack_processed_at")!, receivedAt: date(row, "ack_received_at")!)
+            eventID: eventID, adopterKeyState: try r.code("ack_state", as: AdopterKeyState.self),
+            keyVersionID: try r.value("ack_key_version_id"),
+            processedAt: try r.date("ack_processed_at"), receivedAt: try r.date("ack_received_at"))
     }
     return registration
 }
 
-private func decodeEvent(_ row: Row) -> LifecycleEvent {
-    LifecycleEvent(sequence: row["seq"], id: row["id"], instanceID: row["instance_id"], keyID: row["key_id"],
-                   keySequence: row["key_seq"], kind: LifecycleEventKind(rawValue: row["kind"]) ?? .sync,
-                   keyState: KeyState(rawValue: row["key_state"]) ?? .active,
-                   keyVersion: KeyVersion(id: row["version_id"], creationDate: date(row, "version_created_at")!),
-                   date: date(row, "at")!, principal: row["principal"], correlationID: row["correlation_id"])
+private func decodeEvent(_ row: Row) throws -> LifecycleEvent {
+    let r = StoredRow(row: row, table: "events")
+    return LifecycleEvent(sequence: try r.value("seq"), id: try r.value("id"), instanceID: try r.value("instance_id"),
+                          keyID: try r.value("key_id"), keySequence: try r.value("key_seq"),
+                          kind: try r.code("kind", as: LifecycleEventKind.self),
+                          keyState: try r.code("key_state", as: KeyState.self),
+                          keyVersion: KeyVersion(id: try r.value("version_id"), creationDate: try r.date("version_created_at")),
+                          date: try r.date("at"), principal: try r.value("principal"), correlationID: try r.value("correlation_id"))
 }
 
-private func decodeNotification(_ row: Row) -> ResourceNotification {
-    ResourceNotification(id: row["notification_id"], event: decodeEvent(row), resourceCRN: row["resource_crn"], serviceName: row["service"],
-                 status: NotificationStatus(rawValue: row["status"]) ?? .pending, attempts: row["attempts"],
-                 nextAttemptDate: date(row, "next_attempt_at"), lastError: row["last_error"],
-                 sentDate: date(row, "sent_at"), acknowledgedDate: date(row, "acked_at"))
+private func decodeNotification(_ row: Row) throws -> ResourceNotification {
+    let r = StoredRow(row: row, table: "notifications")
+    return ResourceNotification(id: try r.value("notification_id"), event: try decodeEvent(row), resourceCRN: try r.value("resource_crn"),
+                                serviceName: try r.value("service"), status: try r.code("status", as: NotificationStatus.self),
+                                attempts: try r.value("attempts"), nextAttemptDate: try r.optionalDate("next_attempt_at"),
+                                lastError: try r.value("last_error"), sentDate: try r.optionalDate("sent_at"),
+                                acknowledgedDate: try r.optionalDate("acked_at"))
+}
+
+// MARK: - Cached statements
+
+// Every query of a transaction goes through SQLite's prepared-statement cache of its connection: compiling a
+// statement costs more than running these small indexed lookups, and an HTTP read is a handful of them. The SQL
+// strings are fixed, or built from a bounded set of fragments (filters, sort columns); values are always bound as
+// arguments, so the cache cannot grow with the data.
+extension Database {
+    fileprivate func execute(cachedSQL sql: String, arguments: StatementArguments = []) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+}
+
+extension Row {
+    fileprivate static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> [Row] {
+        try fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    fileprivate static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> Row? {
+        try fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}
+
+extension DatabaseValueConvertible {
+    fileprivate static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> [Self] {
+        try fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    fileprivate static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> Self? {
+        try fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
 }
 
 // MARK: - Transaction
@@ -232,20 +398,20 @@ struct SQLiteTransaction: StorageTransaction {
     // MARK: Reads
 
     func instanceExists(_ id: String) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM instances WHERE id = ?)", arguments: [id]) ?? false
+        try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS(SELECT 1 FROM instances WHERE id = ?)", arguments: [id]) ?? false
     }
 
     func instanceIDs() throws -> [String] {
-        try String.fetchAll(db, sql: "SELECT id FROM instances ORDER BY id")
+        try String.fetchAll(db, cachedSQL: "SELECT id FROM instances ORDER BY id")
     }
 
     func key(id: String, instanceID: String) throws -> Key? {
-        try Row.fetchOne(db, sql: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?",
-                         arguments: [id, instanceID]).map(decodeKey)
+        try Row.fetchOne(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?",
+                         arguments: [id, instanceID]).map(KeyRow.decode)
     }
 
     func keyID(alias: String, instanceID: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT key_id FROM aliases WHERE instance_id = ? AND alias = ?",
+        try String.fetchOne(db, cachedSQL: "SELECT key_id FROM aliases WHERE instance_id = ? AND alias = ?",
                             arguments: [instanceID, alias])
     }
 
@@ -297,51 +463,57 @@ struct SQLiteTransaction: StorageTransaction {
         let sql = "SELECT \(keyColumns) FROM keys k WHERE \(whereSQL) ORDER BY \(column) \(direction), k.id \(direction) LIMIT ? OFFSET ?"
         var all = arguments
         _ = all.append(contentsOf: [query.limit, query.offset])
-        return try Row.fetchAll(db, sql: sql, arguments: all).map(decodeKey)
+        return try Row.fetchAll(db, cachedSQL: sql, arguments: all).map(KeyRow.decode)
     }
 
     func countKeys(instanceID: String, query: KeyQuery) throws -> Int {
         let (whereSQL, arguments) = keyWhere(instanceID: instanceID, query: query)
-        return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM keys k WHERE \(whereSQL)", arguments: arguments) ?? 0
+        return try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM keys k WHERE \(whereSQL)", arguments: arguments) ?? 0
     }
 
     func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key] {
-        try Row.fetchAll(db, sql: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?",
-                         arguments: [date.storageMilliseconds, limit]).map(decodeKey)
+        try Row.fetchAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?",
+                         arguments: [date.storageMilliseconds, limit]).map(KeyRow.decode)
     }
 
     func aliases(keyID: String) throws -> [AliasRecord] {
-        try Row.fetchAll(db, sql: "SELECT alias, key_id, created_at, created_by FROM aliases WHERE key_id = ? ORDER BY created_at, alias",
+        try Row.fetchAll(db, cachedSQL: "SELECT alias, key_id, created_at, created_by FROM aliases WHERE key_id = ? ORDER BY created_at, alias",
                          arguments: [keyID]).map {
-            AliasRecord(alias: $0["alias"], keyID: $0["key_id"], creationDate: date($0, "created_at")!, createdBy: $0["created_by"])
+            let r = StoredRow(row: $0, table: "aliases")
+            return AliasRecord(alias: try r.value("alias"), keyID: try r.value("key_id"), creationDate: try r.date("created_at"),
+                               createdBy: try r.value("created_by"))
         }
     }
 
     func versions(keyID: String, limit: Int, offset: Int) throws -> [KeyVersion] {
-        try Row.fetchAll(db, sql: "SELECT id, created_at FROM key_versions WHERE key_id = ? ORDER BY ordinal DESC LIMIT ? OFFSET ?",
-                         arguments: [keyID, limit, offset]).map { KeyVersion(id: $0["id"], creationDate: date($0, "created_at")!) }
+        try Row.fetchAll(db, cachedSQL: "SELECT id, created_at FROM key_versions WHERE key_id = ? ORDER BY ordinal DESC LIMIT ? OFFSET ?",
+                         arguments: [keyID, limit, offset]).map {
+            let r = StoredRow(row: $0, table: "key_versions")
+            return KeyVersion(id: try r.value("id"), creationDate: try r.date("created_at"))
+        }
     }
 
     func sealedMaterial(keyID: String, versionID: String) throws -> Data? {
-        try Data.fetchOne(db, sql: "SELECT sealed_material FROM key_versions WHERE key_id = ? AND id = ?",
+        try Data.fetchOne(db, cachedSQL: "SELECT sealed_material FROM key_versions WHERE key_id = ? AND id = ?",
                           arguments: [keyID, versionID])
     }
 
     func keyRings(instanceID: String) throws -> [KeyRingRecord] {
-        let stored = try Row.fetchAll(db, sql: "SELECT id, created_at, created_by FROM key_rings WHERE instance_id = ? ORDER BY created_at, id",
+        let stored = try Row.fetchAll(db, cachedSQL: "SELECT id, created_at, created_by FROM key_rings WHERE instance_id = ? ORDER BY created_at, id",
                                       arguments: [instanceID]).map {
-            KeyRingRecord(id: $0["id"], creationDate: date($0, "created_at"), createdBy: $0["created_by"])
+            let r = StoredRow(row: $0, table: "key_rings")
+            return KeyRingRecord(id: try r.value("id"), creationDate: try r.date("created_at"), createdBy: try r.value("created_by"))
         }
         return [KeyRingRecord(id: KeyRing.defaultID, creationDate: nil, createdBy: nil)] + stored
     }
 
     func countKeys(instanceID: String, keyRingID: String, excludingDestroyed: Bool) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM keys WHERE instance_id = ? AND key_ring_id = ?\(excludingDestroyed ? " AND state != 5" : "")",
+        try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM keys WHERE instance_id = ? AND key_ring_id = ?\(excludingDestroyed ? " AND state != 5" : "")",
                          arguments: [instanceID, keyRingID]) ?? 0
     }
 
     func registration(keyID: String, resourceCRN: String) throws -> Registration? {
-        try Row.fetchOne(db, sql: "SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? AND r.resource_crn = ?",
+        try Row.fetchOne(db, cachedSQL: "SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? AND r.resource_crn = ?",
                          arguments: [keyID, resourceCRN]).map(decodeRegistration)
     }
 
@@ -373,13 +545,13 @@ struct SQLiteTransaction: StorageTransaction {
         let (whereSQL, arguments) = registrationWhere(instanceID: instanceID, keyID: keyID, filter: filter)
         var all = arguments
         _ = all.append(contentsOf: [limit, offset])
-        return try Row.fetchAll(db, sql: "SELECT \(registrationColumns) FROM registrations r WHERE \(whereSQL) ORDER BY r.key_id, r.resource_crn LIMIT ? OFFSET ?",
+        return try Row.fetchAll(db, cachedSQL: "SELECT \(registrationColumns) FROM registrations r WHERE \(whereSQL) ORDER BY r.key_id, r.resource_crn LIMIT ? OFFSET ?",
                                 arguments: all).map(decodeRegistration)
     }
 
     func countRegistrations(instanceID: String, keyID: String?, filter: RegistrationFilter) throws -> Int {
         let (whereSQL, arguments) = registrationWhere(instanceID: instanceID, keyID: keyID, filter: filter)
-        return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM registrations r WHERE \(whereSQL)", arguments: arguments) ?? 0
+        return try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM registrations r WHERE \(whereSQL)", arguments: arguments) ?? 0
     }
 
     func forEachRegistration(keyID: String, _ body: (Registration) throws -> Void) throws {
@@ -389,13 +561,15 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func registrationSummary(keyID: String) throws -> RegistrationSummary {
-        let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations WHERE key_id = ?",
+        let row = try Row.fetchOne(db, cachedSQL: "SELECT COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations WHERE key_id = ?",
                                    arguments: [keyID])
-        return RegistrationSummary(count: row?["total"] ?? 0, preventingDeletion: row?["preventing"] ?? 0)
+        guard let row else { return RegistrationSummary(count: 0, preventingDeletion: 0) }
+        let r = StoredRow(row: row, table: "registrations")
+        return RegistrationSummary(count: try r.value("total"), preventingDeletion: try r.value("preventing"))
     }
 
     func event(id: String) throws -> LifecycleEvent? {
-        try Row.fetchOne(db, sql: "SELECT \(eventColumns) FROM events e WHERE e.id = ?", arguments: [id]).map(decodeEvent)
+        try Row.fetchOne(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE e.id = ?", arguments: [id]).map(decodeEvent)
     }
 
     func events(instanceID: String?, keyID: String?, after sequence: Int64, limit: Int) throws -> [LifecycleEvent] {
@@ -410,12 +584,12 @@ struct SQLiteTransaction: StorageTransaction {
             _ = arguments.append(contentsOf: [keyID])
         }
         _ = arguments.append(contentsOf: [limit])
-        return try Row.fetchAll(db, sql: "SELECT \(eventColumns) FROM events e WHERE \(clauses.joined(separator: " AND ")) ORDER BY e.seq LIMIT ?",
+        return try Row.fetchAll(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE \(clauses.joined(separator: " AND ")) ORDER BY e.seq LIMIT ?",
                                 arguments: arguments).map(decodeEvent)
     }
 
     func latestEventSequence() throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM events") ?? 0
+        try Int64.fetchOne(db, cachedSQL: "SELECT COALESCE(MAX(seq), 0) FROM events") ?? 0
     }
 
     func notifications(keyID: String?, eventSequence: Int64?, status: NotificationStatus?, limit: Int, offset: Int) throws -> [ResourceNotification] {
@@ -434,12 +608,12 @@ struct SQLiteTransaction: StorageTransaction {
             _ = arguments.append(contentsOf: [status.rawValue])
         }
         _ = arguments.append(contentsOf: [limit, offset])
-        return try Row.fetchAll(db, sql: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(clauses.joined(separator: " AND ")) ORDER BY n.id DESC LIMIT ? OFFSET ?",
+        return try Row.fetchAll(db, cachedSQL: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(clauses.joined(separator: " AND ")) ORDER BY n.id DESC LIMIT ? OFFSET ?",
                                 arguments: arguments).map(decodeNotification)
     }
 
     func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification? {
-        try Row.fetchOne(db, sql: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE e.id = ? AND n.resource_crn = ?",
+        try Row.fetchOne(db, cachedSQL: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE e.id = ? AND n.resource_crn = ?",
                          arguments: [eventID, resourceCRN]).map(decodeNotification)
     }
 
@@ -459,9 +633,10 @@ struct SQLiteTransaction: StorageTransaction {
             _ = arguments.append(contentsOf: [service])
         }
         var counts = DeliveryCounts()
-        for row in try Row.fetchAll(db, sql: "SELECT n.status, COUNT(*) AS c FROM notifications n WHERE \(clauses.joined(separator: " AND ")) GROUP BY n.status",
+        for row in try Row.fetchAll(db, cachedSQL: "SELECT n.status, COUNT(*) AS c FROM notifications n WHERE \(clauses.joined(separator: " AND ")) GROUP BY n.status",
                                     arguments: arguments) {
-            if let status = NotificationStatus(rawValue: row["status"]) { counts[status] = row["c"] }
+            let r = StoredRow(row: row, table: "notifications")
+            counts[try r.code("status", as: NotificationStatus.self)] = try r.value("c")
         }
         return counts
     }
@@ -475,101 +650,76 @@ struct SQLiteTransaction: StorageTransaction {
                                 AND p.status = 'pending')
             ORDER BY n.next_attempt_at, n.id LIMIT ?
             """
-        return try Row.fetchAll(db, sql: sql, arguments: [date.storageMilliseconds, limit]).map(decodeNotification)
+        return try Row.fetchAll(db, cachedSQL: sql, arguments: [date.storageMilliseconds, limit]).map(decodeNotification)
     }
 
     func instancePolicies(instanceID: String) throws -> [InstancePolicy] {
-        try Row.fetchAll(db, sql: "SELECT policy_type, enabled, attributes, stamp FROM instance_policies WHERE instance_id = ? ORDER BY policy_type",
-                         arguments: [instanceID]).compactMap { row in
-            guard let stamp = try decodeJSON(PolicyStamp.self, row["stamp"]) else { return nil }
-            return InstancePolicy(policyType: row["policy_type"], enabled: row["enabled"], attributesJSON: row["attributes"], stamp: stamp)
+        try Row.fetchAll(db, cachedSQL: "SELECT policy_type, enabled, attributes, stamp FROM instance_policies WHERE instance_id = ? ORDER BY policy_type",
+                         arguments: [instanceID]).map { row in
+            let r = StoredRow(row: row, table: "instance_policies")
+            guard let stamp = try r.json("stamp", as: PolicyStamp.self) else { throw r.corrupt("stamp") }
+            return InstancePolicy(policyType: try r.value("policy_type"), enabled: try r.value("enabled"),
+                                  attributesJSON: try r.value("attributes"), stamp: stamp)
         }
     }
 
     func meta(_ name: String) throws -> Data? {
-        try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE name = ?", arguments: [name])
+        try Data.fetchOne(db, cachedSQL: "SELECT value FROM meta WHERE name = ?", arguments: [name])
     }
 
     // MARK: Writes
 
     func ensureInstance(_ id: String, at date: Date) throws {
-        try db.execute(sql: "INSERT OR IGNORE INTO instances (id, created_at) VALUES (?, ?)", arguments: [id, date.storageMilliseconds])
-    }
-
-    private func keyArguments(_ key: Key) throws -> StatementArguments {
-        [
-            key.id, key.instanceID, key.name, key.description, try encodeJSON(key.tags) ?? "[]", key.keyRingID,
-            key.extractable, key.imported, key.state.rawValue, ms(key.creationDate), key.createdBy,
-            ms(key.lastUpdateDate), key.updatedBy, ms(key.lastLifecycleActionDate), ms(key.lastSyncDate),
-            ms(key.lastRotateDate), ms(key.expirationDate), key.currentVersion.id, ms(key.currentVersion.creationDate),
-            key.versionCount, ms(key.deletionDate), key.deletedBy, key.dualAuthDelete.enabled,
-            key.dualAuthDelete.authorizedBy, ms(key.dualAuthDelete.authExpiration), try encodeJSON(key.dualAuthStamp),
-            key.rotation?.enabled, key.rotation?.intervalMonth, try encodeJSON(key.rotationStamp), key.eventSequence,
-        ]
+        try db.execute(cachedSQL: "INSERT OR IGNORE INTO instances (id, created_at) VALUES (?, ?)", arguments: [id, date.storageMilliseconds])
     }
 
     func insertKey(_ key: Key) throws {
-        try db.execute(sql: """
-            INSERT INTO keys (id, instance_id, name, description, tags, key_ring_id, extractable, imported, state,
-                created_at, created_by, updated_at, updated_by, last_action_at, last_sync_at, last_rotate_at, expires_at,
-                version_id, version_created_at, version_count, deleted_at, deleted_by, dual_auth_enabled, dual_auth_by,
-                dual_auth_expires_at, dual_auth_stamp, rotation_enabled, rotation_interval, rotation_stamp, event_sequence)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: try keyArguments(key))
+        try KeyRow(key: key).insert(db)
     }
 
     func updateKey(_ key: Key) throws {
-        var arguments = try keyArguments(key)
-        _ = arguments.append(contentsOf: [key.id])
-        try db.execute(sql: """
-            UPDATE keys SET id = ?, instance_id = ?, name = ?, description = ?, tags = ?, key_ring_id = ?, extractable = ?,
-                imported = ?, state = ?, created_at = ?, created_by = ?, updated_at = ?, updated_by = ?, last_action_at = ?,
-                last_sync_at = ?, last_rotate_at = ?, expires_at = ?, version_id = ?, version_created_at = ?,
-                version_count = ?, deleted_at = ?, deleted_by = ?, dual_auth_enabled = ?, dual_auth_by = ?,
-                dual_auth_expires_at = ?, dual_auth_stamp = ?, rotation_enabled = ?, rotation_interval = ?,
-                rotation_stamp = ?, event_sequence = ?
-            WHERE id = ?
-            """, arguments: arguments)
+        // `update` also checks that the key exists: updating a key that is gone is a bug, not a no-op.
+        try KeyRow(key: key).update(db)
     }
 
     func purgeKey(id: String) throws {
         // Unfinished notifications of a purged key can never be honoured: they end dead.
-        try db.execute(sql: "UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE key_id = ? AND status IN ('pending', 'sent')",
+        try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE key_id = ? AND status IN ('pending', 'sent')",
                        arguments: [id])
-        try db.execute(sql: "DELETE FROM keys WHERE id = ?", arguments: [id])
+        try db.execute(cachedSQL: "DELETE FROM keys WHERE id = ?", arguments: [id])
     }
 
     func insertVersion(keyID: String, version: KeyVersion, ordinal: Int, sealedMaterial: Data) throws {
-        try db.execute(sql: "INSERT INTO key_versions (id, key_id, ordinal, created_at, sealed_material) VALUES (?, ?, ?, ?, ?)",
+        try db.execute(cachedSQL: "INSERT INTO key_versions (id, key_id, ordinal, created_at, sealed_material) VALUES (?, ?, ?, ?, ?)",
                        arguments: [version.id, keyID, ordinal, version.creationDate.storageMilliseconds, sealedMaterial])
     }
 
     func insertAlias(_ alias: AliasRecord, instanceID: String) throws {
-        try db.execute(sql: "INSERT INTO aliases (instance_id, alias, key_id, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+        try db.execute(cachedSQL: "INSERT INTO aliases (instance_id, alias, key_id, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
                        arguments: [instanceID, alias.alias, alias.keyID, alias.creationDate.storageMilliseconds, alias.createdBy])
     }
 
     func deleteAlias(_ alias: String, instanceID: String) throws -> Bool {
-        try db.execute(sql: "DELETE FROM aliases WHERE instance_id = ? AND alias = ?", arguments: [instanceID, alias])
+        try db.execute(cachedSQL: "DELETE FROM aliases WHERE instance_id = ? AND alias = ?", arguments: [instanceID, alias])
         return db.changesCount > 0
     }
 
     func insertKeyRing(instanceID: String, id: String, at date: Date, by principal: String) throws {
-        try db.execute(sql: "INSERT INTO key_rings (instance_id, id, created_at, created_by) VALUES (?, ?, ?, ?)",
+        try db.execute(cachedSQL: "INSERT INTO key_rings (instance_id, id, created_at, created_by) VALUES (?, ?, ?, ?)",
                        arguments: [instanceID, id, date.storageMilliseconds, principal])
     }
 
     func deleteKeyRing(instanceID: String, id: String) throws {
-        try db.execute(sql: "DELETE FROM key_rings WHERE instance_id = ? AND id = ?", arguments: [instanceID, id])
+        try db.execute(cachedSQL: "DELETE FROM key_rings WHERE instance_id = ? AND id = ?", arguments: [instanceID, id])
     }
 
     func moveKeys(instanceID: String, fromRing: String, toRing: String) throws {
-        try db.execute(sql: "UPDATE keys SET key_ring_id = ? WHERE instance_id = ? AND key_ring_id = ?",
+        try db.execute(cachedSQL: "UPDATE keys SET key_ring_id = ? WHERE instance_id = ? AND key_ring_id = ?",
                        arguments: [toRing, instanceID, fromRing])
     }
 
     func upsertRegistration(_ r: Registration) throws {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO registrations (key_id, resource_crn, instance_id, service, description, metadata, prevent_key_deletion,
                 key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at, ack_event_id, ack_state,
                 ack_key_version_id, ack_processed_at, ack_received_at)
@@ -590,12 +740,12 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func deleteRegistration(keyID: String, resourceCRN: String) throws -> Bool {
-        try db.execute(sql: "DELETE FROM registrations WHERE key_id = ? AND resource_crn = ?", arguments: [keyID, resourceCRN])
+        try db.execute(cachedSQL: "DELETE FROM registrations WHERE key_id = ? AND resource_crn = ?", arguments: [keyID, resourceCRN])
         return db.changesCount > 0
     }
 
     func recordAcknowledgement(keyID: String, resourceCRN: String, _ ack: Acknowledgement) throws {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             UPDATE registrations SET ack_event_id = ?, ack_state = ?, ack_key_version_id = ?, ack_processed_at = ?, ack_received_at = ?
             WHERE key_id = ? AND resource_crn = ?
             """, arguments: [ack.eventID, ack.adopterKeyState.rawValue, ack.keyVersionID, ms(ack.processedAt),
@@ -603,7 +753,7 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func appendEvent(_ event: LifecycleEvent) throws -> Int64 {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO events (id, instance_id, key_id, key_seq, kind, key_state, version_id, version_created_at, at, principal, correlation_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [event.id, event.instanceID, event.keyID, event.keySequence, event.kind.rawValue,
@@ -613,7 +763,7 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func fanOut(eventSequence: Int64, keyID: String, dueAt date: Date) throws -> Int {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO notifications (event_seq, key_id, resource_crn, service, status, attempts, next_attempt_at)
             SELECT ?, key_id, resource_crn, service, 'pending', 0, ? FROM registrations WHERE key_id = ?
             """, arguments: [eventSequence, date.storageMilliseconds, keyID])
@@ -623,19 +773,19 @@ struct SQLiteTransaction: StorageTransaction {
     func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) throws {
         switch outcome {
         case .sent(let at, let deadline):
-            try db.execute(sql: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ?, last_error = NULL WHERE id = ? AND status IN ('pending', 'sent')",
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ?, last_error = NULL WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [at.storageMilliseconds, deadline.storageMilliseconds, notificationID])
         case .failed(_, let error, let retryAt):
-            try db.execute(sql: "UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [retryAt.storageMilliseconds, error, notificationID])
         case .dead(_, let error):
-            try db.execute(sql: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [error, notificationID])
         }
     }
 
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL
             WHERE key_id = ? AND resource_crn = ? AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
               AND (status != 'dead' OR event_seq = ?)
@@ -644,14 +794,14 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO instance_policies (instance_id, policy_type, enabled, attributes, stamp) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT (instance_id, policy_type) DO UPDATE SET enabled = excluded.enabled, attributes = excluded.attributes, stamp = excluded.stamp
             """, arguments: [instanceID, policy.policyType, policy.enabled, policy.attributesJSON, try encodeJSON(policy.stamp)])
     }
 
     func setMeta(_ name: String, _ value: Data) throws {
-        try db.execute(sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        try db.execute(cachedSQL: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                        arguments: [name, value])
     }
 }
@@ -668,27 +818,30 @@ extension SQLiteTransaction {
 
     func registrationSummaries(keyIDs: [String]) throws -> [String: RegistrationSummary] {
         guard !keyIDs.isEmpty else { return [:] }
-        let rows = try Row.fetchAll(db, sql: """
+        let rows = try Row.fetchAll(db, cachedSQL: """
             SELECT key_id, COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations
             WHERE key_id IN (SELECT value FROM json_each(?)) GROUP BY key_id
             """, arguments: [try jsonArray(keyIDs)])
         var summaries: [String: RegistrationSummary] = [:]
         for row in rows {
-            summaries[row["key_id"]] = RegistrationSummary(count: row["total"], preventingDeletion: row["preventing"])
+            let r = StoredRow(row: row, table: "registrations")
+            summaries[try r.value("key_id", as: String.self)] = RegistrationSummary(count: try r.value("total"),
+                                                                                   preventingDeletion: try r.value("preventing"))
         }
         return summaries
     }
 
     func deliveryCounts(keyIDs: [String]) throws -> [String: DeliveryCounts] {
         guard !keyIDs.isEmpty else { return [:] }
-        let rows = try Row.fetchAll(db, sql: """
+        let rows = try Row.fetchAll(db, cachedSQL: """
             SELECT key_id, status, COUNT(*) AS c FROM notifications
             WHERE key_id IN (SELECT value FROM json_each(?)) GROUP BY key_id, status
             """, arguments: [try jsonArray(keyIDs)])
         var counts: [String: DeliveryCounts] = [:]
         for row in rows {
-            guard let status = NotificationStatus(rawValue: row["status"]) else { continue }
-            counts[row["key_id"], default: DeliveryCounts()][status] = row["c"]
+            let r = StoredRow(row: row, table: "notifications")
+            let status = try r.code("status", as: NotificationStatus.self)
+            counts[try r.value("key_id", as: String.self), default: DeliveryCounts()][status] = try r.value("c")
         }
         return counts
     }
@@ -704,17 +857,17 @@ extension SQLiteTransaction {
 
     func eventsNewestFirst(keyID: String, limit: Int, offset: Int) throws -> [LifecycleEvent] {
         // (key_id, key_seq) is unique and indexed; key_seq grows with seq within a key.
-        try Row.fetchAll(db, sql: "SELECT \(eventColumns) FROM events e WHERE e.key_id = ? ORDER BY e.key_seq DESC LIMIT ? OFFSET ?",
+        try Row.fetchAll(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE e.key_id = ? ORDER BY e.key_seq DESC LIMIT ? OFFSET ?",
                          arguments: [keyID, limit, offset]).map(decodeEvent)
     }
 
     func countEvents(keyID: String) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE key_id = ?", arguments: [keyID]) ?? 0
+        try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM events WHERE key_id = ?", arguments: [keyID]) ?? 0
     }
 
     func notifications(eventSequences: [Int64]) throws -> [ResourceNotification] {
         guard !eventSequences.isEmpty else { return [] }
-        return try Row.fetchAll(db, sql: """
+        return try Row.fetchAll(db, cachedSQL: """
             SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
             WHERE n.event_seq IN (SELECT value FROM json_each(?)) ORDER BY n.event_seq DESC, n.resource_crn
             """, arguments: [try jsonArray(eventSequences)]).map(decodeNotification)
