@@ -1,6 +1,16 @@
 import Foundation
 import KeyRelayCore
 
+/// A verified webhook whose CloudEvent is not a KeyRelay lifecycle event (a receiver answers 400).
+public struct WebhookEventError: Error, Equatable, CustomStringConvertible {
+    /// What is wrong with the event.
+    public var message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}
+
 /// Where a webhook's CloudEvents `source` attribute comes from.
 public enum WebhookEventSource: Sendable, Equatable {
     /// `/keyrelay/<instance id>`: the default, needing no configuration.
@@ -111,9 +121,9 @@ public struct WebhookEvent: Sendable, Equatable, Codable {
 
     /// The lifecycle event this body describes, for a receiver that applies it with the same code as an in-process
     /// subscriber. The principal is not sent, so it reads `webhook`.
-    public func lifecycleEvent() throws(WebhookConfigurationError) -> LifecycleEvent {
-        func bad(_ why: String) -> WebhookConfigurationError {
-            WebhookConfigurationError("The webhook event '\(id.prefix(64))' is not a KeyRelay lifecycle event: \(why)")
+    public func lifecycleEvent() throws(WebhookEventError) -> LifecycleEvent {
+        func bad(_ why: String) -> WebhookEventError {
+            WebhookEventError("The webhook event '\(id.prefix(64))' is not a KeyRelay lifecycle event: \(why)")
         }
         guard specversion == CloudEventNames.specVersion else { throw bad("specversion is '\(specversion.prefix(16))', not 1.0") }
         guard let kind = CloudEventNames.kind(ofType: type) else { throw bad("unknown type '\(type.prefix(64))'") }

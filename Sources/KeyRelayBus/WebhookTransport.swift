@@ -150,7 +150,8 @@ public final class WebhookTransport: ServiceSubscriber {
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
-    /// Subscribes this transport to every subscribed service's topic on `bus`.
+    /// Subscribes this transport to every subscribed service's topic on `bus`. A service has one subscriber on
+    /// the bus, so this replaces an in-process subscriber (a simulated service) of the same name.
     public func subscribe(on bus: ServiceBus) {
         for service in subscriptions.services { bus.subscribe(self, to: service) }
     }

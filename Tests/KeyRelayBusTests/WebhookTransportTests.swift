@@ -139,6 +139,17 @@ struct WebhookTransportTests {
         #expect(message.signature == "v1,dwA4T2DxebLfOgUIsjznMn5Gg+KqzHAWpBvynh6vKx8=")
     }
 
+    @Test func aReceiverRefusesAnEventThatIsNotALifecycleEvent() throws {
+        var event = WebhookEvent(WebhookFixtures.notification())
+        #expect(try event.lifecycleEvent().kind == .delete)
+        event.type = "com.example.other"
+        let error = #expect(throws: WebhookEventError.self) { try event.lifecycleEvent() }
+        #expect(error?.message.contains("unknown type 'com.example.other'") == true)
+        event = WebhookEvent(WebhookFixtures.notification())
+        event.data.keyStateCode = 4
+        #expect(throws: WebhookEventError.self) { try event.lifecycleEvent() }
+    }
+
     @Test func aSyncReEmissionIsTypedSyncAndCarriesTheCurrentState() async throws {
         try await withReceiver { receiver, transport, _ in
             try await transport.deliver(WebhookFixtures.notification(kind: .sync, state: .suspended))
