@@ -55,7 +55,11 @@ def _openapi(base_url):
     # Requests go to the server the run started, not to the document's example server.
     spec["servers"] = [{"url": base_url}]
     loads = lambda value, **_: json.loads(value)  # noqa: E731
-    config = Config(extra_media_type_deserializers={t: loads for t in _json_media_types(spec, set())})
+    deserializers = {t: loads for t in _json_media_types(spec, set())}
+    # The console's assets are text, the simulated objects bytes (their schema has no type).
+    deserializers.update({"text/javascript": lambda v, **_: v.decode(), "text/css": lambda v, **_: v.decode(),
+                          "application/octet-stream": lambda v, **_: v})
+    config = Config(extra_media_type_deserializers=deserializers)
     return OpenAPI.from_dict(spec, config=config)
 
 
