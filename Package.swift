@@ -132,4 +132,5 @@ let package = Package(
 // merges with changes to the targets above.
 package.targets += [
     .target(name: "CPowerCutVFS", linkerSettings: [.linkedLibrary("sqlite3")]),
+    .executableTarget(name: "KeyRelayPowerCutChild", dependencies: ["KeyRelay", "KeyRelayBus", "CPowerCutVFS"], swiftSettings: strict),
 ]
