@@ -134,3 +134,6 @@ package.targets += [
     .target(name: "CPowerCutVFS", linkerSettings: [.linkedLibrary("sqlite3")]),
     .executableTarget(name: "KeyRelayPowerCutChild", dependencies: ["KeyRelay", "KeyRelayBus", "CPowerCutVFS"], swiftSettings: strict),
 ]
+for target in package.targets where target.name == "KeyRelayTests" {
+    target.dependencies += ["KeyRelayPowerCutChild", "CPowerCutVFS"]
+}

@@ -42,24 +42,24 @@ func plan(seed: UInt64, control: Bool) -> (powercut_plan, watchdog: Duration) {
         // No fsync ever happens under synchronous = OFF: the cut is counted in writes, and the OS writes dirty
         // pages back now and then, so part of the work reaches the disk and part does not.
         plan.synchronous_off = 1
-        plan.cut_after_writes = Int64.random(in: 40...1_500, using: &random)
+        plan.cut_after_writes = Int64.random(in: 40...900, using: &random)
         plan.writeback_every = Int64.random(in: 8...64, using: &random)
-        return (plan, .seconds(4))
+        return (plan, .seconds(3))
     }
     switch Int.random(in: 0..<10, using: &random) {
     case 0...3:  // at a sync, before it completes: every unsynced write is gone
-        plan.cut_after_syncs = Int64.random(in: 1...160, using: &random)
+        plan.cut_after_syncs = Int64.random(in: 1...80, using: &random)
     case 4...6:  // inside a sync's flush: a random part of its sectors reached the file (torn)
-        plan.cut_after_syncs = Int64.random(in: 1...160, using: &random)
+        plan.cut_after_syncs = Int64.random(in: 1...80, using: &random)
         plan.torn = 1
     case 7...8:  // between syncs, with a random half of the unsynced sectors written back in no order
-        plan.cut_after_writes = Int64.random(in: 1...1_200, using: &random)
+        plan.cut_after_writes = Int64.random(in: 1...700, using: &random)
         plan.writeback_at_cut = 1
     default:     // between syncs, everything unsynced lost
-        plan.cut_after_writes = Int64.random(in: 1...1_200, using: &random)
+        plan.cut_after_writes = Int64.random(in: 1...700, using: &random)
     }
     if Bool.random(using: &random) { plan.writeback_every = Int64.random(in: 4...80, using: &random) }
-    return (plan, .seconds(4))
+    return (plan, .seconds(3))
 }
 
 /// Acknowledges every notification with the state its event asks for, then prints `ack <notification id>`.
