@@ -35,6 +35,7 @@ typedef struct sector {
 // The volatile state of one path: what the OS page cache holds that the disk does not.
 typedef struct layer {
     char *path;
+    int main_db;     // a main database file (its syncs are checkpoints)
     int fd;          // our own descriptor on the real file, never closed (closing would drop SQLite's POSIX locks)
     int64_t size;    // the file's size as readers see it
     int64_t floor;   // -1, or the lowest size truncated to since the last sync: real bytes at or past it are stale
@@ -252,8 +253,9 @@ static void power_loss(const char *reason, layer *torn) {
         else dropped_sectors += (int64_t)l->count;
     }
     char line[256];
-    int n = snprintf(line, sizeof line, "cut %s writes=%lld syncs=%lld writebacks=%lld dropped=%lld persisted=%lld\n",
-                     reason, (long long)counters.writes, (long long)counters.syncs, (long long)counters.writebacks,
+    int n = snprintf(line, sizeof line, "cut %s writes=%lld syncs=%lld dbsyncs=%lld writebacks=%lld dropped=%lld persisted=%lld\n",
+                     reason, (long long)counters.writes, (long long)counters.syncs, (long long)counters.database_syncs,
+                     (long long)counters.writebacks,
                      (long long)dropped_sectors, (long long)persisted_sectors);
     if (n > 0) (void)write(STDOUT_FILENO, line, (size_t)n);
     _exit(POWERCUT_EXIT_STATUS);
@@ -357,6 +359,7 @@ static int pc_sync(sqlite3_file *file, int flags) {
     if (f->layer == NULL) return f->real->pMethods->xSync(f->real, flags);
     pthread_mutex_lock(&lock);
     counters.syncs++;
+    if (f->layer->main_db) counters.database_syncs++;
     if (plan.cut_after_syncs > 0 && counters.syncs == plan.cut_after_syncs) {
         power_loss(plan.torn ? "sync-torn" : "sync", plan.torn ? f->layer : NULL);
     }
@@ -465,6 +468,7 @@ static int pc_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, 
     if (name != NULL && durable && !(flags & SQLITE_OPEN_DELETEONCLOSE)) {
         pthread_mutex_lock(&lock);
         f->layer = layer_for(name, 1);
+        if (f->layer && (flags & SQLITE_OPEN_MAIN_DB)) f->layer->main_db = 1;
         pthread_mutex_unlock(&lock);
     }
     return SQLITE_OK;
@@ -516,12 +520,17 @@ static int pc_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out) {
     return real_vfs->xCurrentTimeInt64(real_vfs, out);
 }
 
-// Control runs: every connection starts with synchronous = OFF (later assignments are ignored, see file control).
+// Runs as each connection opens: control runs start with synchronous = OFF (later assignments are ignored, see
+// file control); a short wal_autocheckpoint brings checkpoints into short runs.
 static int pc_auto_extension(sqlite3 *db, const char **error, const void *api) {
     (void)error; (void)api;
-    in_auto_extension = 1;
-    int rc = sqlite3_exec(db, "PRAGMA synchronous = OFF", NULL, NULL, NULL);
-    in_auto_extension = 0;
+    int rc = SQLITE_OK;
+    if (plan.synchronous_off) {
+        in_auto_extension = 1;
+        rc = sqlite3_exec(db, "PRAGMA synchronous = OFF", NULL, NULL, NULL);
+        in_auto_extension = 0;
+    }
+    if (rc == SQLITE_OK && plan.wal_autocheckpoint > 0) rc = sqlite3_wal_autocheckpoint(db, plan.wal_autocheckpoint);
     return rc;
 }
 
@@ -550,7 +559,7 @@ int powercut_install(const powercut_plan *p) {
     pc_vfs.xCurrentTime = pc_current_time;
     pc_vfs.xGetLastError = pc_get_last_error;
     pc_vfs.xCurrentTimeInt64 = pc_current_time_int64;
-    if (plan.synchronous_off) {
+    if (plan.synchronous_off || plan.wal_autocheckpoint > 0) {
         rc = sqlite3_auto_extension((void (*)(void))pc_auto_extension);
         if (rc != SQLITE_OK) return rc;
     }

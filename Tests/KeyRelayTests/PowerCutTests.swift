@@ -28,6 +28,7 @@ struct PowerCutTests {
         #expect(report.acknowledgedChecked >= 1_000)
         #expect(report.ackLines > 0, "no notification acknowledgement was ever checked")
         #expect(report.syncs > 0)
+        #expect(report.databaseSyncs > 0, "no cut ever ran with a checkpoint behind it")
     }
 
     /// The same test with `synchronous = OFF` must find acknowledged writes missing: proof that it can fail.
@@ -62,6 +63,8 @@ struct PowerCutReport: Sendable {
     /// Acknowledged facts checked after a cut (each key, registration and acknowledgement, every time it is checked).
     var acknowledgedChecked = 0
     var syncs: Int64 = 0
+    /// Syncs of the database file itself: checkpoints.
+    var databaseSyncs: Int64 = 0
     var droppedSectors: Int64 = 0
     var persistedSectors: Int64 = 0
     var losses: [String] = []
@@ -80,6 +83,7 @@ struct PowerCutReport: Sendable {
         ackLines += other.ackLines
         acknowledgedChecked += other.acknowledgedChecked
         syncs += other.syncs
+        databaseSyncs += other.databaseSyncs
         droppedSectors += other.droppedSectors
         persistedSectors += other.persistedSectors
         losses += other.losses
@@ -93,7 +97,7 @@ struct PowerCutReport: Sendable {
     func figureLine(title: String) -> String {
         let reasons = cutsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         return "\(title): \(cuts) cuts (\(reasons)); \(acknowledgedLines) acknowledged lines (\(ackLines) notification acks); "
-            + "\(acknowledgedChecked) acknowledged facts checked; \(syncs) syncs; unsynced sectors dropped \(droppedSectors), "
+            + "\(acknowledgedChecked) acknowledged facts checked; \(syncs) syncs (\(databaseSyncs) of them checkpoints); unsynced sectors dropped \(droppedSectors), "
             + "let through \(persistedSectors); losses \(losses.count), corrupt \(corruptions.count), "
             + "half-done \(halfDone.count); \(String(format: "%.1f", seconds)) s "
             + "(summed over lanes: children \(String(format: "%.1f", childSeconds)) s, checks \(String(format: "%.1f", checkSeconds)) s)"
@@ -169,6 +173,7 @@ enum PowerCut {
                 guard pair.count == 2, let value = Int64(pair[1]) else { continue }
                 switch pair[0] {
                 case "syncs": report.syncs += value
+                case "dbsyncs": report.databaseSyncs += value
                 case "dropped": report.droppedSectors += value
                 case "persisted": report.persistedSectors += value
                 default: break

@@ -27,12 +27,17 @@ typedef struct powercut_plan {
     /// Control runs: every connection is opened with `PRAGMA synchronous = OFF`, and later assignments of
     /// `synchronous` (GRDB's NORMAL, the store's FULL) are ignored.
     int32_t synchronous_off;
+    /// When > 0, every connection is opened with `PRAGMA wal_autocheckpoint = n` (SQLite's default is 1000 pages), so
+    /// that checkpoints, and cuts inside them, happen within a short run.
+    int32_t wal_autocheckpoint;
 } powercut_plan;
 
 /// What the VFS saw so far.
 typedef struct powercut_counters {
     int64_t writes;
     int64_t syncs;
+    /// Syncs of a main database file: checkpoints (in WAL mode nothing else syncs it).
+    int64_t database_syncs;
     int64_t writebacks;
     int64_t ignored_synchronous_pragmas;
 } powercut_counters;
