@@ -125,3 +125,15 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Power-cut test (issue #15), test support only: a SQLite VFS that keeps every write since the last fsync in a
+// volatile layer and loses it at a seeded moment, the child process that runs the engine on it, and the test
+// (Tests/KeyRelayTests/PowerCutTests.swift) that cuts it 200+ times. Appended rather than edited in, so that it
+// merges with changes to the targets above.
+package.targets += [
+    .target(name: "CPowerCutVFS", linkerSettings: [.linkedLibrary("sqlite3")]),
+    .executableTarget(name: "KeyRelayPowerCutChild", dependencies: ["KeyRelay", "KeyRelayBus", "CPowerCutVFS"], swiftSettings: strict),
+]
+for target in package.targets where target.name == "KeyRelayTests" {
+    target.dependencies += ["KeyRelayPowerCutChild", "CPowerCutVFS"]
+}
