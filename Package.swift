@@ -95,6 +95,12 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strict),
+        // Power-cut test (issue #15), test support only: a SQLite VFS that keeps every write since the last fsync in
+        // a volatile layer and loses it at a seeded moment, and the child process that runs the engine on it
+        // (Tests/KeyRelayTests/PowerCutTests.swift cuts it 200+ times).
+        .target(name: "CPowerCutVFS", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .executableTarget(name: "KeyRelayPowerCutChild", dependencies: ["KeyRelay", "KeyRelayBus", "CPowerCutVFS"],
+                          swiftSettings: strict),
         .executableTarget(name: "StoryExample", dependencies: ["KeyRelay"], path: "Examples/Story", swiftSettings: strict),
 
         .testTarget(name: "KeyRelayCoreTests", dependencies: ["KeyRelayCore"]),
@@ -106,7 +112,10 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         .testTarget(name: "KeyRelayStoreTestingTests", dependencies: ["KeyRelayStoreTesting", "KeyRelayStore", "KeyRelaySQLite"]),
-        .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayCrashChild", "StoryExample"]),
+        .testTarget(
+            name: "KeyRelayTests",
+            dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayCrashChild", "KeyRelayPowerCutChild",
+                           "CPowerCutVFS", "StoryExample"]),
         .testTarget(
             name: "KeyRelayBusTests",
             dependencies: [
@@ -126,14 +135,3 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// Power-cut test (issue #15), test support only: a SQLite VFS that keeps every write since the last fsync in a
-// volatile layer and loses it at a seeded moment, the child process that runs the engine on it, and the test
-// (Tests/KeyRelayTests/PowerCutTests.swift) that cuts it 200+ times. Appended rather than edited in, so that it
-// merges with changes to the targets above.
-package.targets += [
-    .target(name: "CPowerCutVFS", linkerSettings: [.linkedLibrary("sqlite3")]),
-    .executableTarget(name: "KeyRelayPowerCutChild", dependencies: ["KeyRelay", "KeyRelayBus", "CPowerCutVFS"], swiftSettings: strict),
-]
-for target in package.targets where target.name == "KeyRelayTests" {
-    target.dependencies += ["KeyRelayPowerCutChild", "CPowerCutVFS"]
-}
