@@ -50,7 +50,10 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "KeyRelayAdapters",
-            dependencies: ["KeyRelayCore", "KeyRelayBus", .product(name: "Crypto", package: "swift-crypto")],
+            // async-http-client: the Key Protect API client a simulated service uses as its own process (issue #11).
+            dependencies: ["KeyRelayCore", "KeyRelayBus", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
         .target(
             name: "KeyRelay",
