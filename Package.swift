@@ -80,8 +80,10 @@ let package = Package(
         .executableTarget(
             name: "keyrelay",
             dependencies: [
-                "KeyRelay", "KeyRelayScenario", "KeyRelayHTTP",
+                "KeyRelay", "KeyRelayScenario", "KeyRelayHTTP", "KeyRelayBus", "KeyRelayAdapters",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // `keyrelay simulate`: each simulated service serves its webhooks and data plane with Hummingbird.
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strict),
         // Test support: a process the crash tests SIGKILL at random moments (not shipped to users).
