@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import KeyRelay
+import KeyRelayBus
 import Logging
 
 /// How `keyrelay serve` is configured.
@@ -20,6 +21,13 @@ public struct ServeOptions: Sendable {
     public var manualClock = false
     /// RSA modulus size of import tokens.
     public var importTokenKeySize = 4096
+    /// Webhook subscriptions (`--webhook SERVICE=URL`); when empty, `KEYRELAY_WEBHOOKS` is read. A subscribed
+    /// service gets signed CloudEvents webhooks instead of the in-process simulated service.
+    public var webhooks = WebhookSubscriptions()
+    /// The file holding the webhook secret (`whsec_…`); otherwise `KEYRELAY_WEBHOOK_SECRET`. Required with webhooks.
+    public var webhookSecretFile: String?
+    /// How long a webhook receiver has to answer; otherwise `KEYRELAY_WEBHOOK_TIMEOUT`, else 10 s.
+    public var webhookTimeout: TimeInterval?
 
     public init(databasePath: String) { self.databasePath = databasePath }
 }
@@ -33,6 +41,9 @@ public enum KeyRelayServer {
         public var devToken: String?
         /// Lines to print before serving (warnings, the dev token).
         public var notices: [String]
+        /// The webhook transport subscribed on the dispatcher's bus, if webhooks are configured: shut it down
+        /// after the background work has stopped (``run(_:background:print:)`` does).
+        public var webhookTransport: WebhookTransport?
     }
 
     /// Makes the background work for an engine (and the manual clock in `--manual-clock` mode).
@@ -91,15 +102,30 @@ public enum KeyRelayServer {
             }
             access = try AccessControl.load(file: file)
         }
+        let webhooks = try webhookSettings(options, environment: environment, operation: op)
         let clock: ManualClock? = options.manualClock ? ManualClock(start: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))) : nil
         let engine = try await KeyRelayEngine.open(path: options.databasePath, masterKey: masterKey!,
                                                    clock: clock ?? SystemClock())
         let work = try await background(engine, clock)
         // The simulated services run inside the server, on the dispatcher's bus.
         let simulation = (work as? DispatcherBackground).map { SimulatedCloud(engine: engine, bus: $0.dispatcher.bus) }
+        // Webhooks replace the simulated subscriber of each subscribed service on the same bus, so the bus's
+        // faults (`POST /api/v2/_dev/bus`) apply to webhook deliveries too.
+        var transport: WebhookTransport?
+        if case let (subscriptions, secret, timeout)? = webhooks {
+            guard let dispatcher = (work as? DispatcherBackground)?.dispatcher else {
+                throw KeyRelayError(.badBody, "Webhooks need the bus dispatcher as the background work", operation: op)
+            }
+            // Signed with wall-clock time even on a manual clock: receivers check the timestamp against theirs.
+            let made = WebhookTransport(subscriptions: subscriptions, secret: secret, clock: SystemClock(),
+                                        timeout: .milliseconds(Int64((timeout * 1000).rounded())))
+            made.subscribe(on: dispatcher.bus)
+            transport = made
+            notices.append("Webhooks (signed CloudEvents, timeout \(DurationText.goStyle(timeout))): \(subscriptions)")
+        }
         let api = KeyProtectAPI(engine: engine, access: access, devClock: clock, background: work, simulation: simulation,
                                 privateEndpointPort: options.port, importTokenKeySize: options.importTokenKeySize)
-        return Prepared(api: api, devToken: devToken, notices: notices)
+        return Prepared(api: api, devToken: devToken, notices: notices, webhookTransport: transport)
     }
 
     /// Runs the API and its background work until SIGINT/SIGTERM.
@@ -116,15 +142,22 @@ public enum KeyRelayServer {
                               },
                               logger: Logger(label: "keyrelay.serve"))
         let work = prepared.api.background
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService() }
-            group.addTask {
-                do { try await work.run() } catch is CancellationError {}
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await app.runService() }
+                group.addTask {
+                    do { try await work.run() } catch is CancellationError {}
+                }
+                // The server ends on a signal; then stop the background work.
+                try await group.next()
+                group.cancelAll()
             }
-            // The server ends on a signal; then stop the background work.
-            try await group.next()
-            group.cancelAll()
+        } catch {
+            try? await prepared.webhookTransport?.shutdown()
+            throw error
         }
+        // The dispatcher has stopped: no delivery uses the webhook client any more.
+        try? await prepared.webhookTransport?.shutdown()
     }
 
     static func randomToken() -> String {

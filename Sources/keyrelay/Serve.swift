@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeyRelay
+import KeyRelayBus
 import KeyRelayHTTP
 
 /// `keyrelay serve`: the Key Protect–compatible HTTP API (all logic lives in KeyRelayHTTP).
@@ -38,7 +39,26 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("manual-clock"), help: "Run on a manual clock moved by POST /api/v2/_dev/clock (--dev only).")
     var manualClock = false
 
+    @Option(name: .customLong("webhook"), help: ArgumentHelp(
+        "Deliver SERVICE's notifications as signed CloudEvents webhooks to URL (repeatable; or KEYRELAY_WEBHOOKS).",
+        valueName: "SERVICE=URL"))
+    var webhooks: [String] = []
+
+    @Option(name: .customLong("webhook-secret-file"), help: ArgumentHelp(
+        "The file holding the webhook signing secret, whsec_ + base64 (or KEYRELAY_WEBHOOK_SECRET). Required with webhooks.",
+        valueName: "FILE"))
+    var webhookSecretFile: String?
+
+    @Option(name: .customLong("webhook-timeout"), help: ArgumentHelp(
+        "How long a webhook receiver has to answer, e.g. 10s or 500ms (or KEYRELAY_WEBHOOK_TIMEOUT; default 10s).",
+        valueName: "DURATION"))
+    var webhookTimeout: String?
+
     func validate() throws {
+        do throws(WebhookConfigurationError) { _ = try WebhookSubscriptions(parsing: webhooks) } catch { throw ValidationError(error.message) }
+        if let webhookTimeout, DurationText.parse(webhookTimeout) == nil {
+            throw ValidationError("--webhook-timeout must be a duration such as 10s or 500ms, not '\(webhookTimeout)'")
+        }
         // Port 0 asks the system for a free port; anything outside 0–65535 would fail deep inside the bind.
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535, not \(port)") }
     }
@@ -52,6 +72,9 @@ struct Serve: AsyncParsableCommand {
         options.dev = dev
         options.devToken = devToken
         options.manualClock = manualClock
+        options.webhooks = try WebhookSubscriptions(parsing: webhooks)
+        options.webhookSecretFile = webhookSecretFile
+        options.webhookTimeout = webhookTimeout.flatMap(DurationText.parse)
         do {
             try await KeyRelayServer.run(options)
         } catch let error as KeyRelayError {
