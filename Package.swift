@@ -135,7 +135,10 @@ let package = Package(
         .testTarget(
             name: "KeyRelayHTTPTests",
             dependencies: ["KeyRelayHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")]),
-        .testTarget(name: "keyrelayTests", dependencies: ["keyrelay"]),
+        // The cross-process story runs the built `keyrelay` twice (serve + simulate cos) and talks HTTP to both.
+        .testTarget(name: "keyrelayTests", dependencies: [
+            "keyrelay", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )
