@@ -63,6 +63,8 @@ public enum KeyRelayServer {
         if options.manualClock, !options.dev {
             throw KeyRelayError(.badBody, "--manual-clock is only available with --dev", operation: op)
         }
+        // Webhook settings first: a missing secret must not leave a generated dev master key behind.
+        let webhooks = try webhookSettings(options, environment: environment, operation: op)
         // Master key.
         var masterKey = try MasterKey.load(environment: environment, file: options.masterKeyFile)
         if masterKey == nil {
@@ -102,7 +104,6 @@ public enum KeyRelayServer {
             }
             access = try AccessControl.load(file: file)
         }
-        let webhooks = try webhookSettings(options, environment: environment, operation: op)
         let clock: ManualClock? = options.manualClock ? ManualClock(start: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))) : nil
         let engine = try await KeyRelayEngine.open(path: options.databasePath, masterKey: masterKey!,
                                                    clock: clock ?? SystemClock())
