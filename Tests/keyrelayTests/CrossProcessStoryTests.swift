@@ -33,6 +33,10 @@ struct CrossProcessStoryTests {
         #expect(fault.status == 200, "\(fault.text)")
         let deleted = try await stack.api("DELETE", "/api/v2/keys/\(keyID)?force=true")
         #expect(deleted.status == 200, "\(deleted.text)")
+        // The bus hands it over (and loses it): recorded sent, awaiting an acknowledgement that will not come.
+        _ = try await eventually("the delete notification to be handed over and lost") { () async throws -> Bool? in
+            try await stack.newestEventDeliveries(keyID).first?["status"] as? String == "sent" ? true : nil
+        }
 
         // Four hours later the bucket is still readable, and drift shows it.
         try await stack.advance("4h")
