@@ -24,14 +24,15 @@ struct DatabaseOptions: ParsableArguments {
                        principal: principal ?? ProcessInfo.processInfo.environment["USER"] ?? "keyrelay-cli")
     }
 
-    /// Opens the engine on the database file. A missing or unreadable master key, or a file that is not a KeyRelay
-    /// database, is a usage error naming the option to fix; a wrong master key is the engine's `KeyRelayError`.
-    func engine() async throws -> KeyRelayEngine {
+    /// The master key, from `--master-key-file` or `KEYRELAY_MASTER_KEY`. A missing or malformed one is a usage
+    /// error naming where it was read from (the flag or the variable, never an API reason code).
+    func masterKey() throws -> MasterKey {
+        let source = masterKeyFile.map { "--master-key-file \($0)" } ?? "KEYRELAY_MASTER_KEY"
         let masterKey: MasterKey?
         do {
             masterKey = try MasterKey.load(file: masterKeyFile)
         } catch let error as KeyRelayError {
-            throw error
+            throw ValidationError("\(source): \(error.message)")
         } catch {
             throw ValidationError("--master-key-file: cannot read the master key file \(masterKeyFile ?? ""): \(error.localizedDescription)")
         }
@@ -40,12 +41,22 @@ struct DatabaseOptions: ParsableArguments {
                                   + "(e.g. `export KEYRELAY_MASTER_KEY=$(openssl rand -base64 32)`) or pass --master-key-file FILE. "
                                   + "Keep it: the database cannot be opened without it.")
         }
+        return masterKey
+    }
+
+    /// Opens the engine on the database file. Only commands that create keys pass `creating: true`; every other
+    /// command refuses a missing file (a typo in `--db` must not leave a new, empty database behind). A missing or
+    /// unreadable master key is a usage error naming the option to fix; a wrong master key is the engine's
+    /// `KeyRelayError`; a database that cannot be opened is a ``CLIError`` naming the path.
+    func engine(creating: Bool = false) async throws -> KeyRelayEngine {
+        let masterKey = try masterKey()
+        let location = try StoreLocation(parsing: db)
         do {
-            return try await KeyRelayEngine.open(path: db, masterKey: masterKey)
+            return try await KeyRelayEngine.open(creating ? location : location.mustExist, masterKey: masterKey)
         } catch let error as KeyRelayError {
             throw error
         } catch {
-            throw ValidationError("--db: cannot open the database \(db): \(error)")
+            throw CLIError("--db \(db): \(error)")
         }
     }
 }
