@@ -16,7 +16,8 @@ struct KeyRelayCommand: AsyncParsableCommand {
         subcommands: KeyRelayCommand.allSubcommands)
 
     static var allSubcommands: [any ParsableCommand.Type] {
-        [ScenarioCommand.self, Serve.self, KeyCommand.self, ResourceCommand.self, StatusCommand.self, EventsCommand.self]
+        [ScenarioCommand.self, Serve.self, KeyCommand.self, ResourceCommand.self, StatusCommand.self, EventsCommand.self,
+         BackupCommand.self]
     }
 }
 
