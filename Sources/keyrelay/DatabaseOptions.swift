@@ -19,6 +19,21 @@ struct DatabaseOptions: ParsableArguments {
     @Flag(help: "Machine-readable JSON output.")
     var json = false
 
+    @Option(help: ArgumentHelp("Act as if the clock were this far ahead (e.g. 4h): rehearse a story that needs time to pass without waiting.",
+                               discussion: "Times are recorded as shifted. Only on a database no server uses."))
+    var clockOffset: String?
+
+    func validate() throws { _ = try clock() }
+
+    /// The system clock, moved `--clock-offset` ahead.
+    func clock() throws -> any KeyRelayClock {
+        guard let clockOffset else { return SystemClock() }
+        guard let offset = DurationText.parse(clockOffset) else {
+            throw ValidationError("--clock-offset must be a duration such as 4h or 1h1s, at most \(DurationText.maximumText), not '\(clockOffset.prefix(40))'")
+        }
+        return OffsetClock(offset: offset)
+    }
+
     var context: RequestContext {
         RequestContext(instanceID: instance,
                        principal: principal ?? ProcessInfo.processInfo.environment["USER"] ?? "keyrelay-cli")
@@ -52,13 +67,19 @@ struct DatabaseOptions: ParsableArguments {
         let masterKey = try masterKey()
         let location = try StoreLocation(parsing: db)
         do {
-            return try await KeyRelayEngine.open(creating ? location : location.mustExist, masterKey: masterKey)
+            return try await KeyRelayEngine.open(creating ? location : location.mustExist, masterKey: masterKey, clock: try clock())
         } catch let error as KeyRelayError {
             throw error
         } catch {
             throw CLIError("--db \(db): \(error)")
         }
     }
+}
+
+/// The wall clock, a fixed interval ahead (`--clock-offset`).
+struct OffsetClock: KeyRelayClock {
+    var offset: TimeInterval
+    func now() -> Date { Date().addingTimeInterval(offset) }
 }
 
 /// A key as the command line shows it (never its material).

@@ -17,7 +17,7 @@ struct KeyRelayCommand: AsyncParsableCommand {
 
     static var allSubcommands: [any ParsableCommand.Type] {
         [ScenarioCommand.self, Serve.self, KeyCommand.self, ResourceCommand.self, StatusCommand.self, EventsCommand.self,
-         BackupCommand.self]
+         DeliverCommand.self, BackupCommand.self]
     }
 }
 

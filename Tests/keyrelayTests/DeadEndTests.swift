@@ -24,7 +24,7 @@ struct DeadEndTests {
         let typo = dir.appendingPathComponent("typo.sqlite").path
         let commands: [[String]] = [["key", "list"], ["key", "show", "k"], ["status"], ["events"], ["events", "--key", "k"],
                                     ["resource", "registrations"], ["resource", "bucket", "list"], ["key", "sync", "k"],
-                                    ["backup", "--to", dir.appendingPathComponent("copy.sqlite").path]]
+                                    ["backup", "--to", dir.appendingPathComponent("copy.sqlite").path], ["deliver"]]
         for command in commands {
             let output = try run(command + ["--db", typo], environment: env)
             #expect(output.status == 1, "\(command): \(output.stderr)")
