@@ -145,7 +145,8 @@ private func createExclusively(_ path: String) throws {
     guard descriptor >= 0 else {
         let code = errno
         if code == EEXIST { throw StoreError.backupDestinationExists(path: path) }
-        throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)
+        let reason = String(cString: strerror(code))
+        throw StoreError.backupDestinationUnwritable(path: path, reason: reason.prefix(1).lowercased() + reason.dropFirst())
     }
     close(descriptor)
 }

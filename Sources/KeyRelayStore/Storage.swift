@@ -123,6 +123,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case backupDestinationExists(path: String)
     /// This backend has no online backup.
     case backupUnsupported(backend: String)
+    /// The backup's file cannot be created (a missing directory, no permission), with the system's reason.
+    case backupDestinationUnwritable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -132,6 +134,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             "'\(path)' already exists: a backup never overwrites a file; choose a new path or remove it first"
         case .backupUnsupported(let backend):
             "This store (\(backend)) has no online backup"
+        case .backupDestinationUnwritable(let path, let reason):
+            "Cannot create '\(path)': \(reason)"
 
         case .newerSchema(let unknown):
             "The database was written by a newer version of KeyRelay (unknown schema migrations: \(unknown.joined(separator: ", "))); open it with that version or newer"

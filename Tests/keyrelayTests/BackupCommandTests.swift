@@ -35,5 +35,7 @@ struct BackupCommandTests {
         #expect(try run(["events", "--db", copy], environment: env).stdout.split(separator: "\n") == copiedEvents, "the copy is untouched")
         let wrongKey = try run(["key", "list", "--db", copy], environment: ["KEYRELAY_MASTER_KEY": Data(repeating: 8, count: 32).base64EncodedString()])
         #expect(wrongKey.status == 1 && wrongKey.stderr.contains("UNAUTHORIZED_ERR"))
+        let nowhere = try run(["backup", "--db", db, "--to", "/nonexistent-dir/copy.sqlite"], environment: env)
+        #expect(nowhere.stderr == "error: --to: Cannot create '/nonexistent-dir/copy.sqlite': no such file or directory\n", "\(nowhere.stderr)")
     }
 }
