@@ -10,7 +10,7 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Without --dev, a master key (--master-key-file or KEYRELAY_MASTER_KEY) and an access file (--access) are \
             required. --dev prints a root token, grants it Manager, KeyPurge and Service on every instance and, if no \
-            master key is given, generates one beside the database (mode 0600). --manual-clock (with --dev) adds \
+            master key is given, generates one beside a new database (mode 0600); an existing database needs the key it was created with. --manual-clock (with --dev) adds \
             POST /api/v2/_dev/clock.
             """)
 
