@@ -77,8 +77,9 @@ let package = Package(
         .executableTarget(
             name: "keyrelay",
             dependencies: [
-                "KeyRelay", "KeyRelayScenario", "KeyRelayHTTP",
+                "KeyRelay", "KeyRelayScenario", "KeyRelayHTTP", "KeyRelayBus", "KeyRelayAdapters",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict),
         // Test support: a process the crash tests SIGKILL at random moments (not shipped to users).

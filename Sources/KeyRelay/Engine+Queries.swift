@@ -55,10 +55,24 @@ extension KeyRelayEngine {
     }
 
     /// Lifecycle events after a global sequence number, oldest first (optionally one key's).
+    /// - Parameter keyID: a key's id or alias (resolved in the context's instance); the id of a purged key still
+    ///   names its events, which outlive it.
+    /// - Throws: `KEY_NOT_FOUND_ERR` when `keyID` names no key and no events: an unknown key is an error, not an
+    ///   empty answer.
     public func events(after sequence: Int64 = 0, keyID: String? = nil, limit: Int = 1000,
                        context: RequestContext? = nil) async throws -> [LifecycleEvent] {
         try await storage.read { tx in
-            try tx.events(instanceID: context?.instanceID, keyID: keyID, after: sequence, limit: limit)
+            var id = keyID
+            if let reference = keyID, let instanceID = context?.instanceID {
+                if let key = try tx.key(id: reference, instanceID: instanceID) {
+                    id = key.id
+                } else if let aliased = try tx.keyID(alias: reference, instanceID: instanceID) {
+                    id = aliased
+                } else if try tx.events(instanceID: instanceID, keyID: reference, after: 0, limit: 1).isEmpty {
+                    throw Self.notFound(reference, operation: "Key events could not be retrieved")
+                }
+            }
+            return try tx.events(instanceID: context?.instanceID, keyID: id, after: sequence, limit: limit)
         }
     }
 

@@ -94,8 +94,9 @@ public actor ProtectedResourceService: ServiceSubscriber {
     public nonisolated let serviceName: String
     public nonisolated let client: any AdopterClient
     private let clock: any KeyRelayClock
-    private var resources: [String: Resource] = [:]
-    private var crnByName: [String: String] = [:]
+    // Internal, not private: ProtectedResourceService+Snapshot.swift saves and restores them.
+    var resources: [String: Resource] = [:]
+    var crnByName: [String: String] = [:]
     private var received: [String] = []
 
     public init(serviceName: String, client: any AdopterClient, clock: any KeyRelayClock) {
