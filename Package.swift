@@ -45,6 +45,8 @@ let package = Package(
             dependencies: [
                 "KeyRelayCore", "KeyRelayStore", "KeyRelayBus",
                 .product(name: "Crypto", package: "swift-crypto"),
+                // RSA-OAEP for import tokens (secure import is the engine's).
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -84,7 +86,8 @@ let package = Package(
 
         .testTarget(name: "KeyRelayCoreTests", dependencies: ["KeyRelayCore"]),
         .testTarget(name: "KeyRelayStoreTests", dependencies: ["KeyRelayStore", "KeyRelayCrashChild", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelayCrashChild", "StoryExample"]),
+        .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelayCrashChild", "StoryExample",
+                                                   .product(name: "_CryptoExtras", package: "swift-crypto")]),
         .testTarget(name: "KeyRelayBusTests", dependencies: ["KeyRelayBus", "KeyRelay", "KeyRelayCrashChild"]),
         .testTarget(name: "KeyRelayAdaptersTests", dependencies: ["KeyRelayAdapters", "KeyRelay"]),
         .testTarget(name: "KeyRelayScenarioTests", dependencies: ["KeyRelayScenario"], resources: []),

@@ -103,7 +103,7 @@ extension KeyRelayEngine {
         let now = now()
         let rules = rules
         let (key, sealed) = try await storage.read { tx -> (Key, Data?) in
-            let stored = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: action.operation)
+            let stored = try Self.resolve(reference, in: tx, context: context, operation: action.operation)
             return (stored, try tx.sealedMaterial(keyID: stored.id, versionID: versionID ?? stored.currentVersion.id))
         }
         let current = effective(key, at: now)

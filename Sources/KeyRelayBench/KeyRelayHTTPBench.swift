@@ -22,7 +22,7 @@ enum KeyRelayHTTPBench {
         let access = AccessControl(grants: [
             token: AccessGrant(principal: "bench", roles: [.manager], instances: [context.instanceID]),
         ])
-        let api = KeyProtectAPI(engine: engine, access: access, importTokenKeySize: 2048)
+        let api = KeyProtectAPI(engine: engine, access: access)
         let headers = [("Authorization", "Bearer \(token)"), ("Bluemix-Instance", context.instanceID)]
 
         var results: [(String, Outcome)] = []

@@ -225,7 +225,7 @@ public struct LifecycleRules: Sendable {
             if now < allowed {
                 throw KeyRelayError(.requestTooEarly,
                                     "The key was updated recently: Please wait and try again: Purge operation is allowed \(DurationText.goStyle(configuration.purgeDelay)) after key is deleted (from \(Timestamp.format(allowed)))",
-                                    operation: op(.purge))
+                                    operation: op(.purge), earliestAllowed: allowed)
             }
         }
     }
@@ -297,7 +297,7 @@ public struct LifecycleRules: Sendable {
             let earliest = earliestSync(key)!
             throw KeyRelayError(.requestTooEarly,
                                 "The key was updated recently: Please wait and try again: Sync cannot be performed until at least \(Timestamp.format(earliest))",
-                                operation: op(.sync))
+                                operation: op(.sync), earliestAllowed: earliest)
         }
         var next = key
         next.lastSyncDate = now
@@ -318,7 +318,7 @@ public struct LifecycleRules: Sendable {
         if let last = key.lastLifecycleActionDate, now < last.addingTimeInterval(configuration.enableRestoreCooldown) {
             throw KeyRelayError(.requestTooEarly,
                                 "The key was updated recently: Please wait and try again: \(action.rawValue) is allowed \(DurationText.goStyle(configuration.enableRestoreCooldown)) after the key's last action, at \(Timestamp.format(last.addingTimeInterval(configuration.enableRestoreCooldown)))",
-                                operation: action.operation)
+                                operation: action.operation, earliestAllowed: last.addingTimeInterval(configuration.enableRestoreCooldown))
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeyRelay
+import KeyRelayHTTP
 
 /// The `keyrelay` command line: scenarios on a virtual clock, and the lifecycle verbs on a database file.
 @main
@@ -30,10 +31,10 @@ func reportingErrors<T>(json: Bool, _ body: () async throws -> T) async throws -
         return try await body()
     } catch let error as KeyRelayError {
         if json {
-            print(CLIJSON.encode(ErrorView(code: error.code.rawValue, status: error.status, message: error.message,
+            print(CLIJSON.encode(ErrorView(code: error.code.rawValue, status: error.statusCode, message: error.message,
                                            errorMsg: error.errorMsg)))
         }
-        printError("error: \(error.code.rawValue) (\(error.status)): \(error.message)")
+        printError("error: \(error.code.rawValue) (\(error.statusCode)): \(error.message)")
         throw ExitCode.failure
     } catch let error as CLIError {
         if json { print(CLIJSON.encode(ErrorView(code: nil, status: nil, message: error.message, errorMsg: nil))) }

@@ -1,0 +1,26 @@
+import Foundation
+import KeyRelayCore
+import KeyRelayStore
+
+/// A key as Key Protect's `GET /keys/{id}` shows it: with its payload when it is a standard key that is not
+/// destroyed (root keys never reveal theirs).
+public struct KeyWithPayload: Sendable, Equatable {
+    public var key: Key
+    public var payload: Data?
+}
+
+extension KeyRelayEngine {
+    /// A key by id or alias and, for a standard key that is not destroyed, its current payload — in one read.
+    public func keyWithPayload(_ reference: String, context: RequestContext) async throws -> KeyWithPayload {
+        let (stored, sealed) = try await storage.read { tx -> (Key, Data?) in
+            let key = try Self.resolve(reference, in: tx, context: context)
+            guard key.extractable, key.state != .destroyed else { return (key, nil) }
+            return (key, try tx.sealedMaterial(keyID: key.id, versionID: key.currentVersion.id))
+        }
+        let key = effective(stored, at: now())
+        let payload = try sealed.map { sealed in
+            try vault.open(sealed, keyID: stored.id, versionID: stored.currentVersion.id).withUnsafeBytes { Data($0) }
+        }
+        return KeyWithPayload(key: key, payload: payload)
+    }
+}
