@@ -23,6 +23,8 @@ struct Report {
         Figure(name: "delivery_per_s", unit: "deliveries/s", baseline: "sqlite_durable_commit_per_s", target: "(none)", meets: nil),
         Figure(name: "http_baseline_rps", unit: "req/s", baseline: nil, target: "baseline", meets: nil),
         Figure(name: "http_get_key_rps", unit: "req/s", baseline: "http_baseline_rps", target: ">= 0.5x", meets: { $0 >= 0.5 }),
+        Figure(name: "http_wrap_rps", unit: "req/s", baseline: "http_baseline_rps", target: ">= 0.5x", meets: { $0 >= 0.5 }),
+        Figure(name: "http_unwrap_rps", unit: "req/s", baseline: "http_baseline_rps", target: ">= 0.5x", meets: { $0 >= 0.5 }),
         Figure(name: "http_sync_rps", unit: "req/s", baseline: "http_baseline_rps", target: "(none)", meets: nil),
         Figure(name: "peak_rss_mb", unit: "MiB", baseline: nil, target: "<= 150 MiB", meets: { $0 <= 150 }),
     ]

@@ -121,18 +121,24 @@ protocol WireRequest: Decodable, Sendable {
 enum WireJSON {
     /// Encodes a response body. Sorted keys and unescaped slashes, as KeyRelay always answered.
     static func encode(_ value: some Encodable) -> ByteBuffer {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Every wire type is plain strings, numbers and booleans: encoding cannot fail.
         guard let data = try? encoder.encode(value) else { return ByteBuffer(string: "{}") }
         return ByteBuffer(bytes: data)
     }
 
+    /// One encoder and one decoder for every request (configured once; both are safe to share).
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+    static let decoder = JSONDecoder()
+
     /// Decodes a request body, turning every decoding problem into Key Protect's refusal (`BAD_BODY_ERR` for a body
     /// that is not a JSON object, `INVALID_FIELD_ERR` naming the field otherwise).
     static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer, operation: String) throws(KeyRelayError) -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+            return try decoder.decode(T.self, from: Data(buffer: buffer))
         } catch let failure as WireFailure {
             throw failure.error(during: operation)
         } catch let error as DecodingError {
