@@ -10,8 +10,9 @@ public struct KeyWithPayload: Sendable, Equatable {
 }
 
 extension KeyRelayEngine {
-    /// A key by id or alias and, for a standard key that is not destroyed, its current payload — in one read.
-    public func keyWithPayload(_ reference: String, context: RequestContext) async throws -> KeyWithPayload {
+    /// A key by id or alias and, for a standard key that is not destroyed, its current payload — in one read, off
+    /// the actor (it only reads).
+    public nonisolated func keyWithPayload(_ reference: String, context: RequestContext) async throws -> KeyWithPayload {
         let (stored, sealed) = try await storage.read { tx -> (Key, Data?) in
             let key = try Self.resolve(reference, in: tx, context: context)
             guard key.extractable, key.state != .destroyed else { return (key, nil) }

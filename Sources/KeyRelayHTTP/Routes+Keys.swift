@@ -158,11 +158,13 @@ extension KeyProtectAPI {
         let caller = try context.caller
         let body = try await request.decode(as: UnwrapRequest.self, context: context)
         let result = try await engine.unwrap(try context.parameters.require("id"), ciphertext: body.ciphertext, aad: body.aad ?? [], context: caller)
-        let rewrapped = result.rewrappedKeyVersion != nil ? result.rewrappedCiphertext : nil
-        return try WireResponse(.ok, UnwrapResponse(plaintext: result.plaintext.base64EncodedString(),
-                                                    keyVersion: KeyVersionReference(id: result.keyVersion.id), ciphertext: rewrapped,
-                                                    rewrappedKeyVersion: rewrapped == nil ? nil : result.rewrappedKeyVersion.map { KeyVersionReference(id: $0.id) }))
-            .response(from: request, context: context)
+        var answer = UnwrapResponse(plaintext: result.plaintext.base64EncodedString(), keyVersion: KeyVersionReference(id: result.keyVersion.id))
+        // Made by an older version: the answer also carries the ciphertext rewrapped under the latest one.
+        if let rewrapped = result.rewrappedCiphertext, let version = result.rewrappedKeyVersion {
+            answer.ciphertext = rewrapped
+            answer.rewrappedKeyVersion = KeyVersionReference(id: version.id)
+        }
+        return try WireResponse(.ok, answer).response(from: request, context: context)
     }
 
     func rewrap(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
