@@ -47,6 +47,7 @@ enum KeyRelayHTTPBench {
                     throw BenchError("\(name): expected only \(expected), got \(load.statuses) with \(load.errors) errors")
                 }
                 results.append((name, .measured(load.rate)))
+                results.append((name.replacingOccurrences(of: "_rps", with: "_cpu_us"), .measured(load.cpuMicrosecondsPerRequest)))
             }
         }
         return results
