@@ -168,7 +168,7 @@ public struct KeyProtectAPI: Sendable {
         read.get("/api/v2/instance/policies") { request, context in try await api.getInstancePolicies(request, context) }
         manage.put("/api/v2/instance/policies") { request, context in try await api.putInstancePolicies(request, context) }
         read.get("/api/v2/instance/allowed_ip_port") { _, _ in
-            WireResponse(.ok, Collection(MediaTypes.allowedIP, [AllowedIPPortRepresentation(privateEndpointPort: api.privateEndpointPort)]))
+            WireResponse(.ok, WireCollection(MediaTypes.allowedIP, [AllowedIPPortRepresentation(privateEndpointPort: api.privateEndpointPort)]))
         }
         // Import token.
         create.post("/api/v2/import_token") { request, context in try await api.createImportToken(request, context) }

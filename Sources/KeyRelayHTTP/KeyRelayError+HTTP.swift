@@ -50,7 +50,7 @@ extension KeyRelayError: HTTPResponseError {
         } else {
             let reason = ErrorReason(code: code.rawValue, message: message, status: statusCode, moreInfo: ErrorReason.moreInfo,
                                      target: wireTarget.map { ErrorReason.Target(type: $0.type.rawValue, name: $0.name) })
-            body = WireJSON.encode(Collection(MediaTypes.error, [ErrorResource(errorMsg: errorMsg, reasons: [reason])]))
+            body = WireJSON.encode(WireCollection(MediaTypes.error, [ErrorResource(errorMsg: errorMsg, reasons: [reason])]))
         }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
     }

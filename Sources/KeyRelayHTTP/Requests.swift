@@ -30,10 +30,10 @@ struct KeyCreateRequest: WireRequest {
         var dualAuthDelete: Enabled?
         var rotation: Rotation?
     }
-    var envelope: Collection<Resource>
+    var envelope: WireCollection<Resource>
 
     init(from decoder: any Decoder) throws {
-        envelope = try Collection<Resource>(from: decoder)
+        envelope = try WireCollection<Resource>(from: decoder)
     }
 
     /// The one key to create: Key Protect creates one key per request.
@@ -113,7 +113,7 @@ struct KeyPatchRequest: WireRequest {
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         if container.contains(.resources) {
-            keyRingID = try Collection<Resource>(from: decoder).single().keyRingID
+            keyRingID = try WireCollection<Resource>(from: decoder).single().keyRingID
         } else {
             keyRingID = try Resource(from: decoder).keyRingID
         }
@@ -161,8 +161,8 @@ struct KeyPolicyRequest: WireRequest {
         var rotation: KeyCreateRequest.Resource.Rotation?
         var dualAuthDelete: KeyCreateRequest.Resource.Enabled?
     }
-    var envelope: Collection<Resource>
-    init(from decoder: any Decoder) throws { envelope = try Collection<Resource>(from: decoder) }
+    var envelope: WireCollection<Resource>
+    init(from decoder: any Decoder) throws { envelope = try WireCollection<Resource>(from: decoder) }
 }
 
 /// `PUT /instance/policies` (`application/vnd.ibm.kms.policy+json`).
@@ -180,8 +180,8 @@ struct InstancePolicyRequest: WireRequest {
             case policyData = "policy_data"
         }
     }
-    var envelope: Collection<Resource>
-    init(from decoder: any Decoder) throws { envelope = try Collection<Resource>(from: decoder) }
+    var envelope: WireCollection<Resource>
+    init(from decoder: any Decoder) throws { envelope = try WireCollection<Resource>(from: decoder) }
 }
 
 /// Service-to-service registration create/replace/update (`application/vnd.ibm.kms.registration_input+json`).
@@ -193,8 +193,8 @@ struct RegistrationInputRequest: WireRequest {
         var preventKeyDeletion: WireBool?
         var keyVersionId: String?
     }
-    var envelope: Collection<Resource>
-    init(from decoder: any Decoder) throws { envelope = try Collection<Resource>(from: decoder) }
+    var envelope: WireCollection<Resource>
+    init(from decoder: any Decoder) throws { envelope = try WireCollection<Resource>(from: decoder) }
 }
 
 /// `POST /event_ack` (`application/vnd.ibm.kms.event_acknowledge+json`, reference §1.6).
@@ -213,8 +213,8 @@ struct EventAcknowledgeRequest: WireRequest {
         var resourceCrn: String?
         var deleteRegistration: WireBool?
     }
-    var envelope: Collection<Resource>
-    init(from decoder: any Decoder) throws { envelope = try Collection<Resource>(from: decoder) }
+    var envelope: WireCollection<Resource>
+    init(from decoder: any Decoder) throws { envelope = try WireCollection<Resource>(from: decoder) }
 }
 
 /// `POST /import_token` (`application/json`).

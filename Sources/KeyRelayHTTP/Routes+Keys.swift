@@ -57,7 +57,7 @@ extension KeyProtectAPI {
     /// A key collection answer (`application/json`, or the vendor type where the official client needs it).
     func keys(_ status: HTTPResponse.Status, _ keys: [KeyRepresentation], _ request: Request, _ context: KeyRelayRequestContext,
               contentType: String = MediaTypes.json) throws -> Response {
-        try WireResponse(status, Collection(MediaTypes.key, keys), contentType: contentType).response(from: request, context: context)
+        try WireResponse(status, WireCollection(MediaTypes.key, keys), contentType: contentType).response(from: request, context: context)
     }
 
     // MARK: Create
@@ -109,7 +109,7 @@ extension KeyProtectAPI {
                                              offset: try query.int("offset", default: 0),
                                              allKeyStates: try query.bool("allKeyStates") ?? false, context: try context.caller)
         let total = try query.bool("totalCount") == true ? page.total : nil
-        return try WireResponse(.ok, Collection(MediaTypes.keyVersion, page.items.map(KeyVersionRepresentation.init), totalCount: total))
+        return try WireResponse(.ok, WireCollection(MediaTypes.keyVersion, page.items.map(KeyVersionRepresentation.init), totalCount: total))
             .response(from: request, context: context)
     }
 

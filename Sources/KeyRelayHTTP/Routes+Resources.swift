@@ -10,7 +10,7 @@ extension KeyProtectAPI {
         let op = "Key policies could not be retrieved"
         let only = try policyName(request, operation: op)
         let key = try await engine.key(try context.parameters.require("id"), context: try context.caller)
-        return try WireResponse(.ok, Collection(MediaTypes.policy, wire.policies(key, only: only))).response(from: request, context: context)
+        return try WireResponse(.ok, WireCollection(MediaTypes.policy, wire.policies(key, only: only))).response(from: request, context: context)
     }
 
     func policyName(_ request: Request, operation: String) throws -> String? {
@@ -52,7 +52,7 @@ extension KeyProtectAPI {
         }
         let key = try await engine.setPolicies(try context.parameters.require("id"), rotation: rotation, dualAuthDelete: dualAuth, context: caller)
         let touched = only ?? (rotation != nil && dualAuth != nil ? nil : (rotation != nil ? "rotation" : "dualAuthDelete"))
-        return try WireResponse(.ok, Collection(MediaTypes.policy, wire.policies(key, only: touched))).response(from: request, context: context)
+        return try WireResponse(.ok, WireCollection(MediaTypes.policy, wire.policies(key, only: touched))).response(from: request, context: context)
     }
 
     // MARK: Instance
@@ -60,7 +60,7 @@ extension KeyProtectAPI {
     func getInstancePolicies(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
         var policies = try await engine.instancePolicies(context: try context.caller)
         if let only = request.uri.queryParameters.get("policy") { policies = policies.filter { $0.policyType == only } }
-        return try WireResponse(.ok, Collection(MediaTypes.policy, policies.map(wire.instancePolicy))).response(from: request, context: context)
+        return try WireResponse(.ok, WireCollection(MediaTypes.policy, policies.map(wire.instancePolicy))).response(from: request, context: context)
     }
 
     func putInstancePolicies(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
@@ -106,7 +106,7 @@ extension KeyProtectAPI {
         let total = try query.bool("totalCount") == true ? page.total : nil
         let isService = context.grant?.allows(.service) ?? false
         let resources = page.items.map { wire.registration($0, keyName: names[$0.keyID], includeMetadata: isService) }
-        return try WireResponse(.ok, Collection(MediaTypes.registration, resources, totalCount: total)).response(from: request, context: context)
+        return try WireResponse(.ok, WireCollection(MediaTypes.registration, resources, totalCount: total)).response(from: request, context: context)
     }
 
     /// The resource CRN of `/keys/{id}/registrations/{urlEncodedResourceCRN}`, percent-decoded.
@@ -151,7 +151,7 @@ extension KeyProtectAPI {
             status = .ok
         }
         let name = try? await engine.key(registration.keyID, context: caller).name
-        return try WireResponse(status, Collection(MediaTypes.registration,
+        return try WireResponse(status, WireCollection(MediaTypes.registration,
                                                    [wire.registration(registration, keyName: name, includeMetadata: true)]))
             .response(from: request, context: context)
     }
@@ -181,7 +181,7 @@ extension KeyProtectAPI {
     func createAlias(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
         let record = try await engine.createAlias(try context.parameters.require("alias"), for: try context.parameters.require("id"),
                                                   context: try context.caller)
-        return try WireResponse(.created, Collection(MediaTypes.alias, [
+        return try WireResponse(.created, WireCollection(MediaTypes.alias, [
             AliasRepresentation(keyId: record.keyID, alias: record.alias, createdBy: record.createdBy,
                                 creationDate: Timestamp.format(record.creationDate)),
         ])).response(from: request, context: context)
@@ -200,7 +200,7 @@ extension KeyProtectAPI {
                                              context: try context.caller)
         let rings = page.items.map { KeyRingRepresentation(id: $0.id, creationDate: $0.creationDate.map(Timestamp.format), createdBy: $0.createdBy) }
         let total = try query.bool("totalCount") == true ? page.total : nil
-        return try WireResponse(.ok, Collection(MediaTypes.keyRing, rings, totalCount: total)).response(from: request, context: context)
+        return try WireResponse(.ok, WireCollection(MediaTypes.keyRing, rings, totalCount: total)).response(from: request, context: context)
     }
 
     func createKeyRing(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {

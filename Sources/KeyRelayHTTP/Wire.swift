@@ -22,7 +22,7 @@ public enum MediaTypes {
 
 /// `{"metadata": {collectionType, collectionTotal, totalCount?}, "resources": [...]}`, the shape of every Key
 /// Protect collection (answers, and most request bodies).
-struct Collection<Resource: Sendable>: Sendable {
+struct WireCollection<Resource: Sendable>: Sendable {
     enum CodingKeys: String, CodingKey { case metadata, resources }
     struct Metadata: Codable, Sendable {
         var collectionType: String
@@ -38,9 +38,9 @@ struct Collection<Resource: Sendable>: Sendable {
     }
 }
 
-extension Collection: Encodable where Resource: Encodable {}
+extension WireCollection: Encodable where Resource: Encodable {}
 
-extension Collection: Decodable where Resource: Decodable {
+extension WireCollection: Decodable where Resource: Decodable {
     /// Decodes a request envelope, refusing it the way Key Protect does: no metadata or incomplete metadata is
     /// `BAD_BODY_ERR`, a `collectionTotal` other than the number of resources is `COLLECTION_TOTAL_MISMATCH_ERR`.
     init(from decoder: any Decoder) throws {
@@ -75,7 +75,7 @@ extension Collection: Decodable where Resource: Decodable {
     }
 }
 
-extension Collection {
+extension WireCollection {
     /// The only resource, or `NUM_COLLECTION_RESOURCE_ERR`.
     func single() throws(WireFailure) -> Resource {
         guard resources.count == 1, let resource = resources.first else {
