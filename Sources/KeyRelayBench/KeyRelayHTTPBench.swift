@@ -31,6 +31,10 @@ enum KeyRelayHTTPBench {
         let unwrapBody = Data(#"{"ciphertext":"\#(wrapped.ciphertext)"}"#.utf8)
 
         var results: [(String, Outcome)] = []
+        // The engine's own read, without HTTP: the same GET from `connections` concurrent tasks, as CPU per read.
+        // What a route costs above this is the HTTP edge's (Hummingbird, NIO, the load generator, the JSON).
+        results.append(("engine_get_key_cpu_us", .measured(try await engineReadCPU(engine, keyID: key.id, tasks: connections,
+                                                                                   seconds: seconds))))
         let routes: [(String, Data, Int)] = [
             ("http_get_key_rps", LoadGenerator.request("GET", "/api/v2/keys/\(key.id)", headers: headers), 200),
             ("http_wrap_rps", LoadGenerator.request("POST", "/api/v2/keys/\(key.id)/actions/wrap", headers: json, body: wrapBody), 200),
@@ -51,5 +55,26 @@ enum KeyRelayHTTPBench {
             }
         }
         return results
+    }
+
+    /// Process CPU per `keyWithPayload` call, `tasks` callers at once for `seconds`.
+    static func engineReadCPU(_ engine: KeyRelayEngine, keyID: String, tasks: Int, seconds: Double) async throws -> Double {
+        let context = Bench.context
+        let cpuStart = LoadGenerator.processCPUSeconds()
+        let deadline = Date().addingTimeInterval(seconds)
+        let reads = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<tasks {
+                group.addTask {
+                    var count = 0
+                    while Date() < deadline {
+                        _ = try await engine.keyWithPayload(keyID, context: context)
+                        count += 1
+                    }
+                    return count
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        return reads > 0 ? (LoadGenerator.processCPUSeconds() - cpuStart) / Double(reads) * 1e6 : 0
     }
 }
