@@ -21,15 +21,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
     ],
     targets: [
         .target(name: "KeyRelayCore", swiftSettings: strict),
+        // The store port: what the engine needs from persistence, no backend, no database library.
+        .target(name: "KeyRelayStore", dependencies: ["KeyRelayCore"], swiftSettings: strict),
+        // The embedded backend: GRDB on SQLite, migrations from schema/sqlite/.
         .target(
-            name: "KeyRelayStore",
-            dependencies: ["KeyRelayCore", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "KeyRelaySQLite",
+            dependencies: ["KeyRelayCore", "KeyRelayStore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict,
             plugins: ["EmbedSchema"]),
+        // The contract suite every backend's tests run (a library: it does not import a test framework).
+        .target(name: "KeyRelayStoreTesting", dependencies: ["KeyRelayCore", "KeyRelayStore"], swiftSettings: strict),
         .executableTarget(name: "SchemaEmbedder", path: "Sources/SchemaEmbedder"),
         .plugin(name: "EmbedSchema", capability: .buildTool(), dependencies: ["SchemaEmbedder"]),
         .target(
@@ -43,7 +47,7 @@ let package = Package(
         .target(
             name: "KeyRelay",
             dependencies: [
-                "KeyRelayCore", "KeyRelayStore", "KeyRelayBus",
+                "KeyRelayCore", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus",
                 .product(name: "Crypto", package: "swift-crypto"),
                 // RSA-OAEP for import tokens (secure import is the engine's).
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -58,9 +62,12 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "Mustache", package: "swift-mustache"),
             ],
-            swiftSettings: strict),
+            swiftSettings: strict,
+            plugins: ["EmbedConsole"]),
+        // The web console's files (console/) embedded at build time, like the schema.
+        .executableTarget(name: "ConsoleEmbedder", path: "Sources/ConsoleEmbedder"),
+        .plugin(name: "EmbedConsole", capability: .buildTool(), dependencies: ["ConsoleEmbedder"]),
         .executableTarget(
             name: "keyrelay",
             dependencies: [
@@ -71,13 +78,13 @@ let package = Package(
         // Test support: a process the crash tests SIGKILL at random moments (not shipped to users).
         .executableTarget(
             name: "KeyRelayCrashChild",
-            dependencies: ["KeyRelay", "KeyRelayBus", "KeyRelayAdapters"],
+            dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus", "KeyRelayAdapters"],
             swiftSettings: strict),
         // Benchmarks (issue #6): `scripts/bench`.
         .executableTarget(
             name: "KeyRelayBench",
             dependencies: [
-                "KeyRelay", "KeyRelayStore", "KeyRelayBus", "KeyRelayAdapters", "KeyRelayHTTP",
+                "KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus", "KeyRelayAdapters", "KeyRelayHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
@@ -85,10 +92,17 @@ let package = Package(
         .executableTarget(name: "StoryExample", dependencies: ["KeyRelay"], path: "Examples/Story", swiftSettings: strict),
 
         .testTarget(name: "KeyRelayCoreTests", dependencies: ["KeyRelayCore"]),
-        .testTarget(name: "KeyRelayStoreTests", dependencies: ["KeyRelayStore", "KeyRelayCrashChild", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelayCrashChild", "StoryExample",
+        .testTarget(name: "KeyRelayStoreTests", dependencies: ["KeyRelayStore"]),
+        .testTarget(
+            name: "KeyRelaySQLiteTests",
+            dependencies: [
+                "KeyRelaySQLite", "KeyRelayStore", "KeyRelayStoreTesting", "KeyRelayCrashChild",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
+        .testTarget(name: "KeyRelayStoreTestingTests", dependencies: ["KeyRelayStoreTesting", "KeyRelayStore", "KeyRelaySQLite"]),
+        .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayCrashChild", "StoryExample",
                                                    .product(name: "_CryptoExtras", package: "swift-crypto")]),
-        .testTarget(name: "KeyRelayBusTests", dependencies: ["KeyRelayBus", "KeyRelay", "KeyRelayCrashChild"]),
+        .testTarget(name: "KeyRelayBusTests", dependencies: ["KeyRelayBus", "KeyRelay", "KeyRelaySQLite", "KeyRelayCrashChild"]),
         .testTarget(name: "KeyRelayAdaptersTests", dependencies: ["KeyRelayAdapters", "KeyRelay"]),
         .testTarget(name: "KeyRelayScenarioTests", dependencies: ["KeyRelayScenario"], resources: []),
         .testTarget(

@@ -1,6 +1,6 @@
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
 extension KeyRelayEngine {
     // MARK: Key policies (not lifecycle actions: no event, no sync cooldown)

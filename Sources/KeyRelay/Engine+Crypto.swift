@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
 /// The result of a wrap.
 public struct WrapResult: Sendable, Equatable {

@@ -1,28 +1,33 @@
 import Foundation
 import KeyRelayBus
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
-/// The engine is the bus's outbox: notifications are written with their events (one transaction) and the
+/// The bus's view of the engine's outbox: notifications are written with their events (one transaction) and the
 /// ``Dispatcher`` takes them from here.
+///
+/// Internal on purpose: only a dispatcher made by ``KeyRelayEngine/makeDispatcher(bus:policy:seed:)`` holds one, so an
+/// embedder cannot record a delivery outcome or mark a notification dead without the bus's delivery rules.
 ///
 /// Per-resource order: a notification is not due while an earlier *pending* notification of the same key to the
 /// same resource exists. Sent (awaiting acknowledgement) and dead notifications do not hold back later ones:
 /// every notification carries the key's full current state and version, so a later one supersedes them. An
 /// accepted sync writes a new notification to every registration, including those whose earlier notifications
 /// are dead.
-extension KeyRelayEngine: Outbox {
-    public func dueNotifications(at date: Date, limit: Int) async throws -> [ResourceNotification] {
+struct EngineOutbox: Outbox {
+    let storage: any KeyRelayStorage
+
+    func dueNotifications(at date: Date, limit: Int) async throws -> [ResourceNotification] {
         try await storage.read { tx in try tx.dueNotifications(at: date, limit: limit) }
     }
 
-    public func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) async throws {
+    func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) async throws {
         try await storage.write { tx in try tx.recordDelivery(notificationID: notificationID, outcome) }
     }
 
     /// The earliest due date among notifications that are not held back by an earlier pending one (a held-back
     /// notification falls due when the one ahead of it is handed over, which is itself in this set).
-    public func nextDeliveryDueDate() async throws -> Date? {
+    func nextDeliveryDueDate() async throws -> Date? {
         try await storage.read { tx in try tx.dueNotifications(at: .distantFuture, limit: 1).first?.nextAttemptDate }
     }
 }
@@ -40,12 +45,14 @@ extension KeyRelayEngine {
                       perform: { [self] _ in _ = try await self.expireDueKeys() })
     }
 
-    /// A dispatcher over this engine's outbox and clock, with key expirations as scheduled work.
+    /// A dispatcher over this engine's outbox and clock, with key expirations as scheduled work. It is the only
+    /// way notifications leave the engine.
     /// - Parameters:
     ///   - policy: retries and the acknowledgement window (its window defaults to the engine's configured one).
     ///   - seed: seeds the backoff jitter.
     public nonisolated func makeDispatcher(bus: ServiceBus, policy: DeliveryPolicy? = nil, seed: UInt64 = 0) -> Dispatcher {
         let policy = policy ?? DeliveryPolicy(acknowledgementWindow: configuration.lifecycle.acknowledgementWindow)
-        return Dispatcher(outbox: self, bus: bus, clock: clock, policy: policy, seed: seed, scheduled: [expiryWork])
+        return Dispatcher(outbox: EngineOutbox(storage: storage), bus: bus, clock: clock, policy: policy, seed: seed,
+                          scheduled: [expiryWork])
     }
 }

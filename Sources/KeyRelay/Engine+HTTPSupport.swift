@@ -1,6 +1,6 @@
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
 /// Small additions the HTTP layer needs (additive only).
 extension KeyRelayEngine {

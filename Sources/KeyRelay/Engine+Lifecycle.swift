@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
 /// What a new key should be.
 public struct KeySpec: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
 /// A page of results and the total they were taken from.
 public struct Page<Item: Sendable>: Sendable {
@@ -11,6 +11,8 @@ public struct Page<Item: Sendable>: Sendable {
         self.total = total
     }
 }
+
+extension Page: Equatable where Item: Equatable {}
 
 /// A registration that has not honoured its key's current state.
 public struct Drift: Sendable, Equatable {
@@ -77,29 +79,36 @@ extension KeyRelayEngine {
         try await storage.read { tx in try tx.deliveryCounts(instanceID: instanceID, keyID: keyID, service: service) }
     }
 
-    /// Registrations that have not honoured their key's current state, streamed key by key (never all at once).
+    /// Registrations that have not honoured their key's current state, read a page of keys at a time with one
+    /// cursor over each page's registrations (never every key, nor every registration, at once).
     /// - Parameter keyID: one key's, or (nil) every key's of the instance.
+    /// - Parameter limit: at most this many drifts are returned.
     public func drift(keyID: String? = nil, limit: Int = 1000, context: RequestContext) async throws -> [Drift] {
         let now = now()
+        let limit = max(0, limit)
         return try await storage.read { tx in
-            let keys: [Key]
-            if let keyID {
-                keys = [try Self.resolve(keyID, in: tx, instanceID: context.instanceID)]
-            } else {
-                var query = KeyQuery()
-                query.states = [.active, .suspended, .deactivated, .destroyed]
-                query.limit = Int.max
-                keys = try tx.keys(instanceID: context.instanceID, query: query)
-            }
             var drifted: [Drift] = []
-            for stored in keys {
-                let key = self.effective(stored, at: now)
-                try tx.forEachRegistration(keyID: key.id) { registration in
-                    guard drifted.count < limit, registration.isDrifted(from: key) else { return }
-                    let since = max(key.lastLifecycleActionDate ?? key.creationDate, registration.creationDate)
-                    drifted.append(Drift(registration: registration, keyState: key.state, keyVersion: key.currentVersion,
-                                         expected: AdopterKeyState.expected(for: key.state), since: since))
+            func collect(_ keys: [Key]) throws {
+                let byID = Dictionary(keys.map { ($0.id, self.effective($0, at: now)) }, uniquingKeysWith: { first, _ in first })
+                try tx.forEachRegistration(keyIDs: keys.map(\.id)) { registration in
+                    guard drifted.count < limit, let key = byID[registration.keyID],
+                          let drift = Self.drift(of: registration, key: key) else { return }
+                    drifted.append(drift)
                 }
+            }
+            if let keyID {
+                try collect([try Self.resolve(keyID, in: tx, instanceID: context.instanceID)])
+                return drifted
+            }
+            var query = KeyQuery()
+            query.states = Set(KeyState.allCases)
+            query.sort = .id
+            query.limit = 1000
+            while drifted.count < limit {
+                let keys = try tx.keys(instanceID: context.instanceID, query: query)
+                try collect(keys)
+                guard keys.count == query.limit else { break }
+                query.offset += query.limit
             }
             return drifted
         }

@@ -1,6 +1,6 @@
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
 /// The fields of a registration a service sets (Key Protect's `registration_input`).
 public struct RegistrationInput: Sendable, Equatable {

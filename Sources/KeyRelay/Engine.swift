@@ -1,7 +1,10 @@
 import Crypto
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+// `package`, not `internal`: the package's own tools (benchmarks, tests) put an engine over a store they opened
+// themselves (``KeyRelayEngine/init(storage:masterKey:clock:ids:configuration:logger:)``). Nothing of the store is
+// visible to a client outside the package.
+package import KeyRelayStore
 import Logging
 
 /// KeyRelay's engine: the façade embedders use. It owns the store, the clock, the identifier source and the
@@ -9,13 +12,13 @@ import Logging
 /// its notifications in one transaction.
 ///
 /// ```swift
-/// let engine = try await KeyRelayEngine.open(path: "keyrelay.sqlite", masterKey: masterKey)
+/// let engine = try await KeyRelayEngine.open(.file("keyrelay.sqlite"), masterKey: masterKey)
 /// let ctx = RequestContext(instanceID: "my-instance", principal: "alice")
 /// let key = try await engine.createKey(KeySpec(name: "bucket-root-key"), context: ctx)
 /// ```
 public actor KeyRelayEngine {
-    /// The store every command goes through.
-    public nonisolated let storage: any KeyRelayStorage
+    /// The store every command goes through. Not public: a write that bypassed the engine would bypass its rules.
+    nonisolated let storage: any KeyRelayStorage
     /// The injected clock; the engine reads time nowhere else.
     public nonisolated let clock: any KeyRelayClock
     public nonisolated let ids: any IdentifierSource
@@ -26,9 +29,12 @@ public actor KeyRelayEngine {
     /// Import tokens, one per instance, kept in memory (see `KeyRelayEngine+ImportTokens.swift`).
     var importTokens: [String: ImportTokenState] = [:]
 
-    /// Creates an engine over an opened store. Verifies (or, on a new database, records) the master key.
+    /// Creates an engine over a store the caller opened. Verifies (or, on a new database, records) the master key.
+    ///
+    /// For the package's own tools (benchmarks bulk-load registrations and read group-commit statistics through the
+    /// store they opened); embedders use ``open(_:masterKey:clock:ids:configuration:logger:)``.
     /// - Throws: `KeyRelayError` when the master key is not the one the database was sealed with.
-    public init(storage: any KeyRelayStorage, masterKey: MasterKey, clock: any KeyRelayClock = SystemClock(),
+    package init(storage: any KeyRelayStorage, masterKey: MasterKey, clock: any KeyRelayClock = SystemClock(),
                 ids: any IdentifierSource = RandomIdentifiers(), configuration: KeyRelayConfiguration = KeyRelayConfiguration(),
                 logger: Logger = Logger(label: "keyrelay")) async throws {
         self.storage = storage
@@ -51,21 +57,31 @@ public actor KeyRelayEngine {
         }
     }
 
-    /// Opens (creating and migrating if needed) a SQLite database file.
-    public static func open(path: String, masterKey: MasterKey, clock: any KeyRelayClock = SystemClock(),
+    /// Opens (creating and migrating if needed) the database at `location`, durably: every command is on disk
+    /// before it returns.
+    /// - Throws: `KeyRelayError` when the master key is not the one the database was sealed with; the store's
+    ///   error when the database cannot be opened (for example one written by a newer KeyRelay).
+    public static func open(_ location: StoreLocation, masterKey: MasterKey, clock: any KeyRelayClock = SystemClock(),
                             ids: any IdentifierSource = RandomIdentifiers(),
                             configuration: KeyRelayConfiguration = KeyRelayConfiguration(),
-                            durability: SQLiteStore.Durability = .full) async throws -> KeyRelayEngine {
-        let store = try SQLiteStore(.file(path), durability: durability)
-        return try await KeyRelayEngine(storage: store, masterKey: masterKey, clock: clock, ids: ids, configuration: configuration)
+                            logger: Logger = Logger(label: "keyrelay")) async throws -> KeyRelayEngine {
+        try await KeyRelayEngine(storage: try location.openStore(), masterKey: masterKey, clock: clock, ids: ids,
+                                 configuration: configuration, logger: logger)
+    }
+
+    /// Opens (creating and migrating if needed) a SQLite database file: ``open(_:masterKey:clock:ids:configuration:logger:)``
+    /// with `.file(path)`.
+    public static func open(path: String, masterKey: MasterKey, clock: any KeyRelayClock = SystemClock(),
+                            ids: any IdentifierSource = RandomIdentifiers(),
+                            configuration: KeyRelayConfiguration = KeyRelayConfiguration()) async throws -> KeyRelayEngine {
+        try await open(.file(path), masterKey: masterKey, clock: clock, ids: ids, configuration: configuration)
     }
 
     /// An engine on a private in-memory database (tests, examples).
     public static func inMemory(masterKey: MasterKey = .generate(), clock: any KeyRelayClock = ManualClock(),
                                 ids: any IdentifierSource = RandomIdentifiers(),
                                 configuration: KeyRelayConfiguration = KeyRelayConfiguration()) async throws -> KeyRelayEngine {
-        try await KeyRelayEngine(storage: try SQLiteStore(.inMemory), masterKey: masterKey, clock: clock, ids: ids,
-                                 configuration: configuration)
+        try await open(.inMemory, masterKey: masterKey, clock: clock, ids: ids, configuration: configuration)
     }
 
     /// The lifecycle rules in force.

@@ -1,4 +1,4 @@
-// `import KeyRelay` gives embedders the domain types (keys, states, errors, clocks) and the store types
-// (queries, the SQLite store) without importing the lower layers themselves.
+// `import KeyRelay` gives embedders the domain types (keys, states, queries, errors, clocks) without importing the
+// lower layers themselves. The store is deliberately not exported: the engine opens it from a `StoreLocation`, and
+// every write goes through an engine rule.
 @_exported import KeyRelayCore
-@_exported import KeyRelayStore

@@ -1,6 +1,6 @@
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
 /// Key-ring scoping (Key Protect's `X-Kms-Key-Ring`), enforced by the engine inside each command's transaction
 /// from ``RequestContext/keyRingID`` — so the check and the command see the same key, and a front end only passes

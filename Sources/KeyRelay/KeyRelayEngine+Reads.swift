@@ -1,6 +1,6 @@
 import Foundation
 import KeyRelayCore
-import KeyRelayStore
+internal import KeyRelayStore
 
 /// A key as Key Protect's `GET /keys/{id}` shows it: with its payload when it is a standard key that is not
 /// destroyed (root keys never reveal theirs).

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import KeyRelay
+import KeyRelaySQLite
 
 struct BenchOptions: Sendable {
     var quick: Bool
@@ -223,7 +224,7 @@ final class Bench {
         defer { try? store.close() }
         let engine = try await KeyRelayEngine(storage: store, masterKey: .generate(), clock: clock, ids: RandomIdentifiers())
         let key = try await engine.createKey(KeySpec(name: "fanout-key"), context: Self.context)
-        try BulkLoad.registrations(store: store, key: key, count: registrations)
+        try await BulkLoad.registrations(store: store, key: key, count: registrations)
         clock.advance(by: 7200)
         let bytes = Memory.writtenBytes()
         let start = now()

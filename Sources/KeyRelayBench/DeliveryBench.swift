@@ -2,6 +2,7 @@ import Foundation
 import KeyRelay
 import KeyRelayAdapters
 import KeyRelayBus
+import KeyRelaySQLite
 
 /// Notifications delivered and acknowledged per second by the in-process simulated services.
 ///

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KeyRelay
 import KeyRelayHTTP
+import KeyRelaySQLite
 
 /// KeyRelay's own routes over loopback, measured exactly like the bare baseline route (same load generator, same
 /// connections, same process): `GET /api/v2/keys/{id}`, `POST …/actions/wrap` (a 32-byte DEK), `POST

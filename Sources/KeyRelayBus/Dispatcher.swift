@@ -74,7 +74,8 @@ public struct DeliveryRecord: Sendable, Equatable, CustomStringConvertible {
 ///
 /// Deterministic: with a manual clock and the same seed, the same writes give the same delivery log and timings.
 public actor Dispatcher {
-    public nonisolated let outbox: any Outbox
+    // Not public: the engine gives its dispatcher an outbox that records outcomes without a rule of its own.
+    nonisolated let outbox: any Outbox
     public nonisolated let bus: ServiceBus
     public nonisolated let clock: any KeyRelayClock
     public nonisolated let policy: DeliveryPolicy

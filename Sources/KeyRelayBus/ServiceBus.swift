@@ -24,6 +24,10 @@ public enum ServiceTopic {
 ///
 /// When several apply to one delivery, they are considered in this order: partition, delay, fail, drop, duplicate.
 public struct FaultInjector: Sendable, Equatable {
+    /// The most hand-overs one counter (drop, fail, duplicate) can hold: 1,000,000. Front ends refuse larger counts
+    /// with a clear error; the bus itself saturates at this bound, so no sequence of injections can overflow.
+    public static let maximumCount = 1_000_000
+
     /// The next this-many hand-overs are *dropped*: the bus believes it handed the notification over (it records
     /// it sent) but the service never receives it, so no acknowledgement comes and, after the acknowledgement
     /// window, the notification becomes dead ("not acknowledged within 4h0m0s").
@@ -116,15 +120,29 @@ public final class ServiceBus: Sendable {
     }
 
     /// Drops the next `count` hand-overs to `service` (recorded sent, never received).
-    public func dropNext(_ count: Int, for service: String) { updateFaults(for: service) { $0.dropNext += count } }
+    public func dropNext(_ count: Int, for service: String) {
+        updateFaults(for: service) { $0.dropNext = Self.saturatingAdd($0.dropNext, count) }
+    }
     /// Fails the next `count` hand-overs to `service`.
-    public func failNext(_ count: Int, for service: String) { updateFaults(for: service) { $0.failNext += count } }
+    public func failNext(_ count: Int, for service: String) {
+        updateFaults(for: service) { $0.failNext = Self.saturatingAdd($0.failNext, count) }
+    }
     /// Postpones every hand-over to `service` by `interval` (nil or 0 to stop).
+    /// The interval is kept within `DurationText.maximum`.
     public func delay(_ interval: TimeInterval?, for service: String) {
-        updateFaults(for: service) { $0.delay = (interval ?? 0) > 0 ? interval : nil }
+        let bounded = interval.flatMap { $0.isFinite && $0 > 0 ? min($0, DurationText.maximum) : nil }
+        updateFaults(for: service) { $0.delay = bounded }
     }
     /// Delivers the next `count` hand-overs to `service` twice.
-    public func duplicateNext(_ count: Int, for service: String) { updateFaults(for: service) { $0.duplicateNext += count } }
+    public func duplicateNext(_ count: Int, for service: String) {
+        updateFaults(for: service) { $0.duplicateNext = Self.saturatingAdd($0.duplicateNext, count) }
+    }
+
+    /// `current + count`, kept within `0...FaultInjector.maximumCount` whatever the inputs.
+    static func saturatingAdd(_ current: Int, _ count: Int) -> Int {
+        let bound = FaultInjector.maximumCount
+        return min(bound, max(0, min(current, bound)) + max(0, min(count, bound)))
+    }
     /// Partitions `service` away: until `date`, or (nil) until ``heal(_:)``.
     public func partition(_ service: String, until date: Date? = nil) {
         updateFaults(for: service) {

@@ -18,6 +18,14 @@ public final class ManualClock: KeyRelayClock {
 
     public func now() -> Date { current.withLock { $0 } }
 
+    /// Whether ``advance(by:)`` accepts `interval`: not negative, finite, and not moving the clock past
+    /// `Timestamp.range`. Front ends that take an interval from a user check this (or bound the input with
+    /// `DurationText`) and answer a clear error, since `advance(by:)` treats a bad interval as a programming error.
+    public func canAdvance(by interval: TimeInterval) -> Bool {
+        guard interval.isFinite, interval >= 0 else { return false }
+        return now().addingTimeInterval(interval) <= Timestamp.range.upperBound
+    }
+
     /// Moves the clock forward (a negative interval is refused: time does not run backwards).
     public func advance(by interval: TimeInterval) {
         precondition(interval >= 0, "a manual clock only moves forward")

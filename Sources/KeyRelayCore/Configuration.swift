@@ -29,8 +29,20 @@ public struct LifecycleConfiguration: Sendable, Equatable, Codable {
 
 /// Durations as people write them in scenarios, the CLI and the dev clock: `4h`, `1h 1s`, `30d`, `90m`, `500ms`.
 public enum DurationText {
+    /// The longest duration any input may name: 100 years (36,500 days). Every window of Key Protect is far
+    /// shorter, and the bound keeps a user-supplied duration convertible to milliseconds, seconds and dates
+    /// without overflow wherever it travels (the store, the dispatcher, Go-style messages).
+    public static let maximum: TimeInterval = 36_500 * 86400
+
+    /// How ``maximum`` reads in messages.
+    public static let maximumText = "36500d (100 years)"
+
     /// Parses a sequence of `<number><unit>` terms (units `ms`, `s`, `m`, `h`, `d`, `w`), separated by spaces or not.
+    /// Returns nil for anything else, and for a total beyond ``maximum`` (or not finite), so callers answer a
+    /// clear error instead of overflowing later.
     public static func parse(_ text: String) -> TimeInterval? {
+        // A duration is a few short terms: refuse long input before looking at it character by character.
+        guard text.utf8.count <= 256 else { return nil }
         var total: TimeInterval = 0
         var number = ""
         var unit = ""
@@ -47,7 +59,9 @@ public enum DurationText {
             case "w": scale = 7 * 86400
             default: return false
             }
+            guard value.isFinite else { return false }
             total += value * scale
+            guard total.isFinite, total <= maximum else { return false }
             number = ""
             unit = ""
             sawTerm = true
@@ -72,8 +86,10 @@ public enum DurationText {
     }
 
     /// Formats a duration the way Go formats durations in Key Protect's messages, e.g. `4h0m0s`, `1h0m1s`, `30s`.
+    /// Intervals outside `0...maximum` (or not finite) are clamped into it, so no input can trap the conversion.
     public static func goStyle(_ interval: TimeInterval) -> String {
-        var seconds = Int(interval.rounded())
+        let bounded = interval.isFinite ? min(max(interval, 0), maximum) : maximum
+        var seconds = Int(bounded.rounded())
         let hours = seconds / 3600
         seconds -= hours * 3600
         let minutes = seconds / 60
@@ -94,12 +110,21 @@ public enum Timestamp {
         style.format(Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)))
     }
 
-    /// Parses RFC 3339 with or without fractional seconds.
+    /// The instants KeyRelay accepts from input: 1970-01-01T00:00:00Z through 9999-12-31T23:59:59Z. Within it
+    /// every date converts to stored milliseconds and back, and formats as RFC 3339, without overflow.
+    public static let range: ClosedRange<Date> = Date(timeIntervalSince1970: 0)...Date(timeIntervalSince1970: 253_402_300_799)
+
+    /// Parses RFC 3339 with or without fractional seconds; nil for anything else and for an instant outside
+    /// ``range``.
     public static func parse(_ text: String) -> Date? {
-        if let date = try? style.parse(text) { return date }
-        if let date = try? fractional.parse(text) { return date }
-        // Accept `+0000`-style offsets too, as Key Protect's docs show them.
-        if let date = try? Date.ISO8601FormatStyle(timeZone: .gmt).parse(text) { return date }
-        return nil
+        guard text.utf8.count <= 64 else { return nil }
+        let parsed: Date? =
+            if let date = try? style.parse(text) { date }
+            else if let date = try? fractional.parse(text) { date }
+            // Accept `+0000`-style offsets too, as Key Protect's docs show them.
+            else if let date = try? Date.ISO8601FormatStyle(timeZone: .gmt).parse(text) { date }
+            else { nil }
+        guard let parsed, range.contains(parsed) else { return nil }
+        return parsed
     }
 }

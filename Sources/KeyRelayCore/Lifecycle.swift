@@ -1,7 +1,7 @@
 import Foundation
 
 /// The operations whose permission depends on a key's state (Key Protect's allowed-actions table).
-public enum KeyAction: String, Sendable, CaseIterable {
+public enum KeyAction: String, Sendable, CaseIterable, Codable {
     case wrap, unwrap, rewrap, rotate, disable, enable, delete, restore, purge
     case setKeyForDeletion, unsetKeyForDeletion, register, sync, listVersions
 
@@ -32,6 +32,17 @@ public enum KeyAction: String, Sendable, CaseIterable {
         case .sync: "Could not initiate sync requests to associated resources"
         case .listVersions: "Key versions could not be retrieved"
         }
+    }
+}
+
+/// Whether an action is accepted on a key, and from when (``LifecycleRules/availability(_:at:by:registrations:)``).
+public struct ActionAvailability: Sendable, Equatable, Codable {
+    public var action: KeyAction
+    /// `nil` when the action is accepted now; otherwise the first instant at which it is.
+    public var allowedFrom: Date?
+    public init(action: KeyAction, allowedFrom: Date? = nil) {
+        self.action = action
+        self.allowedFrom = allowedFrom
     }
 }
 
@@ -122,7 +133,7 @@ public struct LifecycleRules: Sendable {
             throw KeyRelayError(.invalidQueryParam, "The query_param 'payload' must be: provided only if key is imported",
                                 operation: KeyAction.rotate.operation, target: ErrorTarget(.queryParam, "payload"))
         }
-        if let last = key.lastRotateDate, now < last.addingTimeInterval(configuration.rotationInterval) {
+        if let allowed = rotationAllowedFrom(key), now < allowed {
             throw KeyRelayError(.keyRotationNotPermitted,
                                 "This root key has been rotated within the last hour: Only one 'rotate' action per hour is permitted",
                                 operation: KeyAction.rotate.operation)
@@ -304,6 +315,72 @@ public struct LifecycleRules: Sendable {
         return next
     }
 
+    // MARK: - What is allowed, as data
+
+    /// The instant from which a rotation is accepted again (``LifecycleConfiguration/rotationInterval`` after the
+    /// last rotation), or `nil` if the key was never rotated (the first rotation after creation is free).
+    public func rotationAllowedFrom(_ key: Key) -> Date? {
+        key.lastRotateDate?.addingTimeInterval(configuration.rotationInterval)
+    }
+
+    /// The instant from which enable and restore are accepted again (``LifecycleConfiguration/enableRestoreCooldown``
+    /// after the key's last lifecycle action), or `nil` if the key has had none.
+    public func enableOrRestoreAllowedFrom(_ key: Key) -> Date? {
+        key.lastLifecycleActionDate?.addingTimeInterval(configuration.enableRestoreCooldown)
+    }
+
+    /// The lifecycle actions a front end offers on a key (its Actions menu): every one of them is answered by
+    /// ``availability(_:at:by:registrations:)``.
+    public static let offeredActions: [KeyAction] = [.rotate, .disable, .enable, .delete, .restore, .purge, .sync]
+
+    /// Which of ``offeredActions`` the key accepts now or later, and from when: an action refused by a time window
+    /// alone (rotation once an hour, enable/restore 30 s after the last action, purge 4 h after deletion, the sync
+    /// cooldown) is listed with the instant it becomes accepted; an action the key's state, type or policy refuses
+    /// is left out. The answer is found by running the rules themselves at the instant in question, so it cannot
+    /// disagree with them.
+    ///
+    /// - Parameters:
+    ///   - principal: who would act (dual authorization needs a principal other than the one who set the key for
+    ///     deletion).
+    ///   - registrations: the key's registrations; delete is judged **with** force, which only a registration with
+    ///     `preventKeyDeletion` refuses.
+    public func availability(_ key: Key, at now: Date, by principal: String,
+                             registrations: RegistrationSummary) -> [ActionAvailability] {
+        Self.offeredActions.compactMap { action in
+            let from: Date? = switch action {
+            case .rotate: rotationAllowedFrom(key)
+            case .enable, .restore: enableOrRestoreAllowedFrom(key)
+            case .purge: purgeAllowedFrom(key)
+            case .sync: earliestSync(key)
+            default: nil
+            }
+            let at = max(now, from ?? now)
+            guard accepts(action, key, at: at, by: principal, registrations: registrations) else { return nil }
+            return ActionAvailability(action: action, allowedFrom: at > now ? at : nil)
+        }
+    }
+
+    /// Whether the rule of `action` accepts it on `key` at `instant` (``availability(_:at:by:registrations:)``).
+    private func accepts(_ action: KeyAction, _ key: Key, at instant: Date, by principal: String,
+                         registrations: RegistrationSummary) -> Bool {
+        do {
+            switch action {
+            case .rotate:
+                _ = try rotate(key, at: instant, newVersion: key.currentVersion, payloadSupplied: key.imported, by: principal)
+            case .disable: _ = try disable(key, at: instant, by: principal)
+            case .enable: _ = try enable(key, at: instant, by: principal)
+            case .delete: _ = try delete(key, at: instant, by: principal, force: true, registrations: registrations)
+            case .restore: _ = try restore(key, at: instant, by: principal)
+            case .purge: try checkPurge(key, at: instant)
+            case .sync: _ = try sync(key, at: instant, by: principal)
+            default: try checkState(action, key)
+            }
+            return true
+        } catch {
+            return false
+        }
+    }
+
     // MARK: - Registrations
 
     /// Registrations are created, replaced and updated only for an active root key.
@@ -315,10 +392,10 @@ public struct LifecycleRules: Sendable {
     // MARK: - Helpers
 
     private func checkRecentAction(_ key: Key, at now: Date, action: KeyAction) throws(KeyRelayError) {
-        if let last = key.lastLifecycleActionDate, now < last.addingTimeInterval(configuration.enableRestoreCooldown) {
+        if let allowed = enableOrRestoreAllowedFrom(key), now < allowed {
             throw KeyRelayError(.requestTooEarly,
-                                "The key was updated recently: Please wait and try again: \(action.rawValue) is allowed \(DurationText.goStyle(configuration.enableRestoreCooldown)) after the key's last action, at \(Timestamp.format(last.addingTimeInterval(configuration.enableRestoreCooldown)))",
-                                operation: action.operation, earliestAllowed: last.addingTimeInterval(configuration.enableRestoreCooldown))
+                                "The key was updated recently: Please wait and try again: \(action.rawValue) is allowed \(DurationText.goStyle(configuration.enableRestoreCooldown)) after the key's last action, at \(Timestamp.format(allowed))",
+                                operation: action.operation, earliestAllowed: allowed)
         }
     }
 

@@ -1,7 +1,9 @@
 import Foundation
 import KeyRelay
+import KeyRelaySQLite
+import KeyRelayStore
 
-/// `groupcommit DB SEED` mode: the process the group-commit crash test (KeyRelayStoreTests) SIGKILLs while batches
+/// `groupcommit DB SEED` mode: the process the group-commit crash test (KeyRelaySQLiteTests) SIGKILLs while batches
 /// are in flight.
 ///
 /// Sixteen concurrent writers loop forever through `SQLiteStore.write` (group commit). Each command writes one

@@ -1,12 +1,22 @@
 import Foundation
 import KeyRelay
+import KeyRelayBus
 
 /// Parses scenario text. The whole file is parsed before anything runs: the first error is thrown and no step of
 /// the file is returned.
 public enum ScenarioParser {
     /// Parses `text`; `file` is the name errors and transcripts show.
     public static func parse(_ text: String, file: String) throws(ScenarioSyntaxError) -> Scenario {
-        let lines = try Lexer.lex(text, file: file)
+        try parse(lines: try Lexer.lex(text, file: file), file: file)
+    }
+
+    /// Parses the bytes of a scenario file. Bytes that are not UTF-8, and over-long lines, are syntax errors at
+    /// their line and column.
+    public static func parse(bytes: [UInt8], file: String) throws(ScenarioSyntaxError) -> Scenario {
+        try parse(lines: try Lexer.lex(bytes: bytes, file: file), file: file)
+    }
+
+    private static func parse(lines: [LexedLine], file: String) throws(ScenarioSyntaxError) -> Scenario {
         var names = Names()
         var steps: [ScenarioStep] = []
         for line in lines {
@@ -47,7 +57,7 @@ public enum ScenarioParser {
             _ = try c.keyword(["create"], what: "'create'")
             let name = try c.newName(what: "a name for the \(verb)")
             guard names.resources[name] == nil, !names.keys.contains(name) else {
-                throw c.error(at: c.previous, "a name not used before in this scenario, saw '\(name)'")
+                throw c.error(at: c.previous, "a name not used before in this scenario, saw \(Quoted.shown(name))")
             }
             _ = try c.keyword(["on"], what: "'on' and the key protecting the \(verb)")
             let key = try c.knownName(names.keys, what: "a key created earlier in the scenario (key create …)")
@@ -78,7 +88,7 @@ public enum ScenarioParser {
         if verb == "create" {
             let name = try c.newName(what: "a name for the new key")
             guard !names.keys.contains(name), names.resources[name] == nil else {
-                throw c.error(at: c.previous, "a name not used before in this scenario, saw '\(name)'")
+                throw c.error(at: c.previous, "a name not used before in this scenario, saw \(Quoted.shown(name))")
             }
             var options = KeyCreateOptions()
             var principal: String?
@@ -162,7 +172,7 @@ public enum ScenarioParser {
         case "error":
             let code = try c.word(what: "a reason code such as REQ_TOO_EARLY_ERR")
             guard ReasonCode(rawValue: code) != nil else {
-                throw c.error(at: c.previous, "a Key Protect reason code such as REQ_TOO_EARLY_ERR, saw '\(code)'")
+                throw c.error(at: c.previous, "a Key Protect reason code such as REQ_TOO_EARLY_ERR, saw \(Quoted.shown(code))")
             }
             return .error(code: code, messageContains: c.atEnd ? nil : try c.word(what: "text the message contains"))
         case "key":
@@ -173,7 +183,7 @@ public enum ScenarioParser {
                 let word = try c.word(what: "a key state (active, suspended, deactivated, destroyed, purged)")
                 if word == "purged" { return .keyPurged(key: key) }
                 guard let state = KeyState(name: word), state != .preActivation else {
-                    throw c.error(at: c.previous, "a key state (active, suspended, deactivated, destroyed, purged), saw '\(word)'")
+                    throw c.error(at: c.previous, "a key state (active, suspended, deactivated, destroyed, purged), saw \(Quoted.shown(word))")
                 }
                 return .keyState(key: key, state: state)
             case "registrations": return .registrations(key: key, count: try c.count(what: "a number of registrations"))
@@ -197,8 +207,9 @@ public enum ScenarioParser {
             while !c.atEnd {
                 let token = c.peek!
                 let parts = token.text.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2, let status = NotificationStatus(rawValue: parts[0]), let n = Int(parts[1]), n >= 0 else {
-                    throw c.error(at: token, "a count such as pending=0, sent=1, acknowledged=2 or dead=1, saw '\(token.text)'")
+                guard parts.count == 2, let status = NotificationStatus(rawValue: parts[0]), let n = Int(parts[1]),
+                      (0...FaultInjector.maximumCount).contains(n) else {
+                    throw c.error(at: token, "a count such as pending=0, sent=1, acknowledged=2 or dead=1, saw \(Quoted.shown(token.text))")
                 }
                 counts.append((status, n))
                 c.advance()
@@ -212,6 +223,16 @@ public enum ScenarioParser {
         default:
             return .plaintext(try c.word(what: "the expected plaintext, in quotes"))
         }
+    }
+}
+
+/// How an error message echoes input: quoted, and cut to 40 characters so that a huge token never fills a terminal
+/// or a log.
+enum Quoted {
+    static let limit = 40
+    static func shown(_ text: String) -> String {
+        guard text.count > limit else { return "'\(text)'" }
+        return "'\(text.prefix(limit))…' (\(text.utf8.count) bytes)"
     }
 }
 
@@ -240,7 +261,7 @@ struct Cursor {
 
     private func describe(_ token: Token?) -> String {
         guard let token else { return "the end of the line" }
-        return "'\(token.text)'"
+        return Quoted.shown(token.text)
     }
 
     mutating func word(what: String) throws(ScenarioSyntaxError) -> String {
@@ -266,27 +287,31 @@ struct Cursor {
     mutating func newName(what: String) throws(ScenarioSyntaxError) -> String {
         guard let token = peek else { throw error(at: nil, "\(what), saw the end of the line") }
         let ok = !token.text.isEmpty && token.text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
-        guard ok else { throw error(at: token, "\(what) (letters, digits, '-', '_', '.'), saw '\(token.text)'") }
+        guard ok else { throw error(at: token, "\(what) (letters, digits, '-', '_', '.'), saw \(Quoted.shown(token.text))") }
         advance()
         return token.text
     }
 
     mutating func knownName(_ known: Set<String>, what: String) throws(ScenarioSyntaxError) -> String {
         guard let token = peek else { throw error(at: nil, "\(what), saw the end of the line") }
-        guard known.contains(token.text) else { throw error(at: token, "\(what), saw '\(token.text)'") }
+        guard known.contains(token.text) else { throw error(at: token, "\(what), saw \(Quoted.shown(token.text))") }
         advance()
         return token.text
     }
 
-    mutating func count(what: String) throws(ScenarioSyntaxError) -> Int {
-        guard let token = peek, let n = Int(token.text), n >= 0 else { throw error(at: peek, "\(what), saw \(describe(peek))") }
+    /// A whole number from 0 to `maximum` (default `FaultInjector.maximumCount`, one million): every count a script
+    /// names is bounded, so none can overflow a counter it is added to.
+    mutating func count(what: String, maximum: Int = FaultInjector.maximumCount) throws(ScenarioSyntaxError) -> Int {
+        guard let token = peek, let n = Int(token.text), (0...maximum).contains(n) else {
+            throw error(at: peek, "\(what) (a whole number from 0 to \(maximum)), saw \(describe(peek))")
+        }
         advance()
         return n
     }
 
     mutating func timestamp() throws(ScenarioSyntaxError) -> Date {
         guard let token = peek, let date = Timestamp.parse(token.text) else {
-            throw error(at: peek, "an RFC 3339 time such as 2026-01-01T00:00:00Z, saw \(describe(peek))")
+            throw error(at: peek, "an RFC 3339 time from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z such as 2026-01-01T00:00:00Z, saw \(describe(peek))")
         }
         advance()
         return date
@@ -307,7 +332,7 @@ struct Cursor {
             }
         }
         guard !words.isEmpty, let interval = DurationText.parse(words.joined(separator: " ")), interval > 0 else {
-            throw error(at: first, "a duration such as 4h, 1h 1s or 30d (units ms, s, m, h, d, w), saw '\(words.isEmpty ? first.text : words.joined(separator: " "))'")
+            throw error(at: first, "a duration such as 4h, 1h 1s or 30d (units ms, s, m, h, d, w; at most \(DurationText.maximumText)), saw \(Quoted.shown(words.isEmpty ? first.text : words.joined(separator: " ")))")
         }
         index = end
         return interval
@@ -347,6 +372,6 @@ struct Cursor {
     }
 
     func end() throws(ScenarioSyntaxError) {
-        if let token = peek { throw error(at: token, "the end of the line, saw '\(token.text)'") }
+        if let token = peek { throw error(at: token, "the end of the line, saw \(Quoted.shown(token.text))") }
     }
 }

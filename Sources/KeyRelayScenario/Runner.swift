@@ -38,9 +38,15 @@ public struct ScenarioRunner: Sendable {
     /// - Parameter emit: called with each transcript entry as soon as it is final.
     public func run(text: String, file: String,
                     emit: @Sendable (TranscriptEntry) -> Void = { _ in }) async -> ScenarioResult {
+        await run(bytes: Array(text.utf8), file: file, emit: emit)
+    }
+
+    /// Parses and runs the bytes of a scenario file (see ``ScenarioParser/parse(bytes:file:)``).
+    public func run(bytes: [UInt8], file: String,
+                    emit: @Sendable (TranscriptEntry) -> Void = { _ in }) async -> ScenarioResult {
         let scenario: Scenario
         do {
-            scenario = try ScenarioParser.parse(text, file: file)
+            scenario = try ScenarioParser.parse(bytes: bytes, file: file)
         } catch {
             let entry = TranscriptEntry(file: file, line: error.line, column: error.column, kind: .syntaxError, ok: false,
                                         step: error.description, expected: error.expected)
@@ -59,6 +65,10 @@ public struct ScenarioRunner: Sendable {
             emit(entry)
         }
         do {
+            // A scenario that opens with `clock start` runs on a clock that starts there, whatever the default start:
+            // the clock never has to move backwards.
+            var options = options
+            if case .clockStart(let date) = scenario.steps.first?.action { options.start = date }
             let execution = try await Execution(options: options, file: scenario.file)
             await execution.run(scenario.steps, record: record, tally: &tally)
         } catch {
@@ -69,11 +79,23 @@ public struct ScenarioRunner: Sendable {
         return ScenarioResult(file: scenario.file, entries: entries, tally: tally)
     }
 
+    /// The largest scenario file read: 8 MiB (bundled scenarios are a few KiB).
+    public static let maximumFileBytes = 8 * 1024 * 1024
+
     /// Runs a scenario file.
+    /// - Throws: ``ScenarioRunError`` when the file cannot be read or is larger than ``maximumFileBytes``.
     public func run(file path: String, displayName: String? = nil,
                     emit: @Sendable (TranscriptEntry) -> Void = { _ in }) async throws -> ScenarioResult {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        return await run(text: text, file: displayName ?? path, emit: emit)
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw ScenarioRunError(description: "cannot open \(path)")
+        }
+        defer { try? handle.close() }
+        // Read at most one byte past the bound, so a huge file is refused without being loaded.
+        let data = try handle.read(upToCount: Self.maximumFileBytes + 1) ?? Data()
+        guard data.count <= Self.maximumFileBytes else {
+            throw ScenarioRunError(description: "\(path) is larger than \(Self.maximumFileBytes / 1024 / 1024) MiB; scenario files are small scripts")
+        }
+        return await run(bytes: [UInt8](data), file: displayName ?? path, emit: emit)
     }
 
     /// The `*.scenario` files a list of paths names: files as given, directories searched recursively, each
@@ -299,6 +321,9 @@ final class Execution {
     /// Moves the clock forward, stopping at every instant where a key expires or the bus has work, and doing that
     /// work there.
     func advance(by interval: TimeInterval) async throws {
+        guard clock.canAdvance(by: interval) else {
+            throw ScenarioRunError(description: "the clock cannot move past \(Timestamp.format(Timestamp.range.upperBound))")
+        }
         try await services.advance(to: clock.now().addingTimeInterval(interval))
     }
 

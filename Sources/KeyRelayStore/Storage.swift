@@ -3,56 +3,15 @@ import KeyRelayCore
 
 /// What the engine needs from persistence, shaped by the engine (commands as transactions, streamed queries) and
 /// not by SQLite, so that another store (PostgreSQL) can be added without touching the engine or the core.
+///
+/// This module is the port only: it names no backend and imports no database library. Backends (KeyRelaySQLite)
+/// implement it; KeyRelayStoreTesting's `StoreContract` is the behaviour each of them must show.
 public protocol KeyRelayStorage: Sendable {
     /// Runs `command` as one all-or-nothing transaction and returns only after it is durably committed.
     /// This is the single commit path of every write.
     func write<T: Sendable>(_ command: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T
     /// Runs `query` on a consistent snapshot.
     func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T
-}
-
-/// Which keys a listing returns, in which order.
-public struct KeyQuery: Sendable, Equatable {
-    public enum SortField: String, Sendable, CaseIterable {
-        case id, state, extractable, imported, creationDate, lastUpdateDate, lastRotateDate, deletionDate, expirationDate
-    }
-    /// States to include; Key Protect's default omits destroyed keys.
-    public var states: Set<KeyState> = [.active, .suspended, .deactivated]
-    public var extractable: Bool?
-    /// Case-insensitive substring of the name or an alias.
-    public var search: String?
-    public var keyRingID: String?
-    public var sort: SortField = .creationDate
-    public var descending = false
-    public var limit = 200
-    public var offset = 0
-    public init() {}
-}
-
-/// A key ring as listed.
-public struct KeyRingRecord: Sendable, Equatable {
-    public var id: String
-    public var creationDate: Date?
-    public var createdBy: String?
-    public init(id: String, creationDate: Date?, createdBy: String?) {
-        self.id = id
-        self.creationDate = creationDate
-        self.createdBy = createdBy
-    }
-}
-
-/// An alias of a key.
-public struct AliasRecord: Sendable, Equatable {
-    public var alias: String
-    public var keyID: String
-    public var creationDate: Date
-    public var createdBy: String
-    public init(alias: String, keyID: String, creationDate: Date, createdBy: String) {
-        self.alias = alias
-        self.keyID = keyID
-        self.creationDate = creationDate
-        self.createdBy = createdBy
-    }
 }
 
 /// Reads, available inside and outside transactions.
@@ -92,6 +51,21 @@ public protocol StorageReader {
     func dueNotifications(at date: Date, limit: Int) throws -> [ResourceNotification]
     func instancePolicies(instanceID: String) throws -> [InstancePolicy]
     func meta(_ name: String) throws -> Data?
+
+    // Overview queries: one statement per page of keys or events, never one per key (the engine's status, drift
+    // and console views). Every list argument is one page, so each answer is bounded by the caller's page size.
+
+    /// Registration counts of each of `keyIDs`; a key without registrations is absent.
+    func registrationSummaries(keyIDs: [String]) throws -> [String: RegistrationSummary]
+    /// Notification counts by status of each of `keyIDs`; a key without notifications is absent.
+    func deliveryCounts(keyIDs: [String]) throws -> [String: DeliveryCounts]
+    /// Streams every registration of `keyIDs`, ordered by key and CRN, without loading them all.
+    func forEachRegistration(keyIDs: [String], _ body: (Registration) throws -> Void) throws
+    /// One key's events, newest first.
+    func eventsNewestFirst(keyID: String, limit: Int, offset: Int) throws -> [LifecycleEvent]
+    func countEvents(keyID: String) throws -> Int
+    /// The notifications of the events with these global sequences, ordered by event (newest first) and CRN.
+    func notifications(eventSequences: [Int64]) throws -> [ResourceNotification]
 }
 
 /// Writes, available only inside ``KeyRelayStorage/write(_:)``.
@@ -128,17 +102,26 @@ public protocol StorageTransaction: StorageReader {
 public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file was written by a newer KeyRelay: it has migrations this build does not know.
     case newerSchema(unknown: [String])
+    /// A stored value is missing, of the wrong type, or a code this build does not know (a state, an event kind, a
+    /// notification status). The store refuses the row rather than guess: a guessed state could let a deleted key
+    /// wrap again.
+    case corruptRow(table: String, column: String, value: String)
+
     public var description: String {
         switch self {
         case .newerSchema(let unknown):
             "The database was written by a newer version of KeyRelay (unknown schema migrations: \(unknown.joined(separator: ", "))); open it with that version or newer"
+        case .corruptRow(let table, let column, let value):
+            "The database holds a value KeyRelay cannot read (table '\(table)', column '\(column)': \(value)); it was changed outside KeyRelay or by an incompatible version: restore it from a backup"
         }
     }
 }
 
+// `package`, not `public`: an extension on Foundation's Date would otherwise be visible to every client that
+// loads this module, including embedders who only `import KeyRelay`.
 extension Date {
-    /// Milliseconds since 1970, as stored.
-    public var storageMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+    /// Milliseconds since 1970, as stored: every backend keeps times at this precision.
+    package var storageMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
     /// A date from stored milliseconds.
-    public init(storageMilliseconds ms: Int64) { self.init(timeIntervalSince1970: Double(ms) / 1000) }
+    package init(storageMilliseconds ms: Int64) { self.init(timeIntervalSince1970: Double(ms) / 1000) }
 }

@@ -7,7 +7,7 @@ guard let output = arguments.first else {
     FileHandle.standardError.write(Data("usage: SchemaEmbedder OUTPUT.swift MIGRATION.sql...\n".utf8))
     exit(64)
 }
-var swift = "// Generated at build time from schema/*.sql by the EmbedSchema plugin. Do not edit.\n"
+var swift = "// Generated at build time from schema/<backend>/*.sql by the EmbedSchema plugin. Do not edit.\n"
 swift += "enum EmbeddedSchema {\n    static let migrations: [(identifier: String, sql: String)] = [\n"
 for path in arguments.dropFirst() {
     let url = URL(fileURLWithPath: path)

@@ -24,7 +24,8 @@ struct DatabaseOptions: ParsableArguments {
                        principal: principal ?? ProcessInfo.processInfo.environment["USER"] ?? "keyrelay-cli")
     }
 
-    /// Opens the engine on the database file.
+    /// Opens the engine on the database file. A missing or unreadable master key, or a file that is not a KeyRelay
+    /// database, is a usage error naming the option to fix; a wrong master key is the engine's `KeyRelayError`.
     func engine() async throws -> KeyRelayEngine {
         let masterKey: MasterKey?
         do {
@@ -32,17 +33,19 @@ struct DatabaseOptions: ParsableArguments {
         } catch let error as KeyRelayError {
             throw error
         } catch {
-            throw CLIError(message: "cannot read the master key file \(masterKeyFile ?? ""): \(error.localizedDescription)")
+            throw ValidationError("--master-key-file: cannot read the master key file \(masterKeyFile ?? ""): \(error.localizedDescription)")
         }
         guard let masterKey else {
-            throw CLIError(message: "no master key: set KEYRELAY_MASTER_KEY to a base64-encoded 32-byte key (e.g. `export KEYRELAY_MASTER_KEY=$(openssl rand -base64 32)`) or pass --master-key-file FILE. Keep it: the database cannot be opened without it.")
+            throw ValidationError("no master key: set KEYRELAY_MASTER_KEY to a base64-encoded 32-byte key "
+                                  + "(e.g. `export KEYRELAY_MASTER_KEY=$(openssl rand -base64 32)`) or pass --master-key-file FILE. "
+                                  + "Keep it: the database cannot be opened without it.")
         }
         do {
             return try await KeyRelayEngine.open(path: db, masterKey: masterKey)
         } catch let error as KeyRelayError {
             throw error
         } catch {
-            throw CLIError(message: "cannot open the database \(db): \(error)")
+            throw ValidationError("--db: cannot open the database \(db): \(error)")
         }
     }
 }

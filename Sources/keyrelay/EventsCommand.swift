@@ -11,11 +11,36 @@ struct EventsCommand: AsyncParsableCommand {
     @Option(help: "Only events after this sequence number.") var after: Int64 = 0
     @Option(help: "Only this key's events (id).") var key: String?
     @Flag(help: "Keep printing new events as they are written.") var follow = false
-    @Option(help: "With --follow, seconds between polls.") var interval: Double = 1
+    @Option(help: "With --follow, seconds between polls (0.1 to 3600).") var interval: Double = 1
+    @Flag(help: "With --key: the key's events newest first, each with its deliveries (data.deliveries).")
+    var deliveries = false
+
+    func validate() throws {
+        guard (0.1...3600).contains(interval) else { throw ValidationError("--interval must be from 0.1 to 3600 seconds") }
+        guard after >= 0 else { throw ValidationError("--after must be a sequence number of 0 or more") }
+        if deliveries {
+            guard key != nil else { throw ValidationError("--deliveries needs --key") }
+            guard !follow, after == 0 else { throw ValidationError("--deliveries lists a key's events newest first: not with --follow or --after") }
+        }
+    }
 
     func run() async throws {
         try await reportingErrors(json: options.json) {
             let engine = try await options.engine()
+            if deliveries, let key {
+                // Pages of events with their deliveries: two statements per page, none per event.
+                var offset = 0
+                while true {
+                    let page = try await engine.eventsWithDeliveries(keyID: key, limit: 1000, offset: offset, context: options.context).events
+                    for item in page.items {
+                        var event = CloudEvent(item.event, configuration: engine.configuration)
+                        event.data.deliveries = item.deliveries.map(CloudEvent.Delivery.init)
+                        print(CLIJSON.encode(event))
+                    }
+                    offset += page.items.count
+                    guard page.items.count == 1000 else { return }
+                }
+            }
             var cursor = after
             while true {
                 let events = try await engine.events(after: cursor, keyID: key, limit: 1000, context: options.context)
@@ -41,6 +66,22 @@ struct CloudEvent: Codable {
         var keySequence: Int
         var principal: String
         var correlationID: String?
+        /// With `--deliveries`: one per resource registered when the event happened.
+        var deliveries: [Delivery]?
+    }
+    struct Delivery: Codable {
+        var resourceCrn: String
+        var status: String
+        var attempts: Int
+        var acknowledgedDate: Date?
+        var lastError: String?
+        init(_ notification: ResourceNotification) {
+            resourceCrn = notification.resourceCRN
+            status = notification.status.rawValue
+            attempts = notification.attempts
+            acknowledgedDate = notification.acknowledgedDate
+            lastError = notification.lastError
+        }
     }
     var specversion = "1.0"
     var id: String

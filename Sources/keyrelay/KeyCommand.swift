@@ -22,32 +22,44 @@ struct KeyCommand: AsyncParsableCommand {
         @Option(help: "An alias (repeatable).") var alias: [String] = []
         @Option(help: "A description.") var description: String?
 
+        func validate() throws {
+            if expires != nil, expiresIn != nil { throw ValidationError("give --expires or --expires-in, not both") }
+            _ = try expirationDate()
+            _ = try expiryDuration()
+            _ = try base64Payload(payload)
+        }
+
+        /// `--expires`, parsed; a wrong one is a usage error.
+        func expirationDate() throws -> Date? {
+            guard let expires else { return nil }
+            guard let date = Timestamp.parse(expires) else {
+                throw ValidationError("--expires must be an RFC 3339 time such as 2026-12-31T00:00:00Z, not '\(expires)'")
+            }
+            return date
+        }
+
+        /// `--expires-in`, parsed. The engine adds it to now on its own clock (and bounds it): the command line reads
+        /// no clock.
+        func expiryDuration() throws -> TimeInterval? {
+            guard let expiresIn else { return nil }
+            guard let interval = DurationText.parse(expiresIn) else {
+                throw ValidationError("--expires-in must be a duration such as 30d or 4h, at most \(DurationText.maximumText), not '\(expiresIn.prefix(40))'")
+            }
+            return interval
+        }
+
         func run() async throws {
             try await reportingErrors(json: options.json) {
-                var expiration: Date?
-                if let expires {
-                    guard let date = Timestamp.parse(expires) else {
-                        throw CLIError(message: "--expires must be an RFC 3339 time such as 2026-12-31T00:00:00Z, not '\(expires)'")
-                    }
-                    expiration = date
-                }
-                if let expiresIn {
-                    guard let interval = DurationText.parse(expiresIn) else {
-                        throw CLIError(message: "--expires-in must be a duration such as 30d or 4h, not '\(expiresIn)'")
-                    }
-                    expiration = Date().addingTimeInterval(interval)
-                }
-                var material: Data?
-                if let payload {
-                    guard let data = Data(base64Encoded: payload) else { throw CLIError(message: "--payload must be base64 key material") }
-                    material = data
-                }
                 let engine = try await options.engine()
-                let key = try await engine.createKey(
-                    KeySpec(name: name, description: description, aliases: alias, extractable: standard, payload: material,
-                            expirationDate: expiration, dualAuthDelete: dualAuth ? true : nil,
-                            rotation: rotationMonths.map { RotationPolicy(enabled: true, intervalMonth: $0) }),
-                    context: options.context)
+                let spec = KeySpec(name: name, description: description, aliases: alias, extractable: standard,
+                                   payload: try base64Payload(payload), expirationDate: try expirationDate(),
+                                   dualAuthDelete: dualAuth ? true : nil,
+                                   rotation: rotationMonths.map { RotationPolicy(enabled: true, intervalMonth: $0) })
+                let key = if let duration = try expiryDuration() {
+                    try await engine.createKey(spec, expiringAfter: duration, context: options.context)
+                } else {
+                    try await engine.createKey(spec, context: options.context)
+                }
                 show(key, options)
             }
         }
@@ -93,12 +105,10 @@ struct KeyCommand: AsyncParsableCommand {
         @OptionGroup var options: DatabaseOptions
         @Argument(help: "Key id or alias.") var key: String
         @Option(help: "New base64 key material (imported keys only).") var payload: String?
+        func validate() throws { _ = try base64Payload(payload) }
         func run() async throws {
             try await reportingErrors(json: options.json) {
-                let material = try payload.map { text in
-                    guard let data = Data(base64Encoded: text) else { throw CLIError(message: "--payload must be base64 key material") }
-                    return data
-                }
+                let material = try base64Payload(payload)
                 show(try await options.engine().rotate(key, payload: material, context: options.context), options)
             }
         }
@@ -194,4 +204,11 @@ struct SyncView: Codable {
 
 func show(_ key: Key, _ options: DatabaseOptions) {
     print(options.json ? CLIJSON.encode(KeyView(key)) : KeyView(key).text)
+}
+
+/// `--payload`, decoded; anything but base64 is a usage error.
+func base64Payload(_ text: String?) throws -> Data? {
+    guard let text else { return nil }
+    guard let data = Data(base64Encoded: text) else { throw ValidationError("--payload must be base64 key material") }
+    return data
 }

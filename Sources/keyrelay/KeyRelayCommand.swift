@@ -25,7 +25,9 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
-/// Runs `body`, turning errors into a reason code and a message on standard error and a non-zero exit.
+/// Runs `body`, turning a `KeyRelayError` into its reason code and message on standard error (and, with `--json`, an
+/// error object on standard output) and a non-zero exit. Anything else is left to ArgumentParser: the command line's
+/// own errors are usage errors (`ValidationError`), printed with the usage.
 func reportingErrors<T>(json: Bool, _ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
@@ -36,22 +38,12 @@ func reportingErrors<T>(json: Bool, _ body: () async throws -> T) async throws -
         }
         printError("error: \(error.code.rawValue) (\(error.statusCode)): \(error.message)")
         throw ExitCode.failure
-    } catch let error as CLIError {
-        if json { print(CLIJSON.encode(ErrorView(code: nil, status: nil, message: error.message, errorMsg: nil))) }
-        printError("error: \(error.message)")
-        throw ExitCode.failure
     }
 }
 
-/// An error of the command line itself (no Key Protect reason applies).
-struct CLIError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
-}
-
 struct ErrorView: Codable {
-    var code: String?
-    var status: Int?
+    var code: String
+    var status: Int
     var message: String
     var errorMsg: String?
 }

@@ -38,6 +38,11 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("manual-clock"), help: "Run on a manual clock moved by POST /api/v2/_dev/clock (--dev only).")
     var manualClock = false
 
+    func validate() throws {
+        // Port 0 asks the system for a free port; anything outside 0–65535 would fail deep inside the bind.
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535, not \(port)") }
+    }
+
     func run() async throws {
         var options = ServeOptions(databasePath: db)
         options.host = host

@@ -35,18 +35,21 @@ struct StatusCommand: AsyncParsableCommand {
         try await reportingErrors(json: options.json) {
             let engine = try await options.engine()
             let context = options.context
+            // A page of keys with their counts and drift at a time: a few statements per page, none per key.
             var query = KeyQuery()
             query.states = [.active, .suspended, .deactivated, .destroyed]
-            query.limit = 5000
-            let keys = try await engine.listKeys(query, context: context).items
+            query.limit = 1000
             var rows: [KeyStatus] = []
-            for key in keys {
-                let counts = try await engine.deliveryCounts(instanceID: context.instanceID, keyID: key.id)
-                let registrations = try await engine.registrations(keyID: key.id, limit: 1, context: context).total
-                let drift = try await engine.drift(keyID: key.id, context: context).count
-                rows.append(KeyStatus(id: key.id, name: key.name, state: key.state.description, versions: key.versionCount,
-                                      registrations: registrations, drifted: drift, pending: counts.pending, sent: counts.sent,
-                                      acknowledged: counts.acknowledged, dead: counts.dead))
+            while true {
+                let page = try await engine.keyOverviews(query, context: context)
+                rows += page.items.map { overview in
+                    KeyStatus(id: overview.key.id, name: overview.key.name, state: overview.key.state.description,
+                              versions: overview.key.versionCount, registrations: overview.registrations.count,
+                              drifted: overview.drifted, pending: overview.deliveries.pending, sent: overview.deliveries.sent,
+                              acknowledged: overview.deliveries.acknowledged, dead: overview.deliveries.dead)
+                }
+                guard page.items.count == query.limit else { break }
+                query.offset += query.limit
             }
             let totals = try await engine.deliveryCounts(instanceID: context.instanceID)
             let summary = Summary(instance: context.instanceID, keys: rows, drifted: rows.reduce(0) { $0 + $1.drifted },

@@ -1,6 +1,7 @@
 import Foundation
-import KeyRelay
+@testable import KeyRelay
 import KeyRelayBus
+import KeyRelaySQLite
 import Testing
 #if canImport(Glibc)
 import Glibc

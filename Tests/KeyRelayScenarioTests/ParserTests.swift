@@ -48,7 +48,7 @@ struct ParserTests {
     @Test("errors name file:line:column and what was expected")
     func errorPositions() {
         #expect(syntaxError("key create k1\nadvance soon")?.description
-            == "t.scenario:2:9: expected a duration such as 4h, 1h 1s or 30d (units ms, s, m, h, d, w), saw 'soon'")
+            == "t.scenario:2:9: expected a duration such as 4h, 1h 1s or 30d (units ms, s, m, h, d, w; at most 36500d (100 years)), saw 'soon'")
         #expect(syntaxError("key create k1\n  key sync k2")?.description
             == "t.scenario:2:12: expected a key created earlier in the scenario (key create …), saw 'k2'")
         #expect(syntaxError("write b1 x \"unterminated")?.line == 1)

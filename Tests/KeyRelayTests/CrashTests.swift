@@ -1,4 +1,5 @@
 import Foundation
+import KeyRelaySQLite
 import Testing
 @testable import KeyRelay
 

@@ -1,4 +1,6 @@
 import Foundation
+import KeyRelaySQLite
+import KeyRelayStore
 import Testing
 @testable import KeyRelay
 

@@ -138,4 +138,72 @@ struct CLITests {
         #expect(wrongKey.status != 0)
         #expect(wrongKey.stderr.contains("UNAUTHORIZED_ERR"))
     }
+
+    @Test("--expires-in becomes the engine's expiration; wrong options are usage errors, engine refusals reason codes")
+    func expiryAndUsageErrors() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("k.sqlite").path
+        let env = ["KEYRELAY_MASTER_KEY": Data(repeating: 7, count: 32).base64EncodedString()]
+        let before = Date()
+        let created = try run(["key", "create", "short-lived", "--expires-in", "30d", "--db", db, "--json"], environment: env)
+        #expect(created.status == 0, "\(created.stderr)")
+        let key = try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any]
+        let expires = try #require((key?["expirationDate"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) })
+        #expect(abs(expires.timeIntervalSince(before) - 30 * 86400) < 60)
+
+        // Beyond the longest duration any input may name (100 years): a usage error naming the bound.
+        let tooFar = try run(["key", "create", "forever", "--expires-in", "40000d", "--db", db, "--json"], environment: env)
+        #expect(tooFar.status == 64)
+        #expect(tooFar.stderr.contains("at most 36500d"))
+
+        // The command line's own mistakes: ArgumentParser's usage errors (exit 64, with the usage), no reason code.
+        let usage: [([String], String)] = [
+            (["--expires-in", "soon"], "--expires-in must be a duration such as 30d or 4h, at most 36500d (100 years), not 'soon'"),
+            (["--expires", "tomorrow"], "--expires must be an RFC 3339 time"),
+            (["--expires", "2030-01-01T00:00:00Z", "--expires-in", "1d"], "give --expires or --expires-in, not both"),
+            (["--payload", "not base64!"], "--payload must be base64 key material"),
+        ]
+        for (arguments, message) in usage {
+            let output = try run(["key", "create", "bad"] + arguments + ["--db", db], environment: env)
+            #expect(output.status == 64, "\(arguments): \(output.stderr)")
+            #expect(output.stderr.contains(message) && output.stderr.contains("Usage:"), "\(output.stderr)")
+            #expect(!output.stderr.contains("_ERR"))
+        }
+        let noKey = try run(["events", "--deliveries", "--db", db], environment: env)
+        #expect(noKey.status == 64 && noKey.stderr.contains("--deliveries needs --key"))
+        let interval = try run(["events", "--follow", "--interval", "0", "--db", db], environment: env)
+        #expect(interval.status == 64 && interval.stderr.contains("--interval must be from 0.1 to 3600 seconds"))
+        let port = try run(["serve", "--dev", "--port", "70000", "--db", db])
+        #expect(port.status == 64 && port.stderr.contains("--port must be from 0 to 65535, not 70000"))
+    }
+
+    @Test("status and events read the engine's paged overview and events-with-deliveries")
+    func overviewQueries() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("k.sqlite").path
+        let env = ["KEYRELAY_MASTER_KEY": Data(repeating: 7, count: 32).base64EncodedString()]
+        let created = try run(["key", "create", "orders-root", "--db", db, "--json"], environment: env)
+        let id = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any])?["id"] as? String)
+        _ = try run(["key", "create", "spare", "--db", db], environment: env)
+        #expect(try run(["resource", "bucket", "create", "invoices", "--key", id, "--db", db], environment: env).status == 0)
+        #expect(try run(["key", "delete", id, "--force", "--db", db], environment: env).status == 0)
+
+        let status = try run(["status", "--db", db, "--json"], environment: env)
+        #expect(status.status == 0, "\(status.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        let keys = try #require(summary["keys"] as? [[String: Any]])
+        #expect(keys.count == 2 && summary["drifted"] as? Int == 1)
+        let deleted = try #require(keys.first { $0["id"] as? String == id })
+        #expect(deleted["registrations"] as? Int == 1 && deleted["drifted"] as? Int == 1 && deleted["pending"] as? Int == 1)
+
+        let events = try run(["events", "--key", id, "--deliveries", "--db", db], environment: env)
+        #expect(events.status == 0, "\(events.stderr)")
+        let lines = events.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(lines.map { $0?["type"] as? String } == ["com.ibm.kms.key.delete", "com.ibm.kms.key.create"])
+        let deliveries = (lines.first??["data"] as? [String: Any])?["deliveries"] as? [[String: Any]]
+        #expect(deliveries?.count == 1 && deliveries?.first?["status"] as? String == "pending")
+        #expect((deliveries?.first?["resourceCrn"] as? String)?.hasSuffix(":bucket:invoices") == true)
+    }
 }

@@ -187,11 +187,15 @@ def test_pages_are_served_with_a_strict_policy():
         assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
         assert "script-src 'self'" in r.headers["Content-Security-Policy"]
         assert "<script src=\"/ui/assets/console.js\"" in r.text
-    # The key id in the path is escaped by the template.
+    # Nothing of the path enters a page: the script reads the key id from the location.
     r = requests.get(URL + "/ui/keys/%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E/resources", timeout=10)
-    assert "<script>alert" not in r.text and "&quot;&gt;&lt;script&gt;" in r.text
+    assert r.status_code == 200 and "alert(1)" not in r.text
+    # The assets are files, revalidated by their ETag.
+    r = requests.get(URL + "/ui/assets/console.js", timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert requests.get(URL + "/ui/assets/console.js", headers={"If-None-Match": r.headers["ETag"]}, timeout=10).status_code == 304
     # Every data endpoint the console uses needs the token.
-    for path in ("/api/v2/keys", "/api/v2/_keyrelay/keys/overview?ids=x", "/api/v2/_keyrelay/keys/x/associations",
+    for path in ("/api/v2/keys", "/api/v2/_keyrelay/keys/overview", "/api/v2/_keyrelay/keys/x/associations",
                  "/api/v2/_keyrelay/keys/x/events"):
         assert requests.get(URL + path, headers={"Bluemix-Instance": INSTANCE}, timeout=10).status_code == 401
 
@@ -227,6 +231,14 @@ def test_seed_story_through_the_console(driver):
     wait(driver, text_in("status", f"Key “{other}” disabled"), "no disable message")
     wait(driver, lambda d: cell(key_row(d, other), "State") == "Suspended" and cell(key_row(d, other), "Type") == "Standard",
          "the disabled key is not shown suspended")
+    # The menu offers what the API says the key accepts: Enable, but only 30 s after the disable (the clock stands).
+    row = key_row(driver, other)
+    row.find_element(By.CSS_SELECTOR, ".actions-button").click()
+    enable = row.find_element(By.CSS_SELECTOR, '[role="menuitem"][data-action="enable"]')
+    assert enable.get_attribute("aria-disabled") == "true" and "(from " in enable.text, enable.text
+    assert row.find_elements(By.CSS_SELECTOR, '[role="menuitem"][data-action="disable"]') == []
+    assert row.find_elements(By.CSS_SELECTOR, '[role="menuitem"][data-action="rotate"]') == []  # a standard key
+    driver.switch_to.active_element.send_keys(Keys.ESCAPE)  # the open menu has the focus
 
     # A COS bucket on it, and COS notifications dropped.
     crn = create_bucket(key_id, "seed-bucket-" + uuid.uuid4().hex[:6])
@@ -250,7 +262,12 @@ def test_seed_story_through_the_console(driver):
     driver.find_element(By.ID, "delete-confirm").click()
     wait(driver, text_in("status", "deleted with force"), "no deletion message")
 
-    # Deleted keys are listed with the "All states" filter: the drift badge shows.
+    # The default view keeps a deleted key whose resources have not acknowledged the delete, with its drift badge.
+    assert Select(driver.find_element(By.ID, "state-filter")).first_selected_option.get_attribute("value") == "default"
+    wait(driver, lambda d: key_row(d, name) and "Drift: 1 of 1" in cell(key_row(d, name), "Drift")
+         and cell(key_row(d, name), "State") == "Destroyed", "the force-deleted key with drift left the default view")
+
+    # Every key, deleted ones too, with the "All states" filter.
     Select(driver.find_element(By.ID, "state-filter")).select_by_value("0,1,2,3,5")
     wait(driver, lambda d: key_row(d, name) and "Drift: 1 of 1" in cell(key_row(d, name), "Drift"),
          "no drift badge on the deleted key")
@@ -258,41 +275,59 @@ def test_seed_story_through_the_console(driver):
     assert "filter" not in driver.current_url or TOKEN not in driver.current_url
     screenshot(driver, "keys.png")
 
-    # Four hours later the bucket has still not heard of it (the seed's story); the operator looks.
-    move_clock("4h")
+    # The operator looks at once: Synchronize is disabled on arrival, with the countdown to the API's time.
     row_action(driver, name, "resources")
     wait(driver, EC.url_contains(f"/ui/keys/{key_id}/resources"), "View associated resources did not open")
+    wait(driver, text_in("sync-countdown", r"available again at .* \(in (1 h 00 min \d\d s|59 min \d\d s)\)"),
+         "no countdown on arrival")
+    assert not driver.find_element(By.ID, "sync-button").is_enabled()
+    assert re.search(r"Sync allowed\s*from", driver.find_element(By.ID, "key-facts").text)
+    screenshot(driver, "resources-countdown.png")
+
+    # Four hours later the bucket has still not heard of it (the seed's story): the button comes back.
+    move_clock("4h")
+    wait(driver, lambda d: d.find_element(By.ID, "sync-button").is_enabled(), "the button did not come back after the hour")
+    wait(driver, text_in("sync-countdown", r"^Synchronize is available again\.$"), "the end of the countdown is not said")
     wait(driver, text_in("drift-summary", r"Drift: 1 of 1"), "the drift summary is missing")
     wait(driver, lambda d: crn in res_cell(d, "Resource CRN") and res_cell(d, "Service") == "cloud-object-storage"
          and res_cell(d, "Prevent key deletion") == "No" and "expects DEK_DELETED" in res_cell(d, "Drift"),
          "the registration row does not show the bucket's drift")
     screenshot(driver, "resources-drift.png")
 
-    # Synchronize: accepted.
-    button = driver.find_element(By.ID, "sync-button")
-    button.click()
-    wait(driver, text_in("sync-result", "Synchronize accepted"), "the first sync was not accepted")
-    acknowledge_latest(key_id, crn, "sync", "DEK_DELETED")
-
-    # Again: 409, in words, with the earliest time, and the button counts down.
-    wait(driver, lambda d: d.find_element(By.ID, "sync-button").is_enabled(), "the button stayed disabled")
+    # Synchronize: accepted, and the page says when the next one is: an hour later, counted down from now.
     driver.find_element(By.ID, "sync-button").click()
-    wait(driver, text_in("sync-result", r"Synchronize is not allowed yet"), "the 409 is not explained")
-    result = visible_text(driver, "sync-result")
-    assert "Sync cannot be performed until at least" in result and "REQ_TOO_EARLY_ERR" in result, result
-    assert "Earliest time a sync is allowed:" in result
-    wait(driver, text_in("sync-countdown", r"available again at .* \(in (1 h 00 min \d\d s|59 min \d\d s)\)"), "no countdown")
+    wait(driver, text_in("sync-result", "Synchronize accepted"), "the first sync was not accepted")
+    wait(driver, text_in("sync-result", r"The next sync is accepted from \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"),
+         "the accepted sync does not say when the next one is")
+    wait(driver, text_in("sync-countdown", r"available again at .* \(in (1 h 00 min \d\d s|59 min \d\d s)\)"),
+         "no countdown after the accepted sync")
+    assert "available again." not in visible_text(driver, "sync-countdown")
     assert not driver.find_element(By.ID, "sync-button").is_enabled()
-    # The countdown follows the server's clock, which here is the (frozen) dev clock: it stands until the clock moves.
-    screenshot(driver, "resources-409-countdown.png")
+    acknowledge_latest(key_id, crn, "sync", "DEK_DELETED")
+    screenshot(driver, "resources-next-sync.png")
 
-    # The dev clock moves 1 h 1 s: the button comes back, and the next sync is accepted.
+    # The dev clock moves 1 h 1 s: the button comes back.
     move_clock("1h 1s")
     wait(driver, lambda d: d.find_element(By.ID, "sync-button").is_enabled(), "the button did not come back after the hour")
     assert "available again." in visible_text(driver, "sync-countdown")
-    driver.find_element(By.ID, "sync-button").click()
-    wait(driver, text_in("sync-result", "Synchronize accepted"), "the sync after the hour was not accepted")
+
+    # Two operators at once: the keys page offered Synchronize, another sync got in first: the 409, in words, with
+    # the earliest time as the API gives it.
+    driver.get(URL + "/ui/keys?state=0,1,2,3,5")
+    row = wait(driver, lambda d: key_row(d, name), "the key is not listed")
+    row.find_element(By.CSS_SELECTOR, ".actions-button").click()  # the page does not refresh while a menu is open
+    item = row.find_element(By.CSS_SELECTOR, '[role="menuitem"][data-action="sync"]')
+    assert item.get_attribute("aria-disabled") is None, item.text
+    r = requests.post(URL + f"/api/v2/keys/{key_id}/actions/sync", headers=headers(), timeout=10)
+    assert r.status_code == 204, r.text
+    item.click()
+    wait(driver, text_in("alert", r"Synchronize is not allowed yet"), "the 409 is not explained")
+    result = visible_text(driver, "alert")
+    assert "Sync cannot be performed until at least" in result and "REQ_TOO_EARLY_ERR" in result, result
+    assert re.search(r"Earliest time a sync is allowed: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", result), result
     acknowledge_latest(key_id, crn, "sync", "DEK_DELETED")
+    row_action(driver, name, "resources")
+    wait(driver, EC.url_contains(f"/ui/keys/{key_id}/resources"), "View associated resources did not open")
 
     # Deliveries are acknowledged: the drift disappears from the live page.
     wait(driver, text_in("drift-summary", r"In sync"), "the drift did not disappear")
@@ -345,7 +380,7 @@ def test_another_instance_sees_nothing(driver):
     key_a = r.json()["resources"][0]["id"]
 
     # The extension endpoints keep the same rules as the rest of the API.
-    assert requests.get(ACCESS_URL + f"/api/v2/_keyrelay/keys/overview?ids={key_a}",
+    assert requests.get(ACCESS_URL + "/api/v2/_keyrelay/keys/overview",
                         headers=headers(TOKEN_B, "instance-a"), timeout=10).status_code == 401
     r = requests.get(ACCESS_URL + f"/api/v2/_keyrelay/keys/{key_a}/associations", headers=headers(TOKEN_B, "instance-b"), timeout=10)
     assert r.status_code == 404, r.text

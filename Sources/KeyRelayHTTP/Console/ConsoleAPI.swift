@@ -5,11 +5,13 @@ import KeyRelay
 import KeyRelayBus
 
 /// KeyRelay-extension JSON endpoints the web console reads (under `/api/v2/_keyrelay/`): what Key Protect's API
-/// does not give — registration counts, acknowledgements, drift and deliveries. They use the same bearer-token
-/// authentication, `Bluemix-Instance` scoping and permissions as the rest of the API (``AccessPermission/read``), and
-/// the same error bodies. Documented in `docs/console.md`.
+/// does not give — registration counts, acknowledgements, drift, deliveries, and what each key accepts now (so the
+/// console keeps no copy of any rule). They use the same bearer-token authentication, `Bluemix-Instance` scoping
+/// and permissions as the rest of the API (``AccessPermission/read``), and the same error bodies: every refusal is
+/// a `KeyRelayError`. Each handler is one engine query; the shapes are ``ConsoleJSON``. Documented in
+/// `docs/console.md`.
 extension KeyProtectAPI {
-    /// Adds the `/api/v2/_keyrelay/…` read endpoints.
+    /// Adds the `/api/v2/_keyrelay/…` read endpoints, and the dev bus-fault endpoints on a dev clock.
     func addConsoleAPIRoutes<Context: Hummingbird.RequestContext>(to router: Router<Context>) {
         let api = self
         router.get("/api/v2/_keyrelay/keys/overview") { request, _ in try await api.consoleOverview(request) }
@@ -26,159 +28,55 @@ extension KeyProtectAPI {
         }
     }
 
-    static let consoleMediaType = "application/vnd.keyrelay.console+json"
-
-    /// Registration count, drift and delivery counts of each key named in `ids` (comma separated, at most 200).
+    /// A page of keys with their registrations, drift, deliveries and allowed actions.
+    ///
+    /// Query: `state` (Key Protect's list, default 1,2,3), `destroyedWithDrift=true` (also destroyed keys whose
+    /// resources have not acknowledged the delete), `limit` (1–1000, default 25), `offset`.
     func consoleOverview(_ request: Request) async throws -> Response {
         let op = "Key overview could not be retrieved"
         let caller = try authorize(request, .read)
         let query = Query(request: request, operation: op)
-        let ids = (query.string("ids") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard ids.count <= 200 else {
-            throw KeyRelayError(.invalidQueryParam, "The query_param 'ids' must be: at most 200 comma-separated key ids",
-                                operation: op, target: ErrorTarget(.queryParam, "ids"))
-        }
-        var resources: [[String: Any]] = []
-        for id in ids {
-            let key = try await engine.key(id, context: caller.context)
-            let registrations = try await engine.registrations(keyID: key.id, limit: 1, offset: 0, context: caller.context)
-            let drift = try await engine.drift(keyID: key.id, limit: 10_000, context: caller.context)
-            let counts = try await engine.deliveryCounts(instanceID: caller.context.instanceID, keyID: key.id)
-            var object: [String: Any] = [
-                "keyId": key.id,
-                "registrations": registrations.total,
-                "drifted": drift.count,
-                "deliveries": Self.consoleCounts(counts),
-            ]
-            if let since = drift.map(\.since).min() { object["driftSince"] = Timestamp.format(since) }
-            resources.append(object)
-        }
-        return Wire.response(.ok, json: Wire.envelope(Self.consoleMediaType, resources))
+        var keys = KeyQuery()
+        if let states = try query.states() { keys.states = states }
+        keys.limit = try query.int("limit", default: 25)
+        keys.offset = try query.int("offset", default: 0)
+        let page = try await engine.keyOverviews(keys, includingDestroyedWithDrift: try query.bool("destroyedWithDrift") ?? false,
+                                                 context: caller.context)
+        let resources = page.items.map(ConsoleJSON.Overview.init)
+        return try ConsoleJSON.response(ConsoleJSON.OverviewPage(
+            metadata: .init(collectionTotal: resources.count, totalCount: page.total, now: now), resources: resources))
     }
 
-    /// A key's registrations with their last acknowledgement and drift, the server's clock and when sync is allowed.
+    /// A key's registrations with their last acknowledgement and drift, the server's clock, and what the key
+    /// accepts now (sync included, with the instant it is allowed from).
     func consoleAssociations(_ request: Request, id: String) async throws -> Response {
         let op = "Associated resources could not be retrieved"
         let caller = try authorize(request, .read)
         let query = Query(request: request, operation: op)
-        let key = try await engine.key(id, context: caller.context)
-        let page = try await engine.registrations(keyID: key.id, limit: try query.int("limit", default: 50),
-                                                  offset: try query.int("offset", default: 0), context: caller.context)
-        let drift = try await engine.drift(keyID: key.id, limit: 100_000, context: caller.context)
-        var driftByCRN: [String: Drift] = [:]
-        for item in drift { driftByCRN[item.registration.resourceCRN] = item }
-        let counts = try await engine.deliveryCounts(instanceID: caller.context.instanceID, keyID: key.id)
-        let now = self.now
-        let rows: [[String: Any]] = page.items.map { registration in
-            var row: [String: Any] = [
-                "resourceCrn": registration.resourceCRN,
-                "service": registration.serviceName,
-                "preventKeyDeletion": registration.preventKeyDeletion,
-                "keyVersion": wire.version(registration.keyVersion),
-                "creationDate": Timestamp.format(registration.creationDate),
-                "drifted": driftByCRN[registration.resourceCRN] != nil,
-            ]
-            if let ack = registration.acknowledgement {
-                var object: [String: Any] = ["eventId": ack.eventID, "adopterKeyState": ack.adopterKeyState.rawValue,
-                                             "processedAt": Timestamp.format(ack.processedAt),
-                                             "receivedAt": Timestamp.format(ack.receivedAt)]
-                if let version = ack.keyVersionID { object["keyVersionId"] = version }
-                row["acknowledgement"] = object
-            }
-            if let item = driftByCRN[registration.resourceCRN] {
-                row["driftSince"] = Timestamp.format(item.since)
-                row["expectedAdopterKeyState"] = item.expected.rawValue
-            }
-            return row
-        }
-        var keyObject: [String: Any] = [
-            "id": key.id, "name": key.name, "state": key.state.rawValue, "stateName": key.state.description,
-            "extractable": key.extractable, "keyVersion": wire.version(key.currentVersion),
-            "expectedAdopterKeyState": AdopterKeyState.expected(for: key.state).rawValue,
-        ]
-        if let last = key.lastLifecycleActionDate { keyObject["lastLifecycleActionDate"] = Timestamp.format(last) }
-        if let last = key.lastSyncDate { keyObject["lastSyncDate"] = Timestamp.format(last) }
-        if let earliest = engine.lifecycleRules.earliestSync(key), earliest > now {
-            keyObject["syncAllowedFrom"] = Timestamp.format(earliest)
-        }
-        let body: [String: Any] = [
-            "metadata": ["collectionType": Self.consoleMediaType, "collectionTotal": rows.count, "totalCount": page.total,
-                         "drifted": drift.count, "now": Timestamp.format(now)],
-            "key": keyObject,
-            "deliveries": Self.consoleCounts(counts),
-            "resources": rows,
-        ]
-        return Wire.response(.ok, json: body)
+        let answer = try await engine.associations(keyID: id, limit: try query.int("limit", default: 50),
+                                                   offset: try query.int("offset", default: 0), context: caller.context)
+        let overview = answer.overview
+        let rows = answer.registrations.items.map(ConsoleJSON.Association.init)
+        return try ConsoleJSON.response(ConsoleJSON.AssociationsPage(
+            metadata: .init(collectionTotal: rows.count, totalCount: answer.registrations.total, now: now, drifted: overview.drifted),
+            key: ConsoleJSON.KeySummary(overview), deliveries: ConsoleJSON.Counts(overview.deliveries), resources: rows))
     }
 
     /// A key's lifecycle events, newest first, each with its deliveries (one per associated resource).
+    /// Query: `limit` (1–1000, default 50), `offset`.
     func consoleEvents(_ request: Request, id: String) async throws -> Response {
         let op = "Key events could not be retrieved"
         let caller = try authorize(request, .read)
         let query = Query(request: request, operation: op)
         let limit = try query.int("limit", default: 50)
         let offset = try query.int("offset", default: 0)
-        guard (1...1000).contains(limit) else {
-            throw KeyRelayError(.invalidQueryParam, "The query_param 'limit' must be: an integer from 1 to 1000",
-                                operation: op, target: ErrorTarget(.queryParam, "limit"))
-        }
-        guard offset >= 0 else {
-            throw KeyRelayError(.invalidQueryParam, "The query_param 'offset' must be: an integer of 0 or more",
-                                operation: op, target: ErrorTarget(.queryParam, "offset"))
-        }
-        let key = try await engine.key(id, context: caller.context)
-        // Events are read oldest first, in bounded pages; the console shows them newest first.
-        var events: [LifecycleEvent] = []
-        var after: Int64 = 0
-        while true {
-            let batch = try await engine.events(after: after, keyID: key.id, limit: 1000, context: caller.context)
-            events += batch
-            guard batch.count == 1000, let last = batch.last else { break }
-            after = last.sequence
-        }
-        events.reverse()
-        let total = events.count
-        let shown = Array(events.dropFirst(offset).prefix(limit))
-        let wanted = Set(shown.map(\.id))
-        var deliveries: [String: [ResourceNotification]] = [:]
-        var page = 0
-        while true {
-            let batch = try await engine.notifications(keyID: key.id, limit: 1000, offset: page * 1000)
-            for notification in batch where wanted.contains(notification.event.id) {
-                deliveries[notification.event.id, default: []].append(notification)
-            }
-            guard batch.count == 1000 else { break }
-            page += 1
-        }
-        let resources: [[String: Any]] = shown.map { event in
-            let list = (deliveries[event.id] ?? []).sorted { $0.resourceCRN < $1.resourceCRN }
-            var counts = DeliveryCounts()
-            for notification in list { counts[notification.status] += 1 }
-            var object: [String: Any] = [
-                "id": event.id, "sequence": event.sequence, "kind": event.kind.rawValue, "date": Timestamp.format(event.date),
-                "keyState": event.keyState.rawValue, "keyStateName": event.keyState.description,
-                "keyVersion": wire.version(event.keyVersion), "principal": event.principal,
-                "counts": Self.consoleCounts(counts),
-                "deliveries": list.map { notification -> [String: Any] in
-                    var item: [String: Any] = ["resourceCrn": notification.resourceCRN, "service": notification.serviceName,
-                                               "status": notification.status.rawValue, "attempts": notification.attempts]
-                    if let error = notification.lastError { item["lastError"] = error }
-                    if let date = notification.sentDate { item["sentDate"] = Timestamp.format(date) }
-                    if let date = notification.acknowledgedDate { item["acknowledgedDate"] = Timestamp.format(date) }
-                    if let date = notification.nextAttemptDate { item["nextAttemptDate"] = Timestamp.format(date) }
-                    return item
-                },
-            ]
-            if let correlation = event.correlationID { object["correlationId"] = correlation }
-            return object
-        }
-        let body: [String: Any] = [
-            "metadata": ["collectionType": Self.consoleMediaType, "collectionTotal": resources.count, "totalCount": total,
-                         "now": Timestamp.format(now)],
-            "key": ["id": key.id, "name": key.name, "state": key.state.rawValue, "stateName": key.state.description],
-            "resources": resources,
-        ]
-        return Wire.response(.ok, json: body)
+        let answer = try await engine.eventsWithDeliveries(keyID: id, limit: limit, offset: offset, context: caller.context)
+        let key = answer.key
+        let events = answer.events.items.map(ConsoleJSON.Event.init)
+        return try ConsoleJSON.response(ConsoleJSON.EventsPage(
+            metadata: .init(collectionTotal: events.count, totalCount: answer.events.total, now: now),
+            key: .init(id: key.id, name: key.name, state: key.state.rawValue, stateName: key.state.description),
+            resources: events))
     }
 
     // MARK: - Dev bus faults
@@ -190,62 +88,66 @@ extension KeyProtectAPI {
             throw KeyRelayError(.invalidQueryParam, "The query_param 'service' must be: a service name such as cloud-object-storage",
                                 operation: op, target: ErrorTarget(.queryParam, "service"))
         }
-        return Wire.response(.ok, json: Self.faultsObject(service, bus.faults(for: service)))
+        return try ConsoleJSON.response(ConsoleJSON.BusFaults(service: service, bus.faults(for: service)))
     }
+
+    /// The most hand-overs one change may drop, fail or duplicate, and the longest delay: bounds that keep the
+    /// bus's counters far from overflow whatever a caller sends.
+    static let maximumFaultCount = 10_000
+    static let maximumFaultDelay: TimeInterval = 86_400
 
     /// `{"service": "cloud-object-storage", "dropNext": 1}`; also `failNext`, `duplicateNext`, `delay` ("30s"),
     /// `partition` (true/false) and `clear` (true: remove every fault first).
     func changeBusFaults<Context: Hummingbird.RequestContext>(_ request: Request, context: Context, bus: ServiceBus) async throws -> Response {
         let op = "Bus faults could not be changed"
         _ = try authorize(request, .manage, instance: false)
-        guard let body = try await Body.read(request, context: context, operation: op) else {
-            throw KeyRelayError(.noBody, "Missing body in request", operation: op)
+        var request = request
+        let buffer = try await request.collectBody(upTo: context.maxUploadSize)
+        guard buffer.readableBytes > 0 else { throw KeyRelayError(.noBody, "Missing body in request", operation: op) }
+        let change: ConsoleJSON.BusFaultsChange
+        do {
+            change = try JSONDecoder().decode(ConsoleJSON.BusFaultsChange.self, from: Data(buffer: buffer))
+        } catch {
+            throw KeyRelayError(.badBody, "Invalid body data was passed: a JSON object with 'service' and the faults to inject "
+                                    + "(integer counts, 'delay' a duration, 'partition' and 'clear' booleans)",
+                                operation: op)
         }
-        let fields = Fields(object: body.object, operation: op)
-        guard let service = try fields.string("service", required: true), !service.isEmpty else {
+        guard let service = change.service, !service.isEmpty else {
             throw KeyRelayError(.invalidField, "The field 'service' must be: a service name such as cloud-object-storage",
                                 operation: op, target: ErrorTarget(.field, "service"))
         }
-        func count(_ name: String) throws -> Int {
-            let value = try fields.int(name) ?? 0
-            guard value >= 0 else {
-                throw KeyRelayError(.invalidField, "The field '\(name)' must be: an integer count of 0 or more", operation: op,
-                                    target: ErrorTarget(.field, name))
+        func count(_ value: Int?, _ name: String) throws -> Int {
+            let value = value ?? 0
+            guard (0...Self.maximumFaultCount).contains(value) else {
+                throw KeyRelayError(.invalidField, "The field '\(name)' must be: an integer count from 0 to \(Self.maximumFaultCount)",
+                                    operation: op, target: ErrorTarget(.field, name))
             }
             return value
         }
-        let drop = try count("dropNext"), fail = try count("failNext"), duplicate = try count("duplicateNext")
+        let drop = try count(change.dropNext, "dropNext")
+        let fail = try count(change.failNext, "failNext")
+        let duplicate = try count(change.duplicateNext, "duplicateNext")
         var delay: TimeInterval?
-        if let text = try fields.string("delay") {
-            guard let parsed = DurationText.parse(text) else {
-                throw KeyRelayError(.invalidField, "The field 'delay' must be: a duration such as \"30s\" or \"1m\"", operation: op,
-                                    target: ErrorTarget(.field, "delay"))
+        if let text = change.delay {
+            guard let parsed = DurationText.parse(text), (0...Self.maximumFaultDelay).contains(parsed) else {
+                throw KeyRelayError(.invalidField, "The field 'delay' must be: a duration from 0s to 24h, such as \"30s\" or \"1m\"",
+                                    operation: op, target: ErrorTarget(.field, "delay"))
             }
             delay = parsed
         }
-        let partition = try fields.bool("partition")
-        if try fields.bool("clear") == true { bus.clearFaults(for: service) }
+        if change.clear == true { bus.clearFaults(for: service) }
+        let cap = Self.maximumFaultCount
         bus.updateFaults(for: service) { faults in
-            faults.dropNext += drop
-            faults.failNext += fail
-            faults.duplicateNext += duplicate
+            // Counts add up across changes; each stays within the bound.
+            faults.dropNext = min(cap, faults.dropNext + drop)
+            faults.failNext = min(cap, faults.failNext + fail)
+            faults.duplicateNext = min(cap, faults.duplicateNext + duplicate)
             if let delay { faults.delay = delay > 0 ? delay : nil }
-            if let partition {
+            if let partition = change.partition {
                 faults.partitioned = partition
                 faults.partitionedUntil = nil
             }
         }
-        return Wire.response(.ok, json: Self.faultsObject(service, bus.faults(for: service)))
-    }
-
-    static func faultsObject(_ service: String, _ faults: FaultInjector) -> [String: Any] {
-        var object: [String: Any] = ["service": service, "dropNext": faults.dropNext, "failNext": faults.failNext,
-                                     "duplicateNext": faults.duplicateNext, "partitioned": faults.partitioned]
-        if let delay = faults.delay { object["delay"] = DurationText.goStyle(delay) }
-        return object
-    }
-
-    static func consoleCounts(_ counts: DeliveryCounts) -> [String: Int] {
-        ["pending": counts.pending, "sent": counts.sent, "acknowledged": counts.acknowledged, "dead": counts.dead]
+        return try ConsoleJSON.response(ConsoleJSON.BusFaults(service: service, bus.faults(for: service)))
     }
 }

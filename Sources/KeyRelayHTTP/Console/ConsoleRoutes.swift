@@ -1,12 +1,12 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Mustache
 
-/// The web console at `/ui`: server-rendered pages (Mustache templates compiled into the binary) and a small
-/// vanilla script that calls the same `/api/v2` endpoints, with the same bearer token and access rules, as any
-/// client. The pages hold no data: everything shown is fetched by the browser with the operator's token, which
-/// lives in `sessionStorage` and travels only in the `Authorization` header (never in a URL).
+/// The web console at `/ui`: static pages and a small vanilla script (the files of `console/`, embedded at build
+/// time by the EmbedConsole plugin) that call the same `/api/v2` endpoints, with the same bearer token and access
+/// rules, as any client. The pages hold no data, not even the key id of their path (the script reads it from the
+/// location): everything shown is fetched by the browser with the operator's token, which lives in
+/// `sessionStorage` and travels only in the `Authorization` header (never in a URL).
 ///
 /// ```swift
 /// let router = api.makeRouter()          // already calls ConsoleRoutes.add(to:api:)
@@ -14,94 +14,143 @@ import Mustache
 /// ```
 public enum ConsoleRoutes {
     /// Adds the console pages (`/ui`, `/ui/keys`, `/ui/keys/{id}/resources`, `/ui/keys/{id}/events`), their
-    /// assets (`/ui/assets/…`) and the console's KeyRelay-extension endpoints (`/api/v2/_keyrelay/…`, plus
-    /// `POST /api/v2/_dev/bus` when the API runs on a dev clock with a bus) to `router`.
+    /// assets (`/ui/assets/…`, by Hummingbird's FileMiddleware over the embedded files) and the console's
+    /// KeyRelay-extension endpoints (`/api/v2/_keyrelay/…`, plus `/api/v2/_dev/bus` when the API runs on a dev
+    /// clock with a bus) to `router`. Every `/ui` answer carries the console's content security policy.
     public static func add<Context: Hummingbird.RequestContext>(to router: Router<Context>, api: KeyProtectAPI) {
         api.addConsoleAPIRoutes(to: router)
+        router.addMiddleware { ConsoleMiddleware<Context>() }
         let pages = ConsolePages.shared
-        router.get("/ui") { _, _ in redirect("/ui/keys") }
-        router.get("/ui/keys") { _, _ in pages.page(.keys) }
-        router.get("/ui/keys/{id}/resources") { _, context in pages.page(.resources, keyID: try keyID(context)) }
-        router.get("/ui/keys/{id}/events") { _, context in pages.page(.events, keyID: try keyID(context)) }
-        router.get("/ui/assets/console.js") { _, _ in asset(ConsoleAssets.script, type: "text/javascript; charset=utf-8") }
-        router.get("/ui/assets/console.css") { _, _ in asset(ConsoleAssets.stylesheet, type: "text/css; charset=utf-8") }
+        router.get("/ui") { _, _ in Response.redirect(to: "/ui/keys", type: .found) }
+        router.get("/ui/keys") { _, _ in pages.response(.keys) }
+        router.get("/ui/keys/{id}/resources") { _, _ in pages.response(.resources) }
+        router.get("/ui/keys/{id}/events") { _, _ in pages.response(.events) }
     }
 
-    /// The `{id}` path parameter, percent-decoded (the template escapes it; the script encodes it again).
-    static func keyID<Context: Hummingbird.RequestContext>(_ context: Context) throws -> String {
-        let raw = try context.parameters.require("id")
-        return raw.removingPercentEncoding ?? raw
-    }
+    /// The console's policy: its own script, style and API only; no inline code, no framing, no form posts, no
+    /// base element, nothing from elsewhere.
+    static let contentSecurityPolicy: ContentSecurityPolicy = [
+        .defaultSrc(.none), .scriptSrc(.self), .styleSrc(.self), .connectSrc(.self), .imgSrc(.self),
+        .formAction(.none), .frameAncestors(.none), .baseURI(.none),
+    ]
+}
 
-    static func redirect(_ location: String) -> Response {
-        var headers = HTTPFields()
-        headers[.location] = location
-        return Response(status: .found, headers: headers)
-    }
+/// The console's security headers and asset files, for `/ui` paths only (the Key Protect API keeps its own).
+struct ConsoleMiddleware<Context: Hummingbird.RequestContext>: RouterMiddleware {
+    let security = ContentSecurityMiddleware<Context>(contentSecurityPolicy: ConsoleRoutes.contentSecurityPolicy)
+    /// Assets revalidate on every use (`no-cache`): a new binary's script is picked up at once, and an unchanged
+    /// one costs a 304 by its ETag.
+    let files = FileMiddleware<Context, EmbeddedConsoleFiles>(
+        fileProvider: EmbeddedConsoleFiles.assets, urlBasePath: "/ui/assets",
+        cacheControl: CacheControl([(MediaType(type: .text), [.noCache]), (MediaType(type: .application), [.noCache])]))
+        .withAdditionalMediaTypes(forFileExtensions: [
+            "js": MediaType(type: .text, subType: "javascript", parameter: ("charset", "utf-8")),
+            "css": MediaType(type: .text, subType: "css", parameter: ("charset", "utf-8")),
+        ])
 
-    static func asset(_ text: String, type: String) -> Response {
-        var headers = securityHeaders
-        headers[.contentType] = type
-        headers[.cacheControl] = "no-cache"
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
-    }
-
-    /// Headers on every console response: no inline script or style, nothing from elsewhere, no framing, no referrer.
-    static var securityHeaders: HTTPFields {
-        var headers = HTTPFields()
-        headers[HTTPField.Name("Content-Security-Policy")!] =
-            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
-        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
-        headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
-        headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
-        return headers
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.uri.path == "/ui" || request.uri.path.hasPrefix("/ui/") else { return try await next(request, context) }
+        return try await security.handle(request, context: context) { request, context in
+            try await files.handle(request, context: context, next: next)
+        }
     }
 }
 
-/// The console's pages, rendered from the templates in ``ConsoleTemplates``.
+/// The console's pages: `layout.html` around each page's body, put together once from the embedded files. Only
+/// constant text is substituted (the page's title and name); nothing from a request ever enters a page.
 struct ConsolePages: Sendable {
-    enum Page: String, Sendable {
+    enum Page: String, Sendable, CaseIterable {
         case keys, resources, events
-    }
 
-    static let shared = ConsolePages()
-
-    let library: MustacheLibrary
-
-    init() {
-        var library = MustacheLibrary()
-        for (name, text) in ConsoleTemplates.all {
-            do {
-                try library.register(text, named: name)
-            } catch {
-                // The templates are compiled into the binary and covered by the tests: a parse error is a bug.
-                preconditionFailure("console template '\(name)' does not parse: \(error)")
+        var title: String {
+            switch self {
+            case .keys: "KMS keys"
+            case .resources: "Associated resources"
+            case .events: "Key events"
             }
         }
-        self.library = library
     }
 
-    /// Renders `page` (inside the layout) for `keyID`, which is escaped by the template.
-    func render(_ page: Page, keyID: String? = nil) -> String {
-        let titles: [Page: String] = [.keys: "KMS keys", .resources: "Associated resources", .events: "Key events"]
-        var context: [String: Any] = [
-            "page": page.rawValue,
-            "title": titles[page] ?? "KeyRelay",
-            "keysActive": page == .keys,
-        ]
-        if let keyID {
-            context["keyID"] = keyID
-            context["hasKey"] = true
+    static let shared = ConsolePages(files: EmbeddedConsoleFiles.pages)
+
+    let html: [Page: String]
+
+    init(files: EmbeddedConsoleFiles) {
+        let layout = files.text("layout.html")
+        var html: [Page: String] = [:]
+        for page in Page.allCases {
+            html[page] = layout
+                .replacingOccurrences(of: "{{title}}", with: page.title)
+                .replacingOccurrences(of: "{{page}}", with: page.rawValue)
+                .replacingOccurrences(of: "{{keysCurrent}}", with: page == .keys ? #" aria-current="page""# : "")
+                // Last, so that nothing in a body is taken for a placeholder.
+                .replacingOccurrences(of: "{{body}}", with: files.text("\(page.rawValue).html"))
         }
-        let body = library.render(context, withTemplate: page.rawValue) ?? ""
-        context["body"] = body
-        return library.render(context, withTemplate: "layout") ?? ""
+        self.html = html
     }
 
-    func page(_ page: Page, keyID: String? = nil) -> Response {
-        var headers = ConsoleRoutes.securityHeaders
+    /// The page, never cached (it is small, and names the script that must match this binary).
+    func response(_ page: Page) -> Response {
+        var headers = HTTPFields()
         headers[.contentType] = "text/html; charset=utf-8"
         headers[.cacheControl] = "no-store"
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: render(page, keyID: keyID))))
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: html[page] ?? "")))
+    }
+}
+
+/// The embedded console files as a Hummingbird `FileProvider`, so that FileMiddleware answers content types,
+/// ETags, `If-None-Match` and ranges as it does for files on disk.
+struct EmbeddedConsoleFiles: FileProvider {
+    struct File: Sendable {
+        var bytes: ByteBuffer
+        var modified: Date
+    }
+
+    struct FileAttributes: FileMiddlewareFileAttributes, Sendable {
+        var isFolder: Bool { false }
+        var size: Int
+        var modificationDate: Date
+    }
+
+    /// `/console.js` → the file.
+    let files: [String: File]
+
+    /// The script and stylesheet, served under `/ui/assets/`.
+    static let assets = EmbeddedConsoleFiles(extensions: ["js", "css"])
+    /// The HTML layout and page bodies (served only through ``ConsolePages``).
+    static let pages = EmbeddedConsoleFiles(extensions: ["html"])
+
+    init(extensions: Set<String>) {
+        var files: [String: File] = [:]
+        for file in EmbeddedConsole.files where extensions.contains(String(file.name.split(separator: ".").last ?? "")) {
+            files["/" + file.name] = File(bytes: ByteBuffer(string: file.text), modified: Date(timeIntervalSince1970: file.modified))
+        }
+        self.files = files
+    }
+
+    /// The text of an embedded file; every file named here is in `console/` (the tests load every page).
+    func text(_ name: String) -> String {
+        files["/" + name].map { String(buffer: $0.bytes) } ?? ""
+    }
+
+    func getFileIdentifier(_ path: String) -> String? { files[path] == nil ? nil : path }
+
+    func getAttributes(id: String) async throws -> FileAttributes? {
+        files[id].map { FileAttributes(size: $0.bytes.readableBytes, modificationDate: $0.modified) }
+    }
+
+    func loadFile(id: String, context: some RequestContext) async throws -> ResponseBody {
+        guard let file = files[id] else { throw HTTPError(.notFound) }
+        return ResponseBody(byteBuffer: file.bytes)
+    }
+
+    func loadFile(id: String, range: ClosedRange<Int>, context: some RequestContext) async throws -> ResponseBody {
+        guard let file = files[id] else { throw HTTPError(.notFound) }
+        let lower = max(0, range.lowerBound)
+        let upper = min(file.bytes.readableBytes - 1, range.upperBound)
+        guard lower <= upper, let slice = file.bytes.getSlice(at: file.bytes.readerIndex + lower, length: upper - lower + 1) else {
+            throw HTTPError(.rangeNotSatisfiable)
+        }
+        return ResponseBody(byteBuffer: slice)
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
 import KeyRelayCore
-@testable import KeyRelayStore
+@testable import KeyRelaySQLite
+import KeyRelayStore
 import Testing
 
 #if canImport(Glibc)

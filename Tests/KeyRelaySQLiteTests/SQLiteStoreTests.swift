@@ -1,8 +1,9 @@
 import Foundation
 import GRDB
 import KeyRelayCore
+import KeyRelayStore
 import Testing
-@testable import KeyRelayStore
+@testable import KeyRelaySQLite
 
 /// A fresh directory for one test's database files.
 func temporaryDatabasePath(_ name: String = "store.sqlite") throws -> String {
@@ -24,6 +25,9 @@ func sampleRegistration(key: Key, bucket: String, prevent: Bool = false) throws 
                  preventKeyDeletion: prevent, keyVersion: key.currentVersion, createdBy: "cos", creationDate: epoch)
 }
 
+/// What only the SQLite backend can show (pragmas, migrations, the embedded schema). The behaviour every backend
+/// shares is the store contract (StoreContractTests); the few contract-like tests below predate it and stay as
+/// SQLite's own regression tests.
 @Suite("SQLite store")
 struct SQLiteStoreTests {
     @Test func theWriterConnectionCommitsDurablyInWALMode() throws {
@@ -56,9 +60,9 @@ struct SQLiteStoreTests {
     }
 
     @Test func theEmbeddedMigrationsAreExactlyTheFilesInSchemaDirectory() throws {
-        // schema/ is the single source of truth: the binary must embed every file, in order, byte for byte.
+        // schema/sqlite/ is the single source of truth: the binary must embed every file, in order, byte for byte.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let files = try FileManager.default.contentsOfDirectory(at: root.appending(path: "schema"), includingPropertiesForKeys: nil)
+        let files = try FileManager.default.contentsOfDirectory(at: root.appending(path: "schema/sqlite"), includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "sql" }.sorted { $0.lastPathComponent < $1.lastPathComponent }
         #expect(!files.isEmpty)
         #expect(files.map { $0.deletingPathExtension().lastPathComponent } == SQLiteStore.migrations.map(\.identifier))

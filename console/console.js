@@ -1,7 +1,3 @@
-/// The console's script and stylesheet, compiled into the binary (served at `/ui/assets/`). Vanilla JavaScript and CSS:
-/// no build step, nothing fetched from elsewhere.
-enum ConsoleAssets {
-    static let script = #"""
 // KeyRelay console: vanilla JavaScript over the KeyRelay / Key Protect API (/api/v2). No dependencies.
 // The bearer token lives in sessionStorage and travels only in the Authorization header; never in a URL or a log.
 'use strict';
@@ -13,7 +9,12 @@ enum ConsoleAssets {
   const $ = (id) => document.getElementById(id);
   const body = document.body;
   const page = body.dataset.page;
-  const keyID = body.dataset.keyId || null;
+  // The key of /ui/keys/{id}/resources and /ui/keys/{id}/events, from the location: the pages carry no data.
+  const keyID = (() => {
+    const match = /^\/ui\/keys\/([^/]+)\/(?:resources|events)$/.exec(window.location.pathname);
+    if (!match) return null;
+    try { return decodeURIComponent(match[1]); } catch (e) { return null; }
+  })();
   const STATE_NAMES = { 0: 'Pre-activation', 1: 'Active', 2: 'Suspended', 3: 'Deactivated', 5: 'Destroyed' };
 
   // ---------------------------------------------------------------- storage
@@ -129,6 +130,39 @@ enum ConsoleAssets {
   }
   const keyPath = (id) => '/api/v2/keys/' + encodeURIComponent(id);
   const extPath = (id, what) => '/api/v2/_keyrelay/keys/' + encodeURIComponent(id) + '/' + what;
+  const pagePath = (id, what) => '/ui/keys/' + encodeURIComponent(id) + '/' + what;
+
+  // ---------------------------------------------------------------- paging (every table: keys, registrations, events)
+  // A view has `offset`, `limit` and `load()`; the page's Previous/Next buttons and its "1–25 of 40" line are the
+  // same on every page.
+  const paging = {
+    bind(view) {
+      $('prev-page').addEventListener('click', () => { view.offset = Math.max(0, view.offset - view.limit); view.load(); });
+      $('next-page').addEventListener('click', () => { view.offset += view.limit; view.load(); });
+    },
+    // Shows `shown` rows of `total`; returns false when the offset is past the end (rows were removed meanwhile):
+    // the view then moves to the last page and loads again.
+    show(view, shown, total, noun) {
+      if (shown === 0 && view.offset > 0 && total > 0) {
+        view.offset = Math.max(0, Math.floor((total - 1) / view.limit) * view.limit);
+        return false;
+      }
+      const first = total === 0 ? 0 : view.offset + 1;
+      const last = view.offset + shown;
+      $('page-info').textContent = `${first}–${last} of ${total} ${noun}${total === 1 ? '' : 's'}`;
+      $('prev-page').disabled = view.offset === 0;
+      $('next-page').disabled = last >= total;
+      return true;
+    },
+  };
+
+  // ---------------------------------------------------------------- what a key accepts (from the API, never decided here)
+  const ACTION_LABELS = {
+    rotate: 'Rotate', disable: 'Disable', enable: 'Enable', delete: 'Delete', restore: 'Restore',
+    sync: 'Synchronize associated resources',
+  };
+  // The key's entry for `action` ({action, allowedFrom?}), or null when the key does not accept it.
+  function availability(key, action) { return (key.actions || []).find((a) => a.action === action) || null; }
 
   // ---------------------------------------------------------------- sign-in and instance
   function setupChrome() {
@@ -196,22 +230,22 @@ enum ConsoleAssets {
   // ---------------------------------------------------------------- keys page
   const keysView = {
     offset: 0,
-    keys: [],
-    overview: {},
+    items: [],
     openMenu: null,
     get limit() { return parseInt($('page-size').value, 10) || 25; },
     get states() { return $('state-filter').value; },
 
     init() {
       const params = new URLSearchParams(window.location.search);
+      // Links from before the "deleted with drift" filter still open the default view.
+      if (params.get('state') === '0,1,2,3') params.delete('state');
       if (params.get('state')) $('state-filter').value = params.get('state');
       if (params.get('limit')) $('page-size').value = params.get('limit');
       this.offset = Math.max(0, parseInt(params.get('offset') || '0', 10) || 0);
       $('state-filter').addEventListener('change', () => { this.offset = 0; this.load(); });
       $('page-size').addEventListener('change', () => { this.offset = 0; this.load(); });
       $('refresh').addEventListener('click', () => { clearMessages(); this.load(); });
-      $('prev-page').addEventListener('click', () => { this.offset = Math.max(0, this.offset - this.limit); this.load(); });
-      $('next-page').addEventListener('click', () => { this.offset += this.limit; this.load(); });
+      paging.bind(this);
       $('create-form').addEventListener('submit', (e) => { e.preventDefault(); this.create(); });
       $('delete-cancel').addEventListener('click', () => $('delete-dialog').close());
       document.addEventListener('click', (e) => {
@@ -226,53 +260,36 @@ enum ConsoleAssets {
       history.replaceState(null, '', '/ui/keys?' + params.toString());
     },
 
+    // One call: the page of keys with their registrations, drift, deliveries and allowed actions. "Not deleted"
+    // keeps the deleted keys whose resources have not acknowledged the delete: their drift must stay in view.
     async load(quiet) {
       this.remember();
-      const query = `state=${encodeURIComponent(this.states)}`;
-      let list, head;
+      const states = this.states === 'default' ? '0,1,2,3' : this.states;
+      const withDrift = this.states === 'default' ? '&destroyedWithDrift=true' : '';
+      let answer;
       try {
-        [list, head] = await Promise.all([
-          api('GET', `/api/v2/keys?${query}&limit=${this.limit}&offset=${this.offset}`),
-          api('HEAD', `/api/v2/keys?${query}`),
-        ]);
+        answer = await api('GET', `/api/v2/_keyrelay/keys/overview?state=${encodeURIComponent(states)}${withDrift}` +
+          `&limit=${this.limit}&offset=${this.offset}`);
       } catch (e) {
-        this.keys = []; this.overview = {};
+        this.items = [];
         this.render(0);
         complain(e.message);
         return;
       }
-      const keys = (list.data && list.data.resources) || [];
-      const total = parseInt(head.headers.get('Key-Total') || String(keys.length), 10);
-      if (keys.length === 0 && this.offset > 0 && total > 0) {
-        this.offset = Math.max(0, Math.floor((total - 1) / this.limit) * this.limit);
-        return this.load(quiet);
-      }
-      let overview = {};
-      if (keys.length) {
-        try {
-          const ids = keys.map((k) => encodeURIComponent(k.id)).join(',');
-          const answer = await api('GET', `/api/v2/_keyrelay/keys/overview?ids=${ids}`);
-          for (const item of answer.data.resources) overview[item.keyId] = item;
-        } catch (e) {
-          if (!quiet) complain(e.message);
-        }
-      }
-      const signature = JSON.stringify([keys, overview, total, this.offset]);
+      const items = answer.data.resources;
+      const total = answer.data.metadata.totalCount;
+      const signature = JSON.stringify([items, total, this.offset]);
       if (quiet && signature === this.signature) return;
       this.signature = signature;
-      this.keys = keys; this.overview = overview;
+      this.items = items;
       this.render(total);
     },
 
     render(total) {
-      const rows = this.keys.map((key) => this.row(key, this.overview[key.id]));
+      if (!paging.show(this, this.items.length, total, 'key')) { this.load(); return; }
+      const rows = this.items.map((item) => this.row(item.key, item));
       $('keys-body').replaceChildren(...rows);
       show($('keys-empty'), rows.length === 0);
-      const first = total === 0 ? 0 : this.offset + 1;
-      const last = this.offset + this.keys.length;
-      $('page-info').textContent = `${first}–${last} of ${total} key${total === 1 ? '' : 's'}`;
-      $('prev-page').disabled = this.offset === 0;
-      $('next-page').disabled = last >= total;
     },
 
     row(key, info) {
@@ -287,7 +304,7 @@ enum ConsoleAssets {
           el('span', { class: 'sub', text: `since ${formatDate(info.driftSince)}` }));
       } else if (info.registrations > 0) drift = badge('In sync', 'ok');
       else drift = el('span', { class: 'sub', text: 'No resources' });
-      const resourcesLink = el('a', { href: `/ui/keys/${encodeURIComponent(key.id)}/resources` },
+      const resourcesLink = el('a', { href: pagePath(key.id, 'resources') },
         registrations === null ? 'View' : `${registrations} resource${registrations === 1 ? '' : 's'}`);
       return el('tr', { 'data-key-id': key.id },
         td('Name', el('strong', { text: key.name }), key.description ? el('span', { class: 'sub', text: key.description }) : null),
@@ -302,18 +319,16 @@ enum ConsoleAssets {
     },
 
     actions(key, info) {
-      const isRoot = key.extractable === false;
       const items = [];
-      const add = (action, label, extra) => items.push(Object.assign({ action, label }, extra || {}));
-      if (isRoot && (key.state === 1 || key.state === 3)) add('rotate', 'Rotate');
-      if (key.state === 1) add('disable', 'Disable');
-      if (key.state === 2) add('enable', 'Enable');
-      if ([0, 1, 2, 3].includes(key.state)) add('delete', 'Delete', { danger: true });
-      if (key.state === 5) add('restore', 'Restore');
-      add('sep');
-      add('sync', 'Synchronize associated resources');
-      add('resources', 'View associated resources');
-      add('events', 'View events and deliveries');
+      for (const action of ['rotate', 'disable', 'enable', 'delete', 'restore']) {
+        const allowed = availability(key, action);
+        if (allowed) items.push({ action, label: ACTION_LABELS[action], from: allowed.allowedFrom, danger: action === 'delete' });
+      }
+      items.push({ action: 'sep' });
+      const sync = availability(key, 'sync');
+      if (sync) items.push({ action: 'sync', label: ACTION_LABELS.sync, from: sync.allowedFrom });
+      items.push({ action: 'resources', label: 'View associated resources' });
+      items.push({ action: 'events', label: 'View events and deliveries' });
       const wrap = el('div', { class: 'actions' });
       const menuID = 'menu-' + key.id;
       const button = el('button', {
@@ -323,8 +338,16 @@ enum ConsoleAssets {
       const menu = el('div', { class: 'menu', role: 'menu', id: menuID, hidden: true, 'aria-label': `Actions for ${key.name}` },
         items.map((item) => item.action === 'sep' ? el('hr', { role: 'separator' }) : el('button', {
           type: 'button', role: 'menuitem', tabindex: '-1', 'data-action': item.action,
-          class: item.danger ? 'danger-item' : null, text: item.label,
-          onclick: (e) => { e.stopPropagation(); this.closeMenu(true); this.perform(item.action, key, info); },
+          // An action accepted only later stays in the menu, unavailable, with the time it will be accepted.
+          'aria-disabled': item.from ? 'true' : null, 'data-allowed-from': item.from || null,
+          class: item.danger ? 'danger-item' : null,
+          text: item.from ? `${item.label} (from ${formatDate(item.from)})` : item.label,
+          onclick: (e) => {
+            e.stopPropagation();
+            this.closeMenu(true);
+            if (item.from) complain(`${item.label} is not accepted before ${formatDate(item.from)}.`);
+            else this.perform(item.action, key, info);
+          },
         })));
       button.addEventListener('click', (e) => {
         e.stopPropagation();
@@ -395,10 +418,10 @@ enum ConsoleAssets {
           case 'sync':
             return this.sync(key);
           case 'resources':
-            window.location.assign(`/ui/keys/${encodeURIComponent(key.id)}/resources`);
+            window.location.assign(pagePath(key.id, 'resources'));
             return;
           case 'events':
-            window.location.assign(`/ui/keys/${encodeURIComponent(key.id)}/events`);
+            window.location.assign(pagePath(key.id, 'events'));
             return;
         }
       } catch (e) {
@@ -440,7 +463,7 @@ enum ConsoleAssets {
         await api('POST', keyPath(key.id) + '/actions/sync');
         say(`Synchronize requested for key “${key.name}”: its current state is being re-sent to every associated resource.`);
       } catch (e) {
-        complain(syncRefusal(e));
+        complain(syncRefusal(e, await syncAllowedFrom(key.id)));
       }
       this.load();
     },
@@ -466,18 +489,20 @@ enum ConsoleAssets {
     },
   };
 
-  // The 409 of sync, in words, with the earliest time a sync is allowed.
-  function earliestFrom(error) {
-    const match = /(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d))/.exec(error.reason || '');
-    if (match) return Date.parse(match[1]);
-    return null;
+  // When the API says a sync of the key is accepted from (null: now, or unknown).
+  async function syncAllowedFrom(id) {
+    try {
+      const answer = await api('GET', `${extPath(id, 'associations')}?limit=1`);
+      return answer.data.key.syncAllowedFrom || null;
+    } catch (e) {
+      return null;
+    }
   }
-  function syncRefusal(error) {
+  // The 409 of sync, in words, with the earliest time a sync is allowed (as the API answers it).
+  function syncRefusal(error, allowedFrom) {
     if (error.status === 409 && error.code === 'REQ_TOO_EARLY_ERR') {
-      const earliest = earliestFrom(error);
-      const when = earliest ? formatDate(new Date(earliest).toISOString()) : null;
       return `Synchronize is not allowed yet: the key had a lifecycle action or a sync less than an hour ago. ` +
-        (when ? `Earliest time a sync is allowed: ${when}. ` : '') +
+        (allowedFrom ? `Earliest time a sync is allowed: ${formatDate(allowedFrom)}. ` : '') +
         `Server answer: ${error.message}`;
     }
     return error.message;
@@ -502,13 +527,16 @@ enum ConsoleAssets {
     offset: 0,
     limit: 50,
     serverOffset: 0,        // server clock minus browser clock (the server may run on a dev clock)
-    blockedUntil: null,      // server time before which Synchronize stays disabled (after a 409)
+    syncAllowedFrom: null,  // server time from which the API accepts a sync (null: now); from every load
+    counting: false,        // a countdown is on screen, so its end is announced
+    syncing: false,         // a sync request is in flight
+    loaded: false,          // the first answer has come: until then Synchronize stays disabled
     countdownTimer: null,
 
     init() {
       $('sync-button').addEventListener('click', () => this.sync());
-      $('prev-page').addEventListener('click', () => { this.offset = Math.max(0, this.offset - this.limit); this.load(); });
-      $('next-page').addEventListener('click', () => { this.offset += this.limit; this.load(); });
+      $('events-link').href = pagePath(keyID, 'events');
+      paging.bind(this);
       this.load();
       poll(() => this.load(true));
       this.countdownTimer = setInterval(() => this.updateCountdown(), 1000);
@@ -532,6 +560,7 @@ enum ConsoleAssets {
       const data = answer.data;
       this.serverOffset = Date.parse(data.metadata.now) - Date.now();
       this.syncAllowedFrom = data.key.syncAllowedFrom ? Date.parse(data.key.syncAllowedFrom) : null;
+      this.loaded = true;
       liveStamp(data.metadata.now);
       this.updateCountdown();
       const signature = JSON.stringify([data.key, data.resources, data.deliveries, data.metadata.totalCount, data.metadata.drifted]);
@@ -575,53 +604,56 @@ enum ConsoleAssets {
               el('span', { class: 'sub', text: `expects ${r.expectedAdopterKeyState}` }))
             : badge('In sync', 'ok')));
       });
+      if (!paging.show(this, rows.length, total, 'registration')) { this.load(); return; }
       $('resources-body').replaceChildren(...rows);
       show($('resources-empty'), rows.length === 0);
-      const first = total === 0 ? 0 : this.offset + 1;
-      const last = this.offset + rows.length;
-      $('page-info').textContent = `${first}–${last} of ${total} registration${total === 1 ? '' : 's'}`;
-      $('prev-page').disabled = this.offset === 0;
-      $('next-page').disabled = last >= total;
     },
 
+    // The outcome is told with the time the API gives for the next sync, read after the answer: after an accepted
+    // sync that is an hour away, and the countdown says so from the start.
     async sync() {
-      const button = $('sync-button');
       const result = $('sync-result');
-      button.disabled = true;
+      this.syncing = true;
+      this.updateCountdown();
+      let refusal = null;
+      let acceptedAt = null;
       try {
         await api('POST', keyPath(keyID) + '/actions/sync');
-        this.blockedUntil = null;
-        result.className = 'sync-result success';
-        result.textContent = `Synchronize accepted at ${formatDate(new Date(this.serverNow()).toISOString())}: ` +
-          "the key's current state is being re-sent to every associated resource. Drift clears as each acknowledges.";
+        acceptedAt = this.serverNow();
       } catch (e) {
+        refusal = e;
+      }
+      await this.load();
+      this.syncing = false;
+      const next = this.syncAllowedFrom ? formatDate(new Date(this.syncAllowedFrom).toISOString()) : null;
+      if (refusal) {
         result.className = 'sync-result error';
-        result.textContent = syncRefusal(e);
-        if (e.status === 409 && e.code === 'REQ_TOO_EARLY_ERR') {
-          const earliest = earliestFrom(e);
-          const retry = parseInt(e.retryAfter || '', 10);
-          this.blockedUntil = earliest || (retry > 0 ? this.serverNow() + retry * 1000 : null);
-        }
+        result.textContent = syncRefusal(refusal, next && new Date(this.syncAllowedFrom).toISOString());
+      } else {
+        result.className = 'sync-result success';
+        result.textContent = `Synchronize accepted at ${formatDate(new Date(acceptedAt).toISOString())}: ` +
+          "the key's current state is being re-sent to every associated resource. Drift clears as each acknowledges." +
+          (next ? ` The next sync is accepted from ${next}.` : '');
       }
       this.updateCountdown();
-      await this.load();
     },
 
+    // Synchronize is enabled only when the API accepts a sync now; while it does not, the countdown shows when it
+    // will, from the page's arrival on.
     updateCountdown() {
       const button = $('sync-button');
       const countdown = $('sync-countdown');
-      if (this.blockedUntil && this.serverNow() < this.blockedUntil) {
-        button.disabled = true;
+      const waiting = this.syncAllowedFrom !== null && this.serverNow() < this.syncAllowedFrom;
+      button.disabled = !this.loaded || this.syncing || waiting;
+      if (waiting) {
+        this.counting = true;
         countdown.hidden = false;
-        countdown.textContent = `Synchronize is available again at ${formatDate(new Date(this.blockedUntil).toISOString())} ` +
-          `(in ${formatDuration(this.blockedUntil - this.serverNow())}).`;
-      } else {
-        if (this.blockedUntil) {
-          this.blockedUntil = null;
-          countdown.hidden = false;
-          countdown.textContent = 'Synchronize is available again.';
-        }
-        button.disabled = false;
+        countdown.textContent = `Synchronize is available again at ${formatDate(new Date(this.syncAllowedFrom).toISOString())} ` +
+          `(in ${formatDuration(this.syncAllowedFrom - this.serverNow())}).`;
+      } else if (this.counting && !this.syncing) {
+        this.counting = false;
+        countdown.hidden = false;
+        countdown.textContent = 'Synchronize is available again.';
       }
     },
   };
@@ -646,8 +678,8 @@ enum ConsoleAssets {
     open: new Set(),
 
     init() {
-      $('prev-page').addEventListener('click', () => { this.offset = Math.max(0, this.offset - this.limit); this.load(); });
-      $('next-page').addEventListener('click', () => { this.offset += this.limit; this.load(); });
+      $('resources-link').href = pagePath(keyID, 'resources');
+      paging.bind(this);
       this.load();
       poll(() => this.load(true));
     },
@@ -688,14 +720,9 @@ enum ConsoleAssets {
           td('Deliveries', event.deliveries.length ? el('div', {}, deliveryBadges(event.counts), details)
             : el('span', { class: 'sub', text: 'none' })));
       });
+      if (!paging.show(this, rows.length, data.metadata.totalCount, 'event')) { this.load(); return; }
       $('events-body').replaceChildren(...rows);
       show($('events-empty'), rows.length === 0);
-      const total = data.metadata.totalCount;
-      const first = total === 0 ? 0 : this.offset + 1;
-      const last = this.offset + rows.length;
-      $('page-info').textContent = `${first}–${last} of ${total} event${total === 1 ? '' : 's'}`;
-      $('prev-page').disabled = this.offset === 0;
-      $('next-page').disabled = last >= total;
     },
   };
 
@@ -710,126 +737,3 @@ enum ConsoleAssets {
   }
   start();
 })();
-"""#
-
-    static let stylesheet = #"""
-:root {
-  --ink: #161616; --muted: #525252; --line: #c6c6c6; --bg: #f4f4f4; --panel: #ffffff;
-  --accent: #0f62fe; --accent-dark: #0043ce; --focus: #0f62fe;
-  --ok-bg: #defbe6; --ok-ink: #0e6027; --warn-bg: #fcf4d6; --warn-ink: #5c4500;
-  --bad-bg: #a2191f; --bad-ink: #ffffff; --err-bg: #fff1f1; --err-ink: #a2191f; --gray-bg: #e0e0e0;
-}
-* { box-sizing: border-box; }
-html { font-size: 15px; }
-body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: var(--ink); background: var(--bg); line-height: 1.45; }
-a { color: var(--accent-dark); }
-a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible, summary:focus-visible, [tabindex]:focus-visible {
-  outline: 3px solid var(--focus); outline-offset: 2px; }
-.skip { position: absolute; left: -999px; top: 0; background: #fff; padding: .5rem 1rem; z-index: 10; }
-.skip:focus { left: .5rem; }
-[hidden] { display: none !important; }
-.sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0,0,0,0); white-space: nowrap; border: 0; }
-.topbar { display: flex; flex-wrap: wrap; align-items: center; gap: .75rem 1.5rem; padding: .6rem 1.5rem; background: #161616; color: #fff; }
-.topbar a { color: #fff; }
-.brand { font-weight: 700; text-decoration: none; font-size: 1.1rem; }
-.brand-sub { font-weight: 400; color: #c6c6c6; font-size: .9rem; margin-left: .4rem; }
-.mainnav a { text-decoration: none; padding: .3rem .2rem; }
-.mainnav a[aria-current="page"] { border-bottom: 3px solid #78a9ff; }
-.instance-form { display: flex; align-items: center; gap: .5rem; margin-left: auto; }
-.instance-form label { color: #e0e0e0; }
-.instance-form input { width: 16rem; max-width: 50vw; }
-main { padding: 1.25rem 1.5rem 3rem; max-width: 1400px; margin: 0 auto; }
-main:focus { outline: none; }
-h1 { font-size: 1.6rem; font-weight: 600; margin: .4rem 0 1rem; }
-h2 { font-size: 1.15rem; font-weight: 600; margin: 0 0 .75rem; }
-.panel { background: var(--panel); border: 1px solid var(--line); padding: 1rem 1.25rem; margin-bottom: 1.25rem; }
-.signin { max-width: 36rem; margin: 2rem auto; }
-.field { display: flex; flex-direction: column; gap: .25rem; }
-.field label { font-size: .85rem; color: var(--muted); font-weight: 600; }
-.stack-form { display: flex; flex-direction: column; gap: .9rem; }
-.inline-form { display: flex; flex-wrap: wrap; align-items: flex-end; gap: .75rem 1rem; }
-.grow { flex: 1 1 14rem; }
-input, select { font: inherit; color: var(--ink); padding: .45rem .55rem; border: 1px solid #8d8d8d; border-radius: 2px; background: #fff; min-height: 2.4rem; }
-button { font: inherit; cursor: pointer; padding: .5rem 1rem; min-height: 2.4rem; border: 1px solid var(--accent); background: var(--accent); color: #fff; border-radius: 2px; }
-button:hover { background: var(--accent-dark); }
-button.secondary { background: #fff; color: var(--accent-dark); }
-button.secondary:hover { background: #edf5ff; }
-button.danger { background: #da1e28; border-color: #da1e28; }
-button.danger:hover { background: #a2191f; }
-button:disabled, button:disabled:hover { background: var(--gray-bg); color: #525252; border-color: #a8a8a8; cursor: not-allowed; }
-.section-head { display: flex; flex-wrap: wrap; align-items: flex-end; justify-content: space-between; gap: .5rem 1rem; margin-bottom: .75rem; }
-.section-head h2 { margin: 0; }
-.toolbar { display: flex; flex-wrap: wrap; align-items: flex-end; gap: .75rem; }
-.table-wrap { overflow-x: auto; background: var(--panel); border: 1px solid var(--line); }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: .55rem .7rem; border-bottom: 1px solid #e0e0e0; vertical-align: top; }
-th { background: #e8e8e8; font-size: .85rem; font-weight: 600; white-space: nowrap; }
-tbody tr:hover { background: #f8f8f8; }
-code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .85rem; word-break: break-all; }
-.sub { display: block; color: var(--muted); font-size: .82rem; }
-.badge { display: inline-block; padding: .1rem .55rem; border-radius: 1rem; font-size: .82rem; font-weight: 600; white-space: nowrap; }
-.badge.ok { background: var(--ok-bg); color: var(--ok-ink); }
-.badge.warn { background: var(--warn-bg); color: var(--warn-ink); }
-.badge.drift { background: var(--bad-bg); color: var(--bad-ink); }
-.badge.gray { background: var(--gray-bg); color: var(--ink); }
-.state-1 { background: var(--ok-bg); color: var(--ok-ink); }
-.state-2 { background: var(--warn-bg); color: var(--warn-ink); }
-.state-3 { background: var(--gray-bg); color: var(--ink); }
-.state-5 { background: var(--err-bg); color: var(--err-ink); }
-.state-0 { background: var(--gray-bg); color: var(--ink); }
-.empty { padding: 1rem; color: var(--muted); }
-.pager { display: flex; align-items: center; gap: 1rem; margin-top: .75rem; }
-.messages { margin-bottom: 1rem; }
-.message { padding: .75rem 1rem; border-left: 4px solid; margin-bottom: .5rem; }
-.message.success { background: var(--ok-bg); border-color: #24a148; color: var(--ok-ink); }
-.message.error { background: var(--err-bg); border-color: #da1e28; color: var(--err-ink); }
-.error-text { color: var(--err-ink); margin: 0; }
-.error-text:empty { display: none; }
-.crumbs { margin: 0; font-size: .9rem; }
-.facts { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1.25rem; margin: 0 0 1rem; }
-.facts dt { color: var(--muted); font-weight: 600; }
-.facts dd { margin: 0; }
-.sync-box { border-top: 1px solid #e0e0e0; padding-top: .9rem; }
-.help { color: var(--muted); font-size: .88rem; margin: .5rem 0; }
-.sync-result { margin: .5rem 0; }
-.sync-result.success { color: var(--ok-ink); font-weight: 600; }
-.sync-result.error { color: var(--err-ink); font-weight: 600; }
-.countdown { font-weight: 600; background: var(--warn-bg); color: var(--warn-ink); padding: .4rem .75rem; display: inline-block; margin: .25rem 0; }
-.live { color: var(--muted); font-size: .85rem; margin: 0; }
-.drift-summary { margin: 0 0 .75rem; font-weight: 600; }
-.actions { position: relative; }
-.actions-button { white-space: nowrap; }
-.menu { position: absolute; right: 0; top: 100%; z-index: 5; background: #fff; border: 1px solid #8d8d8d; box-shadow: 0 4px 12px rgba(0,0,0,.18); min-width: 16rem; padding: .25rem 0; }
-.menu [role="menuitem"] { display: block; width: 100%; text-align: left; background: #fff; color: var(--ink); border: 0; padding: .5rem 1rem; min-height: 0; }
-.menu [role="menuitem"]:hover, .menu [role="menuitem"]:focus { background: #e5f0ff; outline: none; }
-.menu [role="menuitem"].danger-item { color: #a2191f; }
-.menu hr { border: 0; border-top: 1px solid #e0e0e0; margin: .25rem 0; }
-dialog { border: 1px solid #8d8d8d; max-width: 32rem; width: calc(100% - 2rem); padding: 1.25rem; }
-dialog::backdrop { background: rgba(22,22,22,.5); }
-.check { display: flex; gap: .6rem; align-items: flex-start; }
-.check input { min-height: 0; margin-top: .3rem; }
-.dialog-actions { display: flex; justify-content: flex-end; gap: .75rem; margin-top: 1rem; }
-details summary { cursor: pointer; color: var(--accent-dark); }
-.deliveries { list-style: none; padding: 0; margin: .4rem 0 0; }
-.deliveries li { padding: .25rem 0; border-top: 1px dashed #e0e0e0; }
-.links { margin: .75rem 0 0; }
-@media (max-width: 760px) {
-  html { font-size: 14px; }
-  main { padding: 1rem .75rem 2rem; }
-  .topbar { padding: .6rem .75rem; }
-  .instance-form { margin-left: 0; width: 100%; }
-  .instance-form input { flex: 1; width: auto; max-width: none; }
-  .brand-sub { display: none; }
-  .facts { grid-template-columns: 1fr; }
-  .facts dd { margin-bottom: .4rem; }
-  /* Tables become stacked cards on a narrow window. */
-  .table-wrap { overflow: visible; border: 0; background: transparent; }
-  table, thead, tbody, tr, th, td { display: block; }
-  thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0,0,0,0); }
-  tbody tr { background: var(--panel); border: 1px solid var(--line); margin-bottom: .75rem; padding: .4rem 0; }
-  td { border: 0; padding: .3rem .8rem; }
-  td[data-label]::before { content: attr(data-label); display: block; font-size: .78rem; font-weight: 600; color: var(--muted); }
-  .menu { left: 0; right: auto; }
-}
-"""#
-}

@@ -1,5 +1,5 @@
 -- KeyRelay schema, migration 1. Times are integer milliseconds since 1970-01-01T00:00:00Z (UTC).
--- This directory is the single source of truth: the KeyRelayStore binary embeds these files at build time
+-- This directory is the single source of truth: the KeyRelaySQLite module embeds these files at build time
 -- and applies them in order (see Plugins/EmbedSchema).
 
 -- Facts about the database itself (master-key check value, creation time).

@@ -38,8 +38,9 @@ public struct GroupCommitStatistics: Sendable, Equatable {
 /// - If the `COMMIT` fails, every command of the batch that had succeeded gets the commit's error (nothing of the
 ///   batch is in the database).
 ///
-/// Commands run on GRDB's writer queue, in submission order within a batch. Other users of the same writer (e.g.
-/// `SQLiteStore.writeSync`) interleave between batches.
+/// Commands run on GRDB's writer queue, in submission order within a batch. It is the only path by which commands
+/// write; the store's other uses of the writer (migrations on open, checkpoints, pragma reads) interleave between
+/// batches.
 public final class GroupCommitter: Sendable {
     /// What a test can observe of the committer, to drive batching deterministically without timing.
     enum Event: Sendable {

@@ -1,0 +1,875 @@
+import Foundation
+import GRDB
+import KeyRelayCore
+import KeyRelayStore
+
+/// KeyRelay's SQLite backend of the store port (GRDB on the system libsqlite3): WAL, a durable commit for every
+/// write through one commit path (group commit), the schema from `schema/sqlite/` applied in order on open, cached
+/// statements, and rows that fail closed on values this build does not know.
+public final class SQLiteStore: KeyRelayStorage {
+    /// Where the database lives.
+    public enum Location: Sendable, Equatable {
+        case file(String)
+        /// A private in-memory database (tests, examples). Not durable, by definition.
+        case inMemory
+    }
+
+    /// How hard a commit is pushed to the disk.
+    public enum Durability: String, Sendable {
+        /// `PRAGMA synchronous = FULL`: in WAL mode every commit is fsynced before it is acknowledged.
+        case full
+        /// `PRAGMA synchronous = NORMAL`: a commit may be lost on power failure (never corrupts). Not for a KMS.
+        case normal
+    }
+
+    let writer: any DatabaseWriter
+    public let location: Location
+    // Group commit (issue #6, GroupCommit.swift): `write` goes through it so that concurrent commands share one
+    // durable COMMIT, each in its own savepoint.
+    let committer: GroupCommitter
+
+    /// Opens (creating if needed) and migrates the database.
+    /// - Throws: ``StoreError/newerSchema(unknown:)`` for a file written by a newer KeyRelay.
+    public init(_ location: Location, durability: Durability = .full) throws {
+        self.location = location
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(10)
+        // Purge erases key material: deleted rows are overwritten with zeros instead of lingering in free pages.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
+        switch location {
+        case .file(let path):
+            let pool = try DatabasePool(path: path, configuration: config)
+            // DatabasePool sets `synchronous = NORMAL` when it turns WAL on, after `prepareDatabase` has run:
+            // the durable setting must be applied afterwards, on the writer connection.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+            }
+            writer = pool
+        case .inMemory:
+            writer = try DatabaseQueue(configuration: config)
+        }
+        try Self.migrate(writer)
+        committer = GroupCommitter(writer: writer)  // group commit (issue #6)
+    }
+
+    /// The embedded migrations, in order: (identifier, SQL).
+    public static var migrations: [(identifier: String, sql: String)] { EmbeddedSchema.migrations }
+
+    static func migrate(_ writer: any DatabaseWriter) throws {
+        var migrator = DatabaseMigrator()
+        for migration in EmbeddedSchema.migrations {
+            migrator.registerMigration(migration.identifier) { db in
+                try db.execute(sql: migration.sql)
+            }
+        }
+        let known = Set(EmbeddedSchema.migrations.map(\.identifier))
+        try writer.writeWithoutTransaction { db in
+            if try db.tableExists("grdb_migrations") {
+                let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+                let unknown = applied.filter { !known.contains($0) }.sorted()
+                if !unknown.isEmpty { throw StoreError.newerSchema(unknown: unknown) }
+            }
+        }
+        try migrator.migrate(writer)
+    }
+
+    /// Reads a pragma from the writer connection (e.g. `synchronous`, `journal_mode`).
+    public func writerPragma(_ name: String) throws -> String? {
+        try writer.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA \(name)") }
+    }
+
+    /// Copies the write-ahead log into the database file and empties it (`PRAGMA wal_checkpoint(TRUNCATE)`).
+    public func checkpoint() throws {
+        try writer.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
+    /// Runs `PRAGMA integrity_check` and returns its verdict (`ok` when sound).
+    public func integrityCheck() throws -> String {
+        try writer.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
+    }
+
+    public func write<T: Sendable>(_ command: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T {
+        // Group commit (issue #6): the command runs in its own savepoint of a shared transaction, and this returns
+        // only after that transaction's COMMIT. See GroupCommit.swift.
+        try await committer.submit { db in try command(SQLiteTransaction(db: db)) }
+    }
+
+    /// How group commit has batched this store's writes so far (benchmarks, diagnostics). Issue #6.
+    public var groupCommitStatistics: GroupCommitStatistics { committer.statistics }
+
+    public func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T {
+        try await writer.read { db in try query(SQLiteTransaction(db: db)) }
+    }
+
+    /// Closes the database.
+    public func close() throws {
+        if let pool = writer as? DatabasePool { try pool.close() }
+        if let queue = writer as? DatabaseQueue { try queue.close() }
+    }
+}
+
+// MARK: - Row mapping
+
+private let keyColumns = """
+    k.id, k.instance_id, k.name, k.description, k.tags, k.key_ring_id, k.extractable, k.imported, k.state,
+    k.created_at, k.created_by, k.updated_at, k.updated_by, k.last_action_at, k.last_sync_at, k.last_rotate_at,
+    k.expires_at, k.version_id, k.version_created_at, k.version_count, k.deleted_at, k.deleted_by,
+    k.dual_auth_enabled, k.dual_auth_by, k.dual_auth_expires_at, k.dual_auth_stamp, k.rotation_enabled,
+    k.rotation_interval, k.rotation_stamp, k.event_sequence,
+    (SELECT json_group_array(alias) FROM (SELECT alias FROM aliases a WHERE a.key_id = k.id ORDER BY a.created_at, a.alias)) AS aliases
+    """
+
+private let registrationColumns = """
+    r.key_id, r.resource_crn, r.instance_id, r.service, r.description, r.metadata, r.prevent_key_deletion,
+    r.key_version_id, r.key_version_created_at, r.created_by, r.created_at, r.updated_by, r.updated_at,
+    r.ack_event_id, r.ack_state, r.ack_key_version_id, r.ack_processed_at, r.ack_received_at
+    """
+
+private let eventColumns = """
+    e.seq, e.id, e.instance_id, e.key_id, e.key_seq, e.kind, e.key_state, e.version_id, e.version_created_at, e.at,
+    e.principal, e.correlation_id
+    """
+
+private let notificationColumns = """
+    n.id AS notification_id, n.resource_crn, n.service, n.status, n.attempts, n.next_attempt_at, n.last_error, n.sent_at, n.acked_at,
+    \(eventColumns)
+    """
+
+private func ms(_ date: Date?) -> Int64? { date?.storageMilliseconds }
+
+private let jsonEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.dateEncodingStrategy = .millisecondsSince1970
+    encoder.outputFormatting = .sortedKeys
+    return encoder
+}()
+
+private func encodeJSON<T: Encodable>(_ value: T?) throws -> String? {
+    guard let value else { return nil }
+    return String(decoding: try jsonEncoder.encode(value), as: UTF8.self)
+}
+
+/// One stored row, read so that it fails closed: a missing, mistyped or unknown value throws
+/// ``StoreError/corruptRow(table:column:value:)`` naming it, instead of turning into a default (an unknown state
+/// read as active would let a deleted key wrap again) or crashing the process on a force-unwrap.
+private struct StoredRow {
+    let row: Row
+    let table: String
+
+    func corrupt(_ column: String) -> StoreError {
+        let stored = (row[column] as DatabaseValue?).map(\.description) ?? "no such column"
+        return .corruptRow(table: table, column: column, value: stored)
+    }
+
+    /// A value that must be present and of type `T` (ask for `T?` when NULL is allowed).
+    func value<T: DatabaseValueConvertible>(_ column: String, as type: T.Type = T.self) throws -> T {
+        do {
+            return try row.decode(type, forColumn: column)
+        } catch {
+            throw corrupt(column)
+        }
+    }
+
+    func date(_ column: String) throws -> Date {
+        Date(storageMilliseconds: try value(column, as: Int64.self))
+    }
+
+    func optionalDate(_ column: String) throws -> Date? {
+        try value(column, as: Int64?.self).map(Date.init(storageMilliseconds:))
+    }
+
+    /// A stored code (state, kind, status) that must be one this build knows.
+    func code<E: RawRepresentable>(_ column: String, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
+        guard let known = E(rawValue: try value(column, as: E.RawValue.self)) else { throw corrupt(column) }
+        return known
+    }
+
+    // The same reads by `Column`, for tables whose columns a record names (``KeyRow/Columns``).
+    func value<T: DatabaseValueConvertible>(_ column: Column, as type: T.Type = T.self) throws -> T { try value(column.name, as: type) }
+    func date(_ column: Column) throws -> Date { try date(column.name) }
+    func optionalDate(_ column: Column) throws -> Date? { try optionalDate(column.name) }
+    func code<E: RawRepresentable>(_ column: Column, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
+        try code(column.name, as: type)
+    }
+    func json<T: Decodable>(_ column: Column, as type: T.Type) throws -> T? { try json(column.name, as: type) }
+
+    /// JSON text decoded as `T`, or nil when the column is NULL.
+    func json<T: Decodable>(_ column: String, as type: T.Type) throws -> T? {
+        guard let text = try value(column, as: String?.self) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        do {
+            return try decoder.decode(type, from: Data(text.utf8))
+        } catch {
+            throw corrupt(column)
+        }
+    }
+}
+
+/// A `keys` row: every stored column of a key, named once for writing (``encode(to:)``) and reading (``decode(_:)``).
+/// A key's aliases live in `aliases` and are read back with it (`keyColumns`).
+private struct KeyRow: PersistableRecord {
+    static let databaseTableName = "keys"
+
+    enum Columns {
+        static let id = Column("id")
+        static let instanceID = Column("instance_id")
+        static let name = Column("name")
+        static let description = Column("description")
+        static let tags = Column("tags")
+        static let keyRingID = Column("key_ring_id")
+        static let extractable = Column("extractable")
+        static let imported = Column("imported")
+        static let state = Column("state")
+        static let createdAt = Column("created_at")
+        static let createdBy = Column("created_by")
+        static let updatedAt = Column("updated_at")
+        static let updatedBy = Column("updated_by")
+        static let lastActionAt = Column("last_action_at")
+        static let lastSyncAt = Column("last_sync_at")
+        static let lastRotateAt = Column("last_rotate_at")
+        static let expiresAt = Column("expires_at")
+        static let versionID = Column("version_id")
+        static let versionCreatedAt = Column("version_created_at")
+        static let versionCount = Column("version_count")
+        static let deletedAt = Column("deleted_at")
+        static let deletedBy = Column("deleted_by")
+        static let dualAuthEnabled = Column("dual_auth_enabled")
+        static let dualAuthBy = Column("dual_auth_by")
+        static let dualAuthExpiresAt = Column("dual_auth_expires_at")
+        static let dualAuthStamp = Column("dual_auth_stamp")
+        static let rotationEnabled = Column("rotation_enabled")
+        static let rotationInterval = Column("rotation_interval")
+        static let rotationStamp = Column("rotation_stamp")
+        static let eventSequence = Column("event_sequence")
+        /// Not a column of `keys`: the key's aliases as a JSON array, selected with it (`keyColumns`).
+        static let aliases = Column("aliases")
+    }
+
+    let key: Key
+
+    func encode(to container: inout PersistenceContainer) throws {
+        container[Columns.id] = key.id
+        container[Columns.instanceID] = key.instanceID
+        container[Columns.name] = key.name
+        container[Columns.description] = key.description
+        container[Columns.tags] = try encodeJSON(key.tags) ?? "[]"
+        container[Columns.keyRingID] = key.keyRingID
+        container[Columns.extractable] = key.extractable
+        container[Columns.imported] = key.imported
+        container[Columns.state] = key.state.rawValue
+        container[Columns.createdAt] = ms(key.creationDate)
+        container[Columns.createdBy] = key.createdBy
+        container[Columns.updatedAt] = ms(key.lastUpdateDate)
+        container[Columns.updatedBy] = key.updatedBy
+        container[Columns.lastActionAt] = ms(key.lastLifecycleActionDate)
+        container[Columns.lastSyncAt] = ms(key.lastSyncDate)
+        container[Columns.lastRotateAt] = ms(key.lastRotateDate)
+        container[Columns.expiresAt] = ms(key.expirationDate)
+        container[Columns.versionID] = key.currentVersion.id
+        container[Columns.versionCreatedAt] = ms(key.currentVersion.creationDate)
+        container[Columns.versionCount] = key.versionCount
+        container[Columns.deletedAt] = ms(key.deletionDate)
+        container[Columns.deletedBy] = key.deletedBy
+        container[Columns.dualAuthEnabled] = key.dualAuthDelete.enabled
+        container[Columns.dualAuthBy] = key.dualAuthDelete.authorizedBy
+        container[Columns.dualAuthExpiresAt] = ms(key.dualAuthDelete.authExpiration)
+        container[Columns.dualAuthStamp] = try encodeJSON(key.dualAuthStamp)
+        container[Columns.rotationEnabled] = key.rotation?.enabled
+        container[Columns.rotationInterval] = key.rotation?.intervalMonth
+        container[Columns.rotationStamp] = try encodeJSON(key.rotationStamp)
+        container[Columns.eventSequence] = key.eventSequence
+    }
+
+    static func decode(_ row: Row) throws -> Key {
+        let r = StoredRow(row: row, table: databaseTableName)
+        let version = KeyVersion(id: try r.value(Columns.versionID), creationDate: try r.date(Columns.versionCreatedAt))
+        var key = Key(id: try r.value(Columns.id), instanceID: try r.value(Columns.instanceID), name: try r.value(Columns.name),
+                      description: try r.value(Columns.description), tags: try r.json(Columns.tags, as: [String].self) ?? [],
+                      aliases: try r.json(Columns.aliases, as: [String].self) ?? [],
+                      keyRingID: try r.value(Columns.keyRingID), extractable: try r.value(Columns.extractable),
+                      imported: try r.value(Columns.imported), state: try r.code(Columns.state, as: KeyState.self),
+                      creationDate: try r.date(Columns.createdAt), createdBy: try r.value(Columns.createdBy),
+                      expirationDate: try r.optionalDate(Columns.expiresAt), currentVersion: version)
+        key.lastUpdateDate = try r.date(Columns.updatedAt)
+        key.updatedBy = try r.value(Columns.updatedBy)
+        key.lastLifecycleActionDate = try r.optionalDate(Columns.lastActionAt)
+        key.lastSyncDate = try r.optionalDate(Columns.lastSyncAt)
+        key.lastRotateDate = try r.optionalDate(Columns.lastRotateAt)
+        key.versionCount = try r.value(Columns.versionCount)
+        key.deletionDate = try r.optionalDate(Columns.deletedAt)
+        key.deletedBy = try r.value(Columns.deletedBy)
+        key.dualAuthDelete = DualAuthDelete(enabled: try r.value(Columns.dualAuthEnabled), authorizedBy: try r.value(Columns.dualAuthBy),
+                                            authExpiration: try r.optionalDate(Columns.dualAuthExpiresAt))
+        key.dualAuthStamp = try r.json(Columns.dualAuthStamp, as: PolicyStamp.self)
+        if let enabled = try r.value(Columns.rotationEnabled, as: Bool?.self) {
+            // Written together with rotation_enabled (encode(to:)): a policy without its interval is not readable.
+            key.rotation = RotationPolicy(enabled: enabled, intervalMonth: try r.value(Columns.rotationInterval))
+        }
+        key.rotationStamp = try r.json(Columns.rotationStamp, as: PolicyStamp.self)
+        key.eventSequence = try r.value(Columns.eventSequence)
+        return key
+    }
+}
+
+private func decodeRegistration(_ row: Row) throws -> Registration {
+    let r = StoredRow(row: row, table: "registrations")
+    let crn: CRN
+    do {
+        crn = try CRN(parsing: try r.value("resource_crn"))
+    } catch {
+        throw r.corrupt("resource_crn")
+    }
+    var registration = Registration(
+        keyID: try r.value("key_id"), instanceID: try r.value("instance_id"),
+        resourceCRN: crn, description: try r.value("description"),
+        registrationMetadata: try r.value("metadata"), preventKeyDeletion: try r.value("prevent_key_deletion"),
+        keyVersion: KeyVersion(id: try r.value("key_version_id"), creationDate: try r.date("key_version_created_at")),
+        createdBy: try r.value("created_by"), creationDate: try r.date("created_at"))
+    registration.updatedBy = try r.value("updated_by")
+    registration.lastUpdated = try r.date("updated_at")
+    if let eventID = try r.value("ack_event_id", as: String?.self) {
+        registration.acknowledgement = Acknowledgement(
+            eventID: eventID, adopterKeyState: try r.code("ack_state", as: AdopterKeyState.self),
+            keyVersionID: try r.value("ack_key_version_id"),
+            processedAt: try r.date("ack_processed_at"), receivedAt: try r.date("ack_received_at"))
+    }
+    return registration
+}
+
+private func decodeEvent(_ row: Row) throws -> LifecycleEvent {
+    let r = StoredRow(row: row, table: "events")
+    return LifecycleEvent(sequence: try r.value("seq"), id: try r.value("id"), instanceID: try r.value("instance_id"),
+                          keyID: try r.value("key_id"), keySequence: try r.value("key_seq"),
+                          kind: try r.code("kind", as: LifecycleEventKind.self),
+                          keyState: try r.code("key_state", as: KeyState.self),
+                          keyVersion: KeyVersion(id: try r.value("version_id"), creationDate: try r.date("version_created_at")),
+                          date: try r.date("at"), principal: try r.value("principal"), correlationID: try r.value("correlation_id"))
+}
+
+private func decodeNotification(_ row: Row) throws -> ResourceNotification {
+    let r = StoredRow(row: row, table: "notifications")
+    return ResourceNotification(id: try r.value("notification_id"), event: try decodeEvent(row), resourceCRN: try r.value("resource_crn"),
+                                serviceName: try r.value("service"), status: try r.code("status", as: NotificationStatus.self),
+                                attempts: try r.value("attempts"), nextAttemptDate: try r.optionalDate("next_attempt_at"),
+                                lastError: try r.value("last_error"), sentDate: try r.optionalDate("sent_at"),
+                                acknowledgedDate: try r.optionalDate("acked_at"))
+}
+
+// MARK: - Cached statements
+
+// Every query of a transaction goes through SQLite's prepared-statement cache of its connection: compiling a
+// statement costs more than running these small indexed lookups, and an HTTP read is a handful of them. The SQL
+// strings are fixed, or built from a bounded set of fragments (filters, sort columns); values are always bound as
+// arguments, so the cache cannot grow with the data.
+extension Database {
+    fileprivate func execute(cachedSQL sql: String, arguments: StatementArguments = []) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+}
+
+extension Row {
+    fileprivate static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> [Row] {
+        try fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    fileprivate static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> Row? {
+        try fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}
+
+extension DatabaseValueConvertible {
+    fileprivate static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> [Self] {
+        try fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    fileprivate static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> Self? {
+        try fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}
+
+// MARK: - Transaction
+
+/// One GRDB connection seen through the engine's protocols. Lives only inside a `read` or `write` closure.
+struct SQLiteTransaction: StorageTransaction {
+    let db: Database
+
+    // MARK: Reads
+
+    func instanceExists(_ id: String) throws -> Bool {
+        try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS(SELECT 1 FROM instances WHERE id = ?)", arguments: [id]) ?? false
+    }
+
+    func instanceIDs() throws -> [String] {
+        try String.fetchAll(db, cachedSQL: "SELECT id FROM instances ORDER BY id")
+    }
+
+    func key(id: String, instanceID: String) throws -> Key? {
+        try Row.fetchOne(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?",
+                         arguments: [id, instanceID]).map(KeyRow.decode)
+    }
+
+    func keyID(alias: String, instanceID: String) throws -> String? {
+        try String.fetchOne(db, cachedSQL: "SELECT key_id FROM aliases WHERE instance_id = ? AND alias = ?",
+                            arguments: [instanceID, alias])
+    }
+
+    private func keyWhere(instanceID: String, query: KeyQuery) -> (String, StatementArguments) {
+        var clauses = ["k.instance_id = ?"]
+        var arguments: StatementArguments = [instanceID]
+        let states = query.states.map(\.rawValue).sorted()
+        let stateClause = "k.state IN (\(states.map(String.init).joined(separator: ",")))"
+        if let awaited = query.alsoDestroyedWithRegistrationNotAcknowledging {
+            clauses.append("""
+                (\(stateClause) OR (k.state = 5 AND EXISTS (SELECT 1 FROM registrations r WHERE r.key_id = k.id \
+                AND (r.ack_state IS NULL OR r.ack_state != ?))))
+                """)
+            _ = arguments.append(contentsOf: [awaited.rawValue])
+        } else {
+            clauses.append(stateClause)
+        }
+        if let extractable = query.extractable {
+            clauses.append("k.extractable = ?")
+            _ = arguments.append(contentsOf: [extractable])
+        }
+        if let ring = query.keyRingID {
+            clauses.append("k.key_ring_id = ?")
+            _ = arguments.append(contentsOf: [ring])
+        }
+        if let search = query.search, !search.isEmpty {
+            clauses.append("(k.name LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM aliases a WHERE a.key_id = k.id AND a.alias LIKE ? ESCAPE '\\'))")
+            let escaped = search.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                .replacingOccurrences(of: "_", with: "\\_")
+            _ = arguments.append(contentsOf: ["%\(escaped)%", "%\(escaped)%"])
+        }
+        return (clauses.joined(separator: " AND "), arguments)
+    }
+
+    func keys(instanceID: String, query: KeyQuery) throws -> [Key] {
+        let (whereSQL, arguments) = keyWhere(instanceID: instanceID, query: query)
+        let column: String = switch query.sort {
+        case .id: "k.id"
+        case .state: "k.state"
+        case .extractable: "k.extractable"
+        case .imported: "k.imported"
+        case .creationDate: "k.created_at"
+        case .lastUpdateDate: "k.updated_at"
+        case .lastRotateDate: "k.last_rotate_at"
+        case .deletionDate: "k.deleted_at"
+        case .expirationDate: "k.expires_at"
+        }
+        let direction = query.descending ? "DESC" : "ASC"
+        let sql = "SELECT \(keyColumns) FROM keys k WHERE \(whereSQL) ORDER BY \(column) \(direction), k.id \(direction) LIMIT ? OFFSET ?"
+        var all = arguments
+        _ = all.append(contentsOf: [query.limit, query.offset])
+        return try Row.fetchAll(db, cachedSQL: sql, arguments: all).map(KeyRow.decode)
+    }
+
+    func countKeys(instanceID: String, query: KeyQuery) throws -> Int {
+        let (whereSQL, arguments) = keyWhere(instanceID: instanceID, query: query)
+        return try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM keys k WHERE \(whereSQL)", arguments: arguments) ?? 0
+    }
+
+    func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key] {
+        try Row.fetchAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?",
+                         arguments: [date.storageMilliseconds, limit]).map(KeyRow.decode)
+    }
+
+    func aliases(keyID: String) throws -> [AliasRecord] {
+        try Row.fetchAll(db, cachedSQL: "SELECT alias, key_id, created_at, created_by FROM aliases WHERE key_id = ? ORDER BY created_at, alias",
+                         arguments: [keyID]).map {
+            let r = StoredRow(row: $0, table: "aliases")
+            return AliasRecord(alias: try r.value("alias"), keyID: try r.value("key_id"), creationDate: try r.date("created_at"),
+                               createdBy: try r.value("created_by"))
+        }
+    }
+
+    func versions(keyID: String, limit: Int, offset: Int) throws -> [KeyVersion] {
+        try Row.fetchAll(db, cachedSQL: "SELECT id, created_at FROM key_versions WHERE key_id = ? ORDER BY ordinal DESC LIMIT ? OFFSET ?",
+                         arguments: [keyID, limit, offset]).map {
+            let r = StoredRow(row: $0, table: "key_versions")
+            return KeyVersion(id: try r.value("id"), creationDate: try r.date("created_at"))
+        }
+    }
+
+    func sealedMaterial(keyID: String, versionID: String) throws -> Data? {
+        try Data.fetchOne(db, cachedSQL: "SELECT sealed_material FROM key_versions WHERE key_id = ? AND id = ?",
+                          arguments: [keyID, versionID])
+    }
+
+    func keyRings(instanceID: String) throws -> [KeyRingRecord] {
+        let stored = try Row.fetchAll(db, cachedSQL: "SELECT id, created_at, created_by FROM key_rings WHERE instance_id = ? ORDER BY created_at, id",
+                                      arguments: [instanceID]).map {
+            let r = StoredRow(row: $0, table: "key_rings")
+            return KeyRingRecord(id: try r.value("id"), creationDate: try r.date("created_at"), createdBy: try r.value("created_by"))
+        }
+        return [KeyRingRecord(id: KeyRing.defaultID, creationDate: nil, createdBy: nil)] + stored
+    }
+
+    func countKeys(instanceID: String, keyRingID: String, excludingDestroyed: Bool) throws -> Int {
+        try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM keys WHERE instance_id = ? AND key_ring_id = ?\(excludingDestroyed ? " AND state != 5" : "")",
+                         arguments: [instanceID, keyRingID]) ?? 0
+    }
+
+    func registration(keyID: String, resourceCRN: String) throws -> Registration? {
+        try Row.fetchOne(db, cachedSQL: "SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? AND r.resource_crn = ?",
+                         arguments: [keyID, resourceCRN]).map(decodeRegistration)
+    }
+
+    private func registrationWhere(instanceID: String, keyID: String?, filter: RegistrationFilter) -> (String, StatementArguments) {
+        var clauses = ["r.instance_id = ?"]
+        var arguments: StatementArguments = [instanceID]
+        if let keyID {
+            clauses.append("r.key_id = ?")
+            _ = arguments.append(contentsOf: [keyID])
+        }
+        if let query = filter.crnQuery {
+            if query.hasSuffix("*") {
+                clauses.append("substr(r.resource_crn, 1, ?) = ?")
+                let prefix = String(query.dropLast())
+                _ = arguments.append(contentsOf: [prefix.count, prefix])
+            } else {
+                clauses.append("r.resource_crn = ?")
+                _ = arguments.append(contentsOf: [query])
+            }
+        }
+        if let prevent = filter.preventKeyDeletion {
+            clauses.append("r.prevent_key_deletion = ?")
+            _ = arguments.append(contentsOf: [prevent])
+        }
+        return (clauses.joined(separator: " AND "), arguments)
+    }
+
+    func registrations(instanceID: String, keyID: String?, filter: RegistrationFilter, limit: Int, offset: Int) throws -> [Registration] {
+        let (whereSQL, arguments) = registrationWhere(instanceID: instanceID, keyID: keyID, filter: filter)
+        var all = arguments
+        _ = all.append(contentsOf: [limit, offset])
+        return try Row.fetchAll(db, cachedSQL: "SELECT \(registrationColumns) FROM registrations r WHERE \(whereSQL) ORDER BY r.key_id, r.resource_crn LIMIT ? OFFSET ?",
+                                arguments: all).map(decodeRegistration)
+    }
+
+    func countRegistrations(instanceID: String, keyID: String?, filter: RegistrationFilter) throws -> Int {
+        let (whereSQL, arguments) = registrationWhere(instanceID: instanceID, keyID: keyID, filter: filter)
+        return try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM registrations r WHERE \(whereSQL)", arguments: arguments) ?? 0
+    }
+
+    func forEachRegistration(keyID: String, _ body: (Registration) throws -> Void) throws {
+        let cursor = try Row.fetchCursor(db, sql: "SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? ORDER BY r.resource_crn",
+                                         arguments: [keyID])
+        while let row = try cursor.next() { try body(try decodeRegistration(row)) }
+    }
+
+    func registrationSummary(keyID: String) throws -> RegistrationSummary {
+        let row = try Row.fetchOne(db, cachedSQL: "SELECT COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations WHERE key_id = ?",
+                                   arguments: [keyID])
+        guard let row else { return RegistrationSummary(count: 0, preventingDeletion: 0) }
+        let r = StoredRow(row: row, table: "registrations")
+        return RegistrationSummary(count: try r.value("total"), preventingDeletion: try r.value("preventing"))
+    }
+
+    func event(id: String) throws -> LifecycleEvent? {
+        try Row.fetchOne(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE e.id = ?", arguments: [id]).map(decodeEvent)
+    }
+
+    func events(instanceID: String?, keyID: String?, after sequence: Int64, limit: Int) throws -> [LifecycleEvent] {
+        var clauses = ["e.seq > ?"]
+        var arguments: StatementArguments = [sequence]
+        if let instanceID {
+            clauses.append("e.instance_id = ?")
+            _ = arguments.append(contentsOf: [instanceID])
+        }
+        if let keyID {
+            clauses.append("e.key_id = ?")
+            _ = arguments.append(contentsOf: [keyID])
+        }
+        _ = arguments.append(contentsOf: [limit])
+        return try Row.fetchAll(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE \(clauses.joined(separator: " AND ")) ORDER BY e.seq LIMIT ?",
+                                arguments: arguments).map(decodeEvent)
+    }
+
+    func latestEventSequence() throws -> Int64 {
+        try Int64.fetchOne(db, cachedSQL: "SELECT COALESCE(MAX(seq), 0) FROM events") ?? 0
+    }
+
+    func notifications(keyID: String?, eventSequence: Int64?, status: NotificationStatus?, limit: Int, offset: Int) throws -> [ResourceNotification] {
+        var clauses = ["1"]
+        var arguments: StatementArguments = []
+        if let keyID {
+            clauses.append("n.key_id = ?")
+            _ = arguments.append(contentsOf: [keyID])
+        }
+        if let eventSequence {
+            clauses.append("n.event_seq = ?")
+            _ = arguments.append(contentsOf: [eventSequence])
+        }
+        if let status {
+            clauses.append("n.status = ?")
+            _ = arguments.append(contentsOf: [status.rawValue])
+        }
+        _ = arguments.append(contentsOf: [limit, offset])
+        return try Row.fetchAll(db, cachedSQL: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(clauses.joined(separator: " AND ")) ORDER BY n.id DESC LIMIT ? OFFSET ?",
+                                arguments: arguments).map(decodeNotification)
+    }
+
+    func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification? {
+        try Row.fetchOne(db, cachedSQL: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE e.id = ? AND n.resource_crn = ?",
+                         arguments: [eventID, resourceCRN]).map(decodeNotification)
+    }
+
+    func deliveryCounts(instanceID: String?, keyID: String?, service: String?) throws -> DeliveryCounts {
+        var clauses = ["1"]
+        var arguments: StatementArguments = []
+        if let instanceID {
+            clauses.append("n.key_id IN (SELECT id FROM keys WHERE instance_id = ?)")
+            _ = arguments.append(contentsOf: [instanceID])
+        }
+        if let keyID {
+            clauses.append("n.key_id = ?")
+            _ = arguments.append(contentsOf: [keyID])
+        }
+        if let service {
+            clauses.append("n.service = ?")
+            _ = arguments.append(contentsOf: [service])
+        }
+        var counts = DeliveryCounts()
+        for row in try Row.fetchAll(db, cachedSQL: "SELECT n.status, COUNT(*) AS c FROM notifications n WHERE \(clauses.joined(separator: " AND ")) GROUP BY n.status",
+                                    arguments: arguments) {
+            let r = StoredRow(row: row, table: "notifications")
+            counts[try r.code("status", as: NotificationStatus.self)] = try r.value("c")
+        }
+        return counts
+    }
+
+    func dueNotifications(at date: Date, limit: Int) throws -> [ResourceNotification] {
+        let sql = """
+            SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
+            WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
+              AND NOT EXISTS (SELECT 1 FROM notifications p
+                              WHERE p.key_id = n.key_id AND p.resource_crn = n.resource_crn AND p.id < n.id
+                                AND p.status = 'pending')
+            ORDER BY n.next_attempt_at, n.id LIMIT ?
+            """
+        return try Row.fetchAll(db, cachedSQL: sql, arguments: [date.storageMilliseconds, limit]).map(decodeNotification)
+    }
+
+    func instancePolicies(instanceID: String) throws -> [InstancePolicy] {
+        try Row.fetchAll(db, cachedSQL: "SELECT policy_type, enabled, attributes, stamp FROM instance_policies WHERE instance_id = ? ORDER BY policy_type",
+                         arguments: [instanceID]).map { row in
+            let r = StoredRow(row: row, table: "instance_policies")
+            guard let stamp = try r.json("stamp", as: PolicyStamp.self) else { throw r.corrupt("stamp") }
+            return InstancePolicy(policyType: try r.value("policy_type"), enabled: try r.value("enabled"),
+                                  attributesJSON: try r.value("attributes"), stamp: stamp)
+        }
+    }
+
+    func meta(_ name: String) throws -> Data? {
+        try Data.fetchOne(db, cachedSQL: "SELECT value FROM meta WHERE name = ?", arguments: [name])
+    }
+
+    // MARK: Writes
+
+    func ensureInstance(_ id: String, at date: Date) throws {
+        try db.execute(cachedSQL: "INSERT OR IGNORE INTO instances (id, created_at) VALUES (?, ?)", arguments: [id, date.storageMilliseconds])
+    }
+
+    func insertKey(_ key: Key) throws {
+        try KeyRow(key: key).insert(db)
+    }
+
+    func updateKey(_ key: Key) throws {
+        // `update` also checks that the key exists: updating a key that is gone is a bug, not a no-op.
+        try KeyRow(key: key).update(db)
+    }
+
+    func purgeKey(id: String) throws {
+        // Unfinished notifications of a purged key can never be honoured: they end dead.
+        try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE key_id = ? AND status IN ('pending', 'sent')",
+                       arguments: [id])
+        try db.execute(cachedSQL: "DELETE FROM keys WHERE id = ?", arguments: [id])
+    }
+
+    func insertVersion(keyID: String, version: KeyVersion, ordinal: Int, sealedMaterial: Data) throws {
+        try db.execute(cachedSQL: "INSERT INTO key_versions (id, key_id, ordinal, created_at, sealed_material) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [version.id, keyID, ordinal, version.creationDate.storageMilliseconds, sealedMaterial])
+    }
+
+    func insertAlias(_ alias: AliasRecord, instanceID: String) throws {
+        try db.execute(cachedSQL: "INSERT INTO aliases (instance_id, alias, key_id, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [instanceID, alias.alias, alias.keyID, alias.creationDate.storageMilliseconds, alias.createdBy])
+    }
+
+    func deleteAlias(_ alias: String, instanceID: String) throws -> Bool {
+        try db.execute(cachedSQL: "DELETE FROM aliases WHERE instance_id = ? AND alias = ?", arguments: [instanceID, alias])
+        return db.changesCount > 0
+    }
+
+    func insertKeyRing(instanceID: String, id: String, at date: Date, by principal: String) throws {
+        try db.execute(cachedSQL: "INSERT INTO key_rings (instance_id, id, created_at, created_by) VALUES (?, ?, ?, ?)",
+                       arguments: [instanceID, id, date.storageMilliseconds, principal])
+    }
+
+    func deleteKeyRing(instanceID: String, id: String) throws {
+        try db.execute(cachedSQL: "DELETE FROM key_rings WHERE instance_id = ? AND id = ?", arguments: [instanceID, id])
+    }
+
+    func moveKeys(instanceID: String, fromRing: String, toRing: String) throws {
+        try db.execute(cachedSQL: "UPDATE keys SET key_ring_id = ? WHERE instance_id = ? AND key_ring_id = ?",
+                       arguments: [toRing, instanceID, fromRing])
+    }
+
+    func upsertRegistration(_ r: Registration) throws {
+        try db.execute(cachedSQL: """
+            INSERT INTO registrations (key_id, resource_crn, instance_id, service, description, metadata, prevent_key_deletion,
+                key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at, ack_event_id, ack_state,
+                ack_key_version_id, ack_processed_at, ack_received_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (key_id, resource_crn) DO UPDATE SET
+                description = excluded.description, metadata = excluded.metadata,
+                prevent_key_deletion = excluded.prevent_key_deletion, key_version_id = excluded.key_version_id,
+                key_version_created_at = excluded.key_version_created_at, updated_by = excluded.updated_by,
+                updated_at = excluded.updated_at, ack_event_id = excluded.ack_event_id, ack_state = excluded.ack_state,
+                ack_key_version_id = excluded.ack_key_version_id, ack_processed_at = excluded.ack_processed_at,
+                ack_received_at = excluded.ack_received_at
+            """, arguments: [
+                r.keyID, r.resourceCRN, r.instanceID, r.serviceName, r.description, r.registrationMetadata,
+                r.preventKeyDeletion, r.keyVersion.id, ms(r.keyVersion.creationDate), r.createdBy, ms(r.creationDate),
+                r.updatedBy, ms(r.lastUpdated), r.acknowledgement?.eventID, r.acknowledgement?.adopterKeyState.rawValue,
+                r.acknowledgement?.keyVersionID, ms(r.acknowledgement?.processedAt), ms(r.acknowledgement?.receivedAt),
+            ])
+    }
+
+    func deleteRegistration(keyID: String, resourceCRN: String) throws -> Bool {
+        try db.execute(cachedSQL: "DELETE FROM registrations WHERE key_id = ? AND resource_crn = ?", arguments: [keyID, resourceCRN])
+        return db.changesCount > 0
+    }
+
+    func recordAcknowledgement(keyID: String, resourceCRN: String, _ ack: Acknowledgement) throws {
+        try db.execute(cachedSQL: """
+            UPDATE registrations SET ack_event_id = ?, ack_state = ?, ack_key_version_id = ?, ack_processed_at = ?, ack_received_at = ?
+            WHERE key_id = ? AND resource_crn = ?
+            """, arguments: [ack.eventID, ack.adopterKeyState.rawValue, ack.keyVersionID, ms(ack.processedAt),
+                             ms(ack.receivedAt), keyID, resourceCRN])
+    }
+
+    func appendEvent(_ event: LifecycleEvent) throws -> Int64 {
+        try db.execute(cachedSQL: """
+            INSERT INTO events (id, instance_id, key_id, key_seq, kind, key_state, version_id, version_created_at, at, principal, correlation_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [event.id, event.instanceID, event.keyID, event.keySequence, event.kind.rawValue,
+                             event.keyState.rawValue, event.keyVersion.id, ms(event.keyVersion.creationDate),
+                             ms(event.date), event.principal, event.correlationID])
+        return db.lastInsertedRowID
+    }
+
+    func fanOut(eventSequence: Int64, keyID: String, dueAt date: Date) throws -> Int {
+        try db.execute(cachedSQL: """
+            INSERT INTO notifications (event_seq, key_id, resource_crn, service, status, attempts, next_attempt_at)
+            SELECT ?, key_id, resource_crn, service, 'pending', 0, ? FROM registrations WHERE key_id = ?
+            """, arguments: [eventSequence, date.storageMilliseconds, keyID])
+        return db.changesCount
+    }
+
+    func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) throws {
+        switch outcome {
+        case .sent(let at, let deadline):
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ?, last_error = NULL WHERE id = ? AND status IN ('pending', 'sent')",
+                           arguments: [at.storageMilliseconds, deadline.storageMilliseconds, notificationID])
+        case .failed(_, let error, let retryAt):
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+                           arguments: [retryAt.storageMilliseconds, error, notificationID])
+        case .dead(_, let error):
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+                           arguments: [error, notificationID])
+        }
+    }
+
+    func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int {
+        try db.execute(cachedSQL: """
+            UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL
+            WHERE key_id = ? AND resource_crn = ? AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
+              AND (status != 'dead' OR event_seq = ?)
+            """, arguments: [date.storageMilliseconds, keyID, resourceCRN, upToEventSequence, upToEventSequence])
+        return db.changesCount
+    }
+
+    func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws {
+        try db.execute(cachedSQL: """
+            INSERT INTO instance_policies (instance_id, policy_type, enabled, attributes, stamp) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (instance_id, policy_type) DO UPDATE SET enabled = excluded.enabled, attributes = excluded.attributes, stamp = excluded.stamp
+            """, arguments: [instanceID, policy.policyType, policy.enabled, policy.attributesJSON, try encodeJSON(policy.stamp)])
+    }
+
+    func setMeta(_ name: String, _ value: Data) throws {
+        try db.execute(cachedSQL: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                       arguments: [name, value])
+    }
+}
+
+// MARK: - Overview queries
+
+/// The queries behind the engine's overview, drift and events-with-deliveries views: each reads one page of keys or
+/// events in one statement (a list of ids travels as one JSON array parameter, so the statement text, and SQLite's
+/// cached plan, is the same whatever the page size).
+extension SQLiteTransaction {
+    private func jsonArray<T: Encodable>(_ values: [T]) throws -> String {
+        String(decoding: try JSONEncoder().encode(values), as: UTF8.self)
+    }
+
+    func registrationSummaries(keyIDs: [String]) throws -> [String: RegistrationSummary] {
+        guard !keyIDs.isEmpty else { return [:] }
+        let rows = try Row.fetchAll(db, cachedSQL: """
+            SELECT key_id, COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations
+            WHERE key_id IN (SELECT value FROM json_each(?)) GROUP BY key_id
+            """, arguments: [try jsonArray(keyIDs)])
+        var summaries: [String: RegistrationSummary] = [:]
+        for row in rows {
+            let r = StoredRow(row: row, table: "registrations")
+            summaries[try r.value("key_id", as: String.self)] = RegistrationSummary(count: try r.value("total"),
+                                                                                   preventingDeletion: try r.value("preventing"))
+        }
+        return summaries
+    }
+
+    func deliveryCounts(keyIDs: [String]) throws -> [String: DeliveryCounts] {
+        guard !keyIDs.isEmpty else { return [:] }
+        let rows = try Row.fetchAll(db, cachedSQL: """
+            SELECT key_id, status, COUNT(*) AS c FROM notifications
+            WHERE key_id IN (SELECT value FROM json_each(?)) GROUP BY key_id, status
+            """, arguments: [try jsonArray(keyIDs)])
+        var counts: [String: DeliveryCounts] = [:]
+        for row in rows {
+            let r = StoredRow(row: row, table: "notifications")
+            let status = try r.code("status", as: NotificationStatus.self)
+            counts[try r.value("key_id", as: String.self), default: DeliveryCounts()][status] = try r.value("c")
+        }
+        return counts
+    }
+
+    func forEachRegistration(keyIDs: [String], _ body: (Registration) throws -> Void) throws {
+        guard !keyIDs.isEmpty else { return }
+        let cursor = try Row.fetchCursor(db, sql: """
+            SELECT \(registrationColumns) FROM registrations r WHERE r.key_id IN (SELECT value FROM json_each(?))
+            ORDER BY r.key_id, r.resource_crn
+            """, arguments: [try jsonArray(keyIDs)])
+        while let row = try cursor.next() { try body(try decodeRegistration(row)) }
+    }
+
+    func eventsNewestFirst(keyID: String, limit: Int, offset: Int) throws -> [LifecycleEvent] {
+        // (key_id, key_seq) is unique and indexed; key_seq grows with seq within a key.
+        try Row.fetchAll(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE e.key_id = ? ORDER BY e.key_seq DESC LIMIT ? OFFSET ?",
+                         arguments: [keyID, limit, offset]).map(decodeEvent)
+    }
+
+    func countEvents(keyID: String) throws -> Int {
+        try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM events WHERE key_id = ?", arguments: [keyID]) ?? 0
+    }
+
+    func notifications(eventSequences: [Int64]) throws -> [ResourceNotification] {
+        guard !eventSequences.isEmpty else { return [] }
+        return try Row.fetchAll(db, cachedSQL: """
+            SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
+            WHERE n.event_seq IN (SELECT value FROM json_each(?)) ORDER BY n.event_seq DESC, n.resource_crn
+            """, arguments: [try jsonArray(eventSequences)]).map(decodeNotification)
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+@testable import KeyRelay
+
+/// The engine opens its database from a location value that names no backend type.
+@Suite("Store locations")
+struct StoreLocationTests {
+    @Test func aPathAFileURLAndMemoryAreRead() throws {
+        #expect(try StoreLocation(parsing: "data/keyrelay.sqlite") == .file("data/keyrelay.sqlite"))
+        #expect(try StoreLocation(parsing: "file:///var/lib/keyrelay.sqlite") == .file("/var/lib/keyrelay.sqlite"))
+        #expect(try StoreLocation(parsing: ":memory:") == .inMemory)
+        #expect(StoreLocation.file("a.sqlite").description == "a.sqlite")
+        #expect(StoreLocation.inMemory.description == ":memory:")
+    }
+
+    @Test(arguments: ["postgres://kms@db.example/keyrelay", "postgresql://db.example/keyrelay", "POSTGRES://db/x"])
+    func aPostgreSQLURLIsRefusedSayingThisBuildCannotYet(_ url: String) {
+        let error = #expect(throws: KeyRelayError.self) { try StoreLocation(parsing: url) }
+        #expect(error?.message.hasPrefix("PostgreSQL is not supported by this build yet") == true)
+    }
+
+    @Test func anotherSchemeOrNothingIsRefused() {
+        let error = #expect(throws: KeyRelayError.self) { try StoreLocation(parsing: "mysql://db/x") }
+        #expect(error?.message.contains("scheme 'mysql' is not supported") == true)
+        #expect(throws: KeyRelayError.self) { try StoreLocation(parsing: "") }
+    }
+
+    @Test func anEngineOpenedFromAFileLocationKeepsItsKeys() async throws {
+        let location = try StoreLocation(parsing: "file://" + (try temporaryPath()))
+        let first = try await KeyRelayEngine.open(location, masterKey: testMaster, clock: ManualClock(start: start))
+        let key = try await first.createKey(KeySpec(name: "kept"), context: alice)
+        let second = try await KeyRelayEngine.open(location, masterKey: testMaster, clock: ManualClock(start: start))
+        #expect(try await second.key(key.id, context: alice).name == "kept")
+        let memory = try await KeyRelayEngine.open(.inMemory, masterKey: testMaster, clock: ManualClock(start: start))
+        await expectError(.keyNotFound) { _ = try await memory.key(key.id, context: alice) }
+    }
+}
