@@ -7,14 +7,19 @@ import _CryptoExtras
 public struct ImportToken: Sendable, Equatable {
     /// Lifetime in seconds (300–86,400).
     public var expiration: Int
+    /// How many retrievals the token allows in all.
     public var maxAllowedRetrievals: Int
+    /// How many retrievals are left.
     public var remainingRetrievals: Int
+    /// When the token was created, on the engine's clock.
     public var creationDate: Date
+    /// When it stops being usable (creation + `expiration`).
     public var expirationDate: Date
 }
 
 /// A retrieved import token: what a client encrypts key material to.
 public struct RetrievedImportToken: Sendable, Equatable {
+    /// The token's metadata, this retrieval counted.
     public var token: ImportToken
     /// The token's RSA public key, PEM.
     public var publicKeyPEM: String
@@ -24,7 +29,9 @@ public struct RetrievedImportToken: Sendable, Equatable {
 
 /// The RSA-OAEP variant key material is encrypted with (Key Protect's `encryptionAlgorithm`).
 public enum ImportEncryptionAlgorithm: String, Sendable, CaseIterable {
+    /// RSA-OAEP with SHA-256 (Key Protect's default).
     case rsaOAEPSHA256 = "RSAES_OAEP_SHA_256"
+    /// RSA-OAEP with SHA-1, for older clients.
     case rsaOAEPSHA1 = "RSAES_OAEP_SHA_1"
 }
 
@@ -39,6 +46,7 @@ public struct EncryptedKeyMaterial: Sendable, Equatable {
     public var iv: Data
     public var algorithm: ImportEncryptionAlgorithm
 
+    /// Material as a client prepares it from a ``RetrievedImportToken``.
     public init(payload: Data, encryptedNonce: Data, iv: Data, algorithm: ImportEncryptionAlgorithm = .rsaOAEPSHA256) {
         self.payload = payload
         self.encryptedNonce = encryptedNonce

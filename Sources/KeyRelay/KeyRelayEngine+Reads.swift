@@ -5,7 +5,9 @@ internal import KeyRelayStore
 /// A key as Key Protect's `GET /keys/{id}` shows it: with its payload when it is a standard key that is not
 /// destroyed (root keys never reveal theirs).
 public struct KeyWithPayload: Sendable, Equatable {
+    /// The key as it reads now (an expired active key reads as deactivated).
     public var key: Key
+    /// The current version's material of a standard key that is not destroyed; `nil` otherwise.
     public var payload: Data?
 }
 

@@ -20,10 +20,12 @@ public struct KeyRelayRequestContext: Hummingbird.RequestContext {
     /// Who acts, in which instance and key ring: set by the route group's permission check.
     public internal(set) var authorized: KeyRelay.RequestContext?
 
+    /// A context for a new request, before authentication.
     public init(source: Source) {
         coreContext = .init(source: source)
     }
 
+    /// Request bodies decode into Key Protect's wire types, refusing with Key Protect's errors.
     public var requestDecoder: KeyProtectRequestDecoder { KeyProtectRequestDecoder() }
 
     /// The principal of the bearer token, when it is valid.

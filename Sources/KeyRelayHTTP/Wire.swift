@@ -281,6 +281,8 @@ enum JSONValue: Codable, Sendable, Equatable {
 public struct KeyProtectRequestDecoder: RequestDecoder {
     public init() {}
 
+    /// The body as `T`: `NO_BODY_ERR` without one, 413 over the size limit, `BAD_BODY_ERR`/`INVALID_FIELD_ERR`
+    /// naming the operation of `T` (a `WireRequest`) when it does not decode.
     public func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some Hummingbird.RequestContext) async throws -> T {
         let operation = (T.self as? any WireRequest.Type)?.operation ?? "Request could not be processed"
         guard let value = try await Self.decodeIfPresent(type, from: request, maxSize: context.maxUploadSize, operation: operation) else {
