@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Webhook transport (issue #11): the HTTP client, and NIO's time and test-server types it speaks in.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "KeyRelayCore", swiftSettings: strict),
@@ -38,7 +41,12 @@ let package = Package(
         .plugin(name: "EmbedSchema", capability: .buildTool(), dependencies: ["SchemaEmbedder"]),
         .target(
             name: "KeyRelayBus",
-            dependencies: ["KeyRelayCore"],
+            dependencies: [
+                "KeyRelayCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict),
         .target(
             name: "KeyRelayAdapters",
@@ -89,6 +97,12 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strict),
+        // Power-cut test (issue #15), test support only: a SQLite VFS that keeps every write since the last fsync in
+        // a volatile layer and loses it at a seeded moment, and the child process that runs the engine on it
+        // (Tests/KeyRelayTests/PowerCutTests.swift cuts it 200+ times).
+        .target(name: "CPowerCutVFS", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .executableTarget(name: "KeyRelayPowerCutChild", dependencies: ["KeyRelay", "KeyRelayBus", "CPowerCutVFS"],
+                          swiftSettings: strict),
         .executableTarget(name: "StoryExample", dependencies: ["KeyRelay"], path: "Examples/Story", swiftSettings: strict),
 
         .testTarget(name: "KeyRelayCoreTests", dependencies: ["KeyRelayCore"]),
@@ -100,9 +114,21 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         .testTarget(name: "KeyRelayStoreTestingTests", dependencies: ["KeyRelayStoreTesting", "KeyRelayStore", "KeyRelaySQLite"]),
-        .testTarget(name: "KeyRelayTests", dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayCrashChild", "StoryExample",
-                                                   .product(name: "_CryptoExtras", package: "swift-crypto")]),
-        .testTarget(name: "KeyRelayBusTests", dependencies: ["KeyRelayBus", "KeyRelay", "KeyRelaySQLite", "KeyRelayCrashChild"]),
+        .testTarget(
+            name: "KeyRelayTests",
+            dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayCrashChild", "KeyRelayPowerCutChild",
+                           "CPowerCutVFS", "StoryExample",
+                           // RSA-OAEP in the secure-import test.
+                           .product(name: "_CryptoExtras", package: "swift-crypto")]),
+        .testTarget(
+            name: "KeyRelayBusTests",
+            dependencies: [
+                "KeyRelayBus", "KeyRelay", "KeyRelaySQLite", "KeyRelayCrashChild",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .testTarget(name: "KeyRelayAdaptersTests", dependencies: ["KeyRelayAdapters", "KeyRelay"]),
         .testTarget(name: "KeyRelayScenarioTests", dependencies: ["KeyRelayScenario"], resources: []),
         .testTarget(
@@ -112,3 +138,4 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
