@@ -57,6 +57,8 @@ let package = Package(
             dependencies: [
                 "KeyRelayCore", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus",
                 .product(name: "Crypto", package: "swift-crypto"),
+                // RSA-OAEP for import tokens (secure import is the engine's).
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -116,7 +118,9 @@ let package = Package(
         .testTarget(
             name: "KeyRelayTests",
             dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayCrashChild", "KeyRelayPowerCutChild",
-                           "CPowerCutVFS", "StoryExample"]),
+                           "CPowerCutVFS", "StoryExample",
+                           // RSA-OAEP in the secure-import test.
+                           .product(name: "_CryptoExtras", package: "swift-crypto")]),
         .testTarget(
             name: "KeyRelayBusTests",
             dependencies: [

@@ -28,13 +28,17 @@ public struct Drift: Sendable, Equatable {
 extension KeyRelayEngine {
     /// A key by id or alias, as it reads now (an expired active key reads as deactivated).
     public func key(_ reference: String, context: RequestContext) async throws -> Key {
-        let key = try await storage.read { tx in try Self.resolve(reference, in: tx, instanceID: context.instanceID) }
+        let key = try await storage.read { tx in try Self.resolve(reference, in: tx, context: context) }
         return effective(key, at: now())
     }
 
     /// Keys of the caller's instance; Key Protect's default omits destroyed keys.
+    /// A context scoped to a key ring lists that ring's keys only.
     public func listKeys(_ query: KeyQuery = KeyQuery(), context: RequestContext) async throws -> Page<Key> {
         try Self.validatePaging(limit: query.limit, offset: query.offset, operation: "Keys could not be retrieved")
+        var scoped = query
+        if let ring = context.keyRingID { scoped.keyRingID = ring }
+        let query = scoped
         let now = now()
         let page = try await storage.read { tx in
             Page(items: try tx.keys(instanceID: context.instanceID, query: query),

@@ -229,7 +229,7 @@ public actor ProtectedResourceService: ServiceSubscriber {
                     wrapped = rewrapped.ciphertext
                     version = rewrapped.keyVersion
                 }
-            } catch let error as KeyRelayError where error.status < 500 {
+            } catch let error as KeyRelayError where error.statusCode < 500 {
                 // The key service refused (the key moved on since this event): no access until a later event.
                 (access, cached, adopterState) = (.denied(.unwrapFailed), nil, .disabled)
             }

@@ -104,13 +104,15 @@ public enum KeyRelayServer {
             access = try AccessControl.load(file: file)
         }
         let clock: ManualClock? = options.manualClock ? ManualClock(start: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))) : nil
+        var configuration = KeyRelayConfiguration()
+        configuration.importTokenKeySize = options.importTokenKeySize
         let engine = try await KeyRelayEngine.open(path: options.databasePath, masterKey: masterKey!,
-                                                   clock: clock ?? SystemClock())
+                                                   clock: clock ?? SystemClock(), configuration: configuration)
         let work = try await background(engine, clock)
         // The simulated services run inside the server, on the dispatcher's bus.
         let simulation = (work as? DispatcherBackground).map { SimulatedCloud(engine: engine, bus: $0.dispatcher.bus) }
         let api = KeyProtectAPI(engine: engine, access: access, devClock: clock, background: work, simulation: simulation,
-                                privateEndpointPort: options.port, importTokenKeySize: options.importTokenKeySize)
+                                privateEndpointPort: options.port)
         return Prepared(api: api, devToken: devToken, notices: notices)
     }
 

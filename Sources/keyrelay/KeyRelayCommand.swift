@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeyRelay
+import KeyRelayHTTP
 
 /// The `keyrelay` command line: scenarios on a virtual clock, and the lifecycle verbs on a database file.
 @main
@@ -44,10 +45,10 @@ func reportingErrors<T>(json: Bool, _ body: () async throws -> T) async throws -
     } catch let error as KeyRelayError {
         let message = CLIVocabulary.rewrite(error.message)
         if json {
-            print(CLIJSON.encode(ErrorView(code: error.code.rawValue, status: error.status, message: message,
+            print(CLIJSON.encode(ErrorView(code: error.code.rawValue, status: error.statusCode, message: message,
                                            errorMsg: error.errorMsg)))
         }
-        printError("error: \(error.code.rawValue) (\(error.status)): \(message)")
+        printError("error: \(error.code.rawValue) (\(error.statusCode)): \(message)")
         throw ExitCode.failure
     } catch let error as CLIError {
         if json { print(CLIJSON.encode(["error": error.description])) }
