@@ -171,7 +171,17 @@ struct InstancePolicyRequest: WireRequest {
     struct Resource: Decodable, Sendable {
         struct PolicyData: Decodable, Sendable {
             var enabled: WireBool?
+            /// An object when present: a string, number, array or null is refused (400 `INVALID_FIELD_ERR`).
             var attributes: JSONValue?
+            enum CodingKeys: String, CodingKey { case enabled, attributes }
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                enabled = try container.decodeIfPresent(WireBool.self, forKey: .enabled)
+                guard container.contains(.attributes) else { return }
+                let value = try container.decode(JSONValue.self, forKey: .attributes)
+                guard case .object = value else { throw WireFailure.field("attributes", "an object") }
+                attributes = value
+            }
         }
         var policyType: String
         var policyData: PolicyData?

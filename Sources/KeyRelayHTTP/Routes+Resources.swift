@@ -255,6 +255,10 @@ extension KeyProtectAPI {
         } else {
             throw KeyRelayError(.badBody, "Invalid body data was passed: send {\"advance\": \"1h 1s\"} or {\"set\": \"<RFC 3339>\"}", operation: op)
         }
+        guard clock.canAdvance(by: interval) else {
+            throw KeyRelayError(.invalidField, "The clock cannot move past \(Timestamp.format(Timestamp.range.upperBound)): every later date would not be RFC 3339",
+                                operation: op, target: ErrorTarget(.field, body.advance != nil ? "advance" : "set"))
+        }
         try await background.advance(clock, by: interval)
         return try WireResponse(.ok, ClockRepresentation(now: Timestamp.format(clock.now()))).response(from: request, context: context)
     }
