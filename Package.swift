@@ -60,6 +60,8 @@ let package = Package(
             dependencies: [
                 "KeyRelayCore", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus",
                 .product(name: "Crypto", package: "swift-crypto"),
+                // RSA-OAEP for import tokens (secure import is the engine's).
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -82,6 +84,7 @@ let package = Package(
             dependencies: [
                 "KeyRelay", "KeyRelayScenario", "KeyRelayHTTP", "KeyRelayBus", "KeyRelayAdapters",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 // `keyrelay simulate`: each simulated service serves its webhooks and data plane with Hummingbird.
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
@@ -120,7 +123,9 @@ let package = Package(
         .testTarget(
             name: "KeyRelayTests",
             dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayCrashChild", "KeyRelayPowerCutChild",
-                           "CPowerCutVFS", "StoryExample"]),
+                           "CPowerCutVFS", "StoryExample",
+                           // RSA-OAEP in the secure-import test.
+                           .product(name: "_CryptoExtras", package: "swift-crypto")]),
         .testTarget(
             name: "KeyRelayBusTests",
             dependencies: [

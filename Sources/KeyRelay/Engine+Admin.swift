@@ -75,7 +75,7 @@ extension KeyRelayEngine {
         let now = now()
         let maxAliases = configuration.lifecycle.maxAliasesPerKey
         return try await storage.write { tx in
-            let key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: "Key alias could not be created")
+            let key = try Self.resolve(reference, in: tx, context: context, operation: "Key alias could not be created")
             if let owner = try tx.keyID(alias: alias, instanceID: context.instanceID) {
                 if owner == key.id, let record = try tx.aliases(keyID: key.id).first(where: { $0.alias == alias }) { return record }
                 throw KeyRelayError(.aliasNotUnique, "The alias '\(alias)' is already used by another key in this instance: aliases are unique per instance",
@@ -94,7 +94,7 @@ extension KeyRelayEngine {
     /// Removes an alias from a key.
     public func deleteAlias(_ alias: String, from reference: String, context: RequestContext) async throws {
         try await storage.write { tx in
-            let key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: "Key alias could not be deleted")
+            let key = try Self.resolve(reference, in: tx, context: context, operation: "Key alias could not be deleted")
             guard key.aliases.contains(alias), try tx.deleteAlias(alias, instanceID: context.instanceID) else {
                 throw KeyRelayError(.aliasNotFound, "The key has no alias '\(alias)'", operation: "Key alias could not be deleted")
             }
@@ -106,6 +106,13 @@ extension KeyRelayEngine {
     /// The instance's key rings, `default` first.
     public func keyRings(context: RequestContext) async throws -> [KeyRingRecord] {
         try await storage.read { tx in try tx.keyRings(instanceID: context.instanceID) }
+    }
+
+    /// A page of the instance's key rings, `default` first (Key Protect's paging bounds, ``validatePaging(limit:offset:operation:)``).
+    public func keyRings(limit: Int, offset: Int, context: RequestContext) async throws -> Page<KeyRingRecord> {
+        try Self.validatePaging(limit: limit, offset: offset, operation: "Key rings could not be retrieved")
+        let all = try await keyRings(context: context)
+        return Page(items: Array(all.dropFirst(offset).prefix(limit)), total: all.count)
     }
 
     /// Creates a key ring (at most 50 per instance, `default` included).
@@ -156,16 +163,12 @@ extension KeyRelayEngine {
         }
     }
 
-    /// Moves a key to another ring. `currentRing`, when given (the `X-Kms-Key-Ring` header), must name the key's
-    /// current ring.
+    /// Moves a key to another ring. A context scoped to a ring (``RequestContext/keyRingID``, the `X-Kms-Key-Ring`
+    /// of Key Protect's PATCH) must name the key's *current* ring.
     @discardableResult
-    public func moveKey(_ reference: String, toRing target: String, currentRing: String? = nil, context: RequestContext) async throws -> Key {
+    public func moveKey(_ reference: String, toRing target: String, context: RequestContext) async throws -> Key {
         let op = "Key could not be patched"
         return try await policyCommand(reference, context: context, operation: op) { _, key, now, tx in
-            if let currentRing, currentRing != key.keyRingID {
-                throw KeyRelayError(.keyRingMismatch, "The X-Kms-Key-Ring header names '\(currentRing)', but the key is in ring '\(key.keyRingID)'",
-                                    operation: op, target: ErrorTarget(.header, "X-Kms-Key-Ring"))
-            }
             guard try tx.keyRings(instanceID: context.instanceID).contains(where: { $0.id == target }) else {
                 throw KeyRelayError(.keyRingNotFound, "The key ring '\(target)' does not exist in this instance: create it first",
                                     operation: op, target: ErrorTarget(.field, "keyRingID"))

@@ -39,13 +39,16 @@ struct CiphertextEnvelope: Codable {
     var handle: String
 }
 
+// Wrap, unwrap and rewrap only read the store and use the engine's immutable parts (store, rules, vault, clock),
+// so they are `nonisolated`: concurrent callers run their reads and AES-GCM work in parallel instead of queueing on
+// the actor, and a call costs no actor hop.
 extension KeyRelayEngine {
     static let maxWrapPlaintext = 7168
     static let maxAADEntries = 32
 
     /// Wraps (encrypts) a DEK with the key's current version; generates a 32-byte DEK if `plaintext` is nil.
     /// Active root keys only.
-    public func wrap(_ reference: String, plaintext: Data? = nil, aad: [String] = [], context: RequestContext) async throws -> WrapResult {
+    public nonisolated func wrap(_ reference: String, plaintext: Data? = nil, aad: [String] = [], context: RequestContext) async throws -> WrapResult {
         try Self.validateAAD(aad)
         if let plaintext, !(1...Self.maxWrapPlaintext).contains(plaintext.count) {
             throw KeyRelayError(.invalidField, "The field 'plaintext' must be: a base64 encoded key material of 1 to \(Self.maxWrapPlaintext) bytes",
@@ -59,7 +62,7 @@ extension KeyRelayEngine {
 
     /// Unwraps a ciphertext made by any version of the key. When that version is not the latest, the result also
     /// carries the plaintext rewrapped under the latest version. Active or deactivated root keys.
-    public func unwrap(_ reference: String, ciphertext: String, aad: [String] = [], context: RequestContext) async throws -> UnwrapResult {
+    public nonisolated func unwrap(_ reference: String, ciphertext: String, aad: [String] = [], context: RequestContext) async throws -> UnwrapResult {
         try Self.validateAAD(aad)
         let envelope = try Self.decodeEnvelope(ciphertext, operation: "Unwrap with key could not be performed")
         let (key, material) = try await materialForUse(reference, action: .unwrap, versionID: envelope.handle, context: context)
@@ -75,7 +78,7 @@ extension KeyRelayEngine {
     }
 
     /// Rewraps a ciphertext under the key's latest version. Active or deactivated root keys.
-    public func rewrap(_ reference: String, ciphertext: String, aad: [String] = [], context: RequestContext) async throws -> RewrapResult {
+    public nonisolated func rewrap(_ reference: String, ciphertext: String, aad: [String] = [], context: RequestContext) async throws -> RewrapResult {
         try Self.validateAAD(aad)
         let envelope = try Self.decodeEnvelope(ciphertext, operation: "Rewrap with key could not be performed")
         let (key, material) = try await materialForUse(reference, action: .rewrap, versionID: envelope.handle, context: context)
@@ -99,11 +102,11 @@ extension KeyRelayEngine {
     // MARK: - Helpers
 
     /// Loads the key (state and root checks for `action`) and the opened material of `versionID` (default: current).
-    private func materialForUse(_ reference: String, action: KeyAction, versionID: String?, context: RequestContext) async throws -> (Key, SymmetricKey) {
+    private nonisolated func materialForUse(_ reference: String, action: KeyAction, versionID: String?, context: RequestContext) async throws -> (Key, SymmetricKey) {
         let now = now()
         let rules = rules
         let (key, sealed) = try await storage.read { tx -> (Key, Data?) in
-            let stored = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: action.operation)
+            let stored = try Self.resolve(reference, in: tx, context: context, operation: action.operation)
             return (stored, try tx.sealedMaterial(keyID: stored.id, versionID: versionID ?? stored.currentVersion.id))
         }
         let current = effective(key, at: now)
@@ -116,7 +119,7 @@ extension KeyRelayEngine {
         return (current, try vault.open(sealed, keyID: key.id, versionID: versionID ?? key.currentVersion.id))
     }
 
-    private func versionRecord(key: Key, versionID: String) async throws -> KeyVersion {
+    private nonisolated func versionRecord(key: Key, versionID: String) async throws -> KeyVersion {
         if versionID == key.currentVersion.id { return key.currentVersion }
         let versions = try await storage.read { tx in try tx.versions(keyID: key.id, limit: Int.max, offset: 0) }
         return versions.first { $0.id == versionID } ?? KeyVersion(id: versionID, creationDate: key.creationDate)

@@ -13,7 +13,10 @@ public struct KeySpec: Sendable, Equatable {
     public var extractable: Bool
     /// Key material to import (16, 24 or 32 bytes for a root key); `nil` to generate it.
     public var payload: Data?
+    /// Key material to import securely, encrypted to the instance's import token (instead of `payload`).
+    public var encryptedPayload: EncryptedKeyMaterial?
     public var expirationDate: Date?
+    /// The key ring; a context scoped to a ring (``RequestContext/keyRingID``) creates the key there.
     public var keyRingID: String
     /// Per-key policy overrides (create with policy overrides).
     public var dualAuthDelete: Bool?
@@ -51,6 +54,18 @@ extension KeyRelayEngine {
     /// Creates a root key (default) or a standard key, generated or imported. Emits a `create` event (creation does
     /// not start the sync cooldown).
     public func createKey(_ spec: KeySpec, context: RequestContext) async throws -> Key {
+        let op = "Key could not be created"
+        var resolved = spec
+        resolved.keyRingID = try Self.ringForNewKey(spec, context: context)
+        if let encrypted = spec.encryptedPayload {
+            guard spec.payload == nil else {
+                throw KeyRelayError(.badBody, "Invalid body data was passed: give the key material either in clear or encrypted to an import token, not both",
+                                    operation: op)
+            }
+            resolved.payload = try openImportedMaterial(encrypted, instanceID: context.instanceID, operation: op)
+            resolved.encryptedPayload = nil
+        }
+        let spec = resolved
         try Self.validate(spec, now: now())
         let now = now()
         let keyID = ids.next()
@@ -68,8 +83,8 @@ extension KeyRelayEngine {
             try tx.ensureInstance(context.instanceID, at: now)
             if spec.keyRingID != KeyRing.defaultID,
                try !tx.keyRings(instanceID: context.instanceID).contains(where: { $0.id == spec.keyRingID }) {
-                throw KeyRelayError(.keyRingNotFound, "The key ring '\(spec.keyRingID)' does not exist in this instance: create it first or omit X-Kms-Key-Ring",
-                                    operation: "Key could not be created", target: ErrorTarget(.header, "X-Kms-Key-Ring"))
+                throw KeyRelayError(.keyRingNotFound, "The key ring '\(spec.keyRingID)' does not exist in this instance: create it first or create the key in another ring",
+                                    operation: "Key could not be created")
             }
             let policies = try tx.instancePolicies(instanceID: context.instanceID)
             try Self.checkCreateImportAccess(policies, spec: spec)
@@ -173,13 +188,23 @@ extension KeyRelayEngine {
 
     // MARK: Lifecycle actions
 
-    /// Rotates a root key: a new version with new material. Imported keys must supply `payload`.
+    /// Rotates a root key: a new version with new material. Imported keys must supply `payload`, in clear or
+    /// (`encryptedPayload`) encrypted to the instance's import token.
     @discardableResult
-    public func rotate(_ reference: String, payload: Data? = nil, context: RequestContext) async throws -> Key {
+    public func rotate(_ reference: String, payload: Data? = nil, encryptedPayload: EncryptedKeyMaterial? = nil,
+                       context: RequestContext) async throws -> Key {
+        var payload = payload
+        if let encryptedPayload {
+            guard payload == nil else {
+                throw KeyRelayError(.badBody, "Invalid body data was passed: give the key material either in clear or encrypted to an import token, not both",
+                                    operation: KeyAction.rotate.operation)
+            }
+            payload = try openImportedMaterial(encryptedPayload, instanceID: context.instanceID, operation: KeyAction.rotate.operation)
+        }
         let versionID = ids.next()
         let vault = vault
         let rules = rules
-        return try await lifecycleCommand(reference, context: context, kind: .rotate, operation: KeyAction.rotate.operation) { key, now, tx in
+        return try await lifecycleCommand(reference, context: context, kind: .rotate, operation: KeyAction.rotate.operation) { [payload] key, now, tx in
             if let payload, key.imported, !(payload.count == 16 || payload.count == 24 || payload.count == 32) {
                 throw KeyRelayError(.invalidField, "The field 'payload' must be: base64-encoded key material of 16, 24 or 32 bytes",
                                     operation: KeyAction.rotate.operation, target: ErrorTarget(.field, "payload"))
@@ -239,7 +264,7 @@ extension KeyRelayEngine {
         let rules = rules
         let ids = ids
         return try await storage.write { tx in
-            let key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: KeyAction.purge.operation)
+            let key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.purge.operation)
             try rules.checkPurge(key, at: now)
             var gone = key
             let event = gone.recordEvent(.purge, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
@@ -267,14 +292,20 @@ extension KeyRelayEngine {
 
     /// Sync: re-notifies every registered resource of the key's current state and version. Accepted only when
     /// strictly more than the cooldown (1 h) has passed since the later of the last lifecycle action and the last
-    /// accepted sync; otherwise `REQ_TOO_EARLY_ERR` naming the earliest accepted time, and nothing changes.
+    /// accepted sync; otherwise `REQ_TOO_EARLY_ERR` with the earliest accepted time in
+    /// ``KeyRelayError/earliestAllowed`` (and in its message), and nothing changes.
+    ///
+    /// ```swift
+    /// do { try await engine.sync(keyID, context: ctx) }
+    /// catch let error as KeyRelayError where error.code == .requestTooEarly { retry(at: error.earliestAllowed) }
+    /// ```
     @discardableResult
     public func sync(_ reference: String, context: RequestContext) async throws -> SyncReceipt {
         let now = now()
         let rules = rules
         let ids = ids
         return try await storage.write { tx in
-            var key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: KeyAction.sync.operation)
+            var key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.sync.operation)
             key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
             var next = try rules.sync(key, at: now, by: context.principal)
             let event = next.recordEvent(.sync, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
@@ -293,7 +324,7 @@ extension KeyRelayEngine {
         let rules = rules
         let ids = ids
         return try await storage.write { tx in
-            var key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: operation)
+            var key = try Self.resolve(reference, in: tx, context: context, operation: operation)
             key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
             let next = try transform(rules, key, now, tx)
             try tx.updateKey(next)

@@ -28,13 +28,17 @@ public struct Drift: Sendable, Equatable {
 extension KeyRelayEngine {
     /// A key by id or alias, as it reads now (an expired active key reads as deactivated).
     public func key(_ reference: String, context: RequestContext) async throws -> Key {
-        let key = try await storage.read { tx in try Self.resolve(reference, in: tx, instanceID: context.instanceID) }
+        let key = try await storage.read { tx in try Self.resolve(reference, in: tx, context: context) }
         return effective(key, at: now())
     }
 
     /// Keys of the caller's instance; Key Protect's default omits destroyed keys.
+    /// A context scoped to a key ring lists that ring's keys only.
     public func listKeys(_ query: KeyQuery = KeyQuery(), context: RequestContext) async throws -> Page<Key> {
         try Self.validatePaging(limit: query.limit, offset: query.offset, operation: "Keys could not be retrieved")
+        var scoped = query
+        if let ring = context.keyRingID { scoped.keyRingID = ring }
+        let query = scoped
         let now = now()
         let page = try await storage.read { tx in
             Page(items: try tx.keys(instanceID: context.instanceID, query: query),
@@ -55,10 +59,24 @@ extension KeyRelayEngine {
     }
 
     /// Lifecycle events after a global sequence number, oldest first (optionally one key's).
+    /// - Parameter keyID: a key's id or alias (resolved in the context's instance); the id of a purged key still
+    ///   names its events, which outlive it.
+    /// - Throws: `KEY_NOT_FOUND_ERR` when `keyID` names no key and no events: an unknown key is an error, not an
+    ///   empty answer.
     public func events(after sequence: Int64 = 0, keyID: String? = nil, limit: Int = 1000,
                        context: RequestContext? = nil) async throws -> [LifecycleEvent] {
         try await storage.read { tx in
-            try tx.events(instanceID: context?.instanceID, keyID: keyID, after: sequence, limit: limit)
+            var id = keyID
+            if let reference = keyID, let instanceID = context?.instanceID {
+                if let key = try tx.key(id: reference, instanceID: instanceID) {
+                    id = key.id
+                } else if let aliased = try tx.keyID(alias: reference, instanceID: instanceID) {
+                    id = aliased
+                } else if try tx.events(instanceID: instanceID, keyID: reference, after: 0, limit: 1).isEmpty {
+                    throw Self.notFound(reference, operation: "Key events could not be retrieved")
+                }
+            }
+            return try tx.events(instanceID: context?.instanceID, keyID: id, after: sequence, limit: limit)
         }
     }
 

@@ -71,7 +71,7 @@ extension KeyRelayEngine {
     /// Removes a registration. Allowed in every key state (a service cleaning up after a deleted key).
     public func unregister(keyID reference: String, resourceCRN: String, context: RequestContext) async throws {
         try await storage.write { tx in
-            let key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: Self.registrationOp)
+            let key = try Self.resolve(reference, in: tx, context: context, operation: Self.registrationOp)
             guard try tx.deleteRegistration(keyID: key.id, resourceCRN: resourceCRN) else {
                 throw KeyRelayError(.registrationNotFound, "No registration between this key and resource '\(resourceCRN)' exists",
                                     operation: Self.registrationOp)
@@ -91,7 +91,7 @@ extension KeyRelayEngine {
             }
         }
         return try await storage.read { tx in
-            let keyID = try reference.map { try Self.resolve($0, in: tx, instanceID: context.instanceID).id }
+            let keyID = try reference.map { try Self.resolve($0, in: tx, context: context, operation: "Registrations could not be retrieved").id }
             return Page(items: try tx.registrations(instanceID: context.instanceID, keyID: keyID, filter: filter, limit: limit, offset: offset),
                         total: try tx.countRegistrations(instanceID: context.instanceID, keyID: keyID, filter: filter))
         }
@@ -100,33 +100,57 @@ extension KeyRelayEngine {
     /// Records an adopter's acknowledgement: the notification (and any earlier unfinished one to the same resource)
     /// becomes acknowledged and the registration remembers the reported state and version. Idempotent.
     public func acknowledge(_ ack: EventAcknowledgement, context: RequestContext) async throws {
+        try await acknowledge(eventID: ack.eventID, resourceCRN: ack.resourceCRN, adopterKeyState: ack.adopterKeyState,
+                              keyVersionID: ack.keyVersionID, timestamp: ack.timestamp,
+                              deleteRegistration: ack.deleteRegistration, context: context)
+    }
+
+    /// Records an acknowledgement of the event `eventID`, as ``acknowledge(_:context:)`` does, resolving the
+    /// acknowledging resource in the same transaction when `resourceCRN` is `nil`: Key Protect's `event_ack` body does
+    /// not name the resource, so the event's key must then have exactly one registration.
+    /// - Throws: `INVALID_FIELD_ERR` (field `resourceCrn`) when the resource is not named and the key has no or
+    ///   several registrations; `NOT_FOUND_ERR` (field `eventId`) for an event of another instance or none.
+    public func acknowledge(eventID: String, resourceCRN: String?, adopterKeyState: AdopterKeyState, keyVersionID: String?,
+                            timestamp: Date, deleteRegistration: Bool = false, context: RequestContext) async throws {
         let now = now()
         let op = "Event could not be acknowledged"
-        if ack.adopterKeyState == .enabled, ack.keyVersionID == nil {
+        if adopterKeyState == .enabled, keyVersionID == nil {
             throw KeyRelayError(.invalidField, "The field 'keyStateData.rewrappedKeyVersion' must be: present when adopterKeyState is DEK_ENABLED",
                                 operation: op, target: ErrorTarget(.field, "keyStateData.rewrappedKeyVersion"))
         }
         try await storage.write { tx in
-            guard let event = try tx.event(id: ack.eventID), event.instanceID == context.instanceID else {
-                throw KeyRelayError(.notFound, "No event with id '\(ack.eventID)' exists in this instance", operation: op,
+            guard let event = try tx.event(id: eventID), event.instanceID == context.instanceID else {
+                throw KeyRelayError(.notFound, "No event with id '\(eventID)' exists in this instance", operation: op,
                                     target: ErrorTarget(.field, "eventId"))
             }
-            guard var registration = try tx.registration(keyID: event.keyID, resourceCRN: ack.resourceCRN) else {
-                throw KeyRelayError(.registrationNotFound, "Resource '\(ack.resourceCRN)' is not registered with key \(event.keyID)",
+            let crn: String
+            if let resourceCRN {
+                crn = resourceCRN
+            } else {
+                let candidates = try tx.registrations(instanceID: context.instanceID, keyID: event.keyID, filter: RegistrationFilter(),
+                                                      limit: 2, offset: 0)
+                guard candidates.count == 1 else {
+                    let total = try tx.countRegistrations(instanceID: context.instanceID, keyID: event.keyID, filter: RegistrationFilter())
+                    throw KeyRelayError(.invalidField, "The field 'resourceCrn' must be: the CRN of the acknowledging resource (a KeyRelay extension); it may be omitted only when the event's key has exactly one registration, and this key has \(total)",
+                                        operation: op, target: ErrorTarget(.field, "resourceCrn"))
+                }
+                crn = candidates[0].resourceCRN
+            }
+            guard let registration = try tx.registration(keyID: event.keyID, resourceCRN: crn) else {
+                throw KeyRelayError(.registrationNotFound, "Resource '\(crn)' is not registered with key \(event.keyID)",
                                     operation: op)
             }
-            _ = try tx.acknowledgeNotifications(keyID: event.keyID, resourceCRN: ack.resourceCRN,
+            _ = try tx.acknowledgeNotifications(keyID: event.keyID, resourceCRN: crn,
                                                 upToEventSequence: event.sequence, at: now)
             // Only a newer event than the last acknowledged one moves the registration's reported state.
             let previous = try registration.acknowledgement.flatMap { try tx.event(id: $0.eventID) }
             if previous.map({ $0.sequence <= event.sequence }) ?? true {
-                registration.acknowledgement = Acknowledgement(eventID: ack.eventID, adopterKeyState: ack.adopterKeyState,
-                                                               keyVersionID: ack.keyVersionID, processedAt: ack.timestamp,
-                                                               receivedAt: now)
-                try tx.recordAcknowledgement(keyID: event.keyID, resourceCRN: ack.resourceCRN, registration.acknowledgement!)
+                let acknowledgement = Acknowledgement(eventID: eventID, adopterKeyState: adopterKeyState,
+                                                      keyVersionID: keyVersionID, processedAt: timestamp, receivedAt: now)
+                try tx.recordAcknowledgement(keyID: event.keyID, resourceCRN: crn, acknowledgement)
             }
-            if ack.deleteRegistration {
-                _ = try tx.deleteRegistration(keyID: event.keyID, resourceCRN: ack.resourceCRN)
+            if deleteRegistration {
+                _ = try tx.deleteRegistration(keyID: event.keyID, resourceCRN: crn)
             }
         }
     }
@@ -142,7 +166,7 @@ extension KeyRelayEngine {
         let rules = rules
         let ids = ids
         return try await storage.write { tx in
-            var key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: Self.registrationOp)
+            var key = try Self.resolve(reference, in: tx, context: context, operation: Self.registrationOp)
             key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
             try rules.checkRegistrable(key)
             let existing = try tx.registration(keyID: key.id, resourceCRN: resourceCRN)

@@ -26,6 +26,8 @@ public actor KeyRelayEngine {
     nonisolated let rules: LifecycleRules
     nonisolated let vault: MaterialVault
     nonisolated let logger: Logger
+    /// Import tokens, one per instance, kept in memory (see `KeyRelayEngine+ImportTokens.swift`).
+    var importTokens: [String: ImportTokenState] = [:]
 
     /// Creates an engine over a store the caller opened. Verifies (or, on a new database, records) the master key.
     ///
@@ -135,7 +137,7 @@ extension KeyRelayEngine {
         let rules = rules
         let ids = ids
         return try await storage.write { tx in
-            var key = try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: operation)
+            var key = try Self.resolve(reference, in: tx, context: context, operation: operation)
             key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
             var next = try transform(key, now, tx)
             let event = next.recordEvent(kind, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)

@@ -15,11 +15,22 @@ public struct StoreLocation: Sendable, Equatable, CustomStringConvertible {
     }
 
     let kind: Kind
+    /// Whether opening refuses to create the database (see ``mustExist``).
+    public private(set) var requiresExisting = false
 
     private init(kind: Kind) { self.kind = kind }
 
     /// An SQLite database file (created and migrated on first open).
     public static func file(_ path: String) -> StoreLocation { StoreLocation(kind: .file(path)) }
+
+    /// The same location, opened only if a KeyRelay database is already there: a missing file is an error naming
+    /// the path instead of a new, empty database. For commands that only read (a typo in `--db` must not create
+    /// a file). An in-memory location is unaffected.
+    public var mustExist: StoreLocation {
+        var location = self
+        location.requiresExisting = true
+        return location
+    }
 
     /// A private in-memory database (tests, examples): not durable, and gone with the engine.
     public static let inMemory = StoreLocation(kind: .inMemory)
@@ -68,7 +79,7 @@ public struct StoreLocation: Sendable, Equatable, CustomStringConvertible {
     /// Opens the backend this location names. The only place the engine names a backend type.
     func openStore() throws -> any KeyRelayStorage {
         switch kind {
-        case .file(let path): try SQLiteStore(.file(path))
+        case .file(let path): try SQLiteStore(.file(path), createIfMissing: !requiresExisting)
         case .inMemory: try SQLiteStore(.inMemory)
         }
     }

@@ -13,7 +13,7 @@ public struct RandomIdentifiers: IdentifierSource {
     public func next() -> String { UUID().uuidString.lowercased() }
 }
 
-/// Who is asking, in which instance: every engine call carries one.
+/// Who is asking, in which instance, and within which key ring: every engine call carries one.
 public struct RequestContext: Sendable, Equatable {
     /// The Key Protect instance (`Bluemix-Instance`). One instance never sees another's keys.
     public var instanceID: String
@@ -21,11 +21,18 @@ public struct RequestContext: Sendable, Equatable {
     public var principal: String
     /// Carried into the events the call causes (`Correlation-Id`).
     public var correlationID: String?
+    /// The key ring the caller works in (Key Protect's `X-Kms-Key-Ring`), or `nil` for no scope.
+    ///
+    /// The engine enforces it inside each command's transaction: a command on a key of another ring fails with
+    /// `KEY_RING_MISMATCH_ERR` (for a move, it must name the key's *current* ring); a new key is created in this
+    /// ring; listing and counting keys is limited to it.
+    public var keyRingID: String?
 
-    public init(instanceID: String, principal: String, correlationID: String? = nil) {
+    public init(instanceID: String, principal: String, correlationID: String? = nil, keyRingID: String? = nil) {
         self.instanceID = instanceID
         self.principal = principal
         self.correlationID = correlationID
+        self.keyRingID = keyRingID
     }
 }
 
@@ -37,5 +44,7 @@ public struct KeyRelayConfiguration: Sendable {
     public var region = "us-south"
     /// The account named in key CRNs.
     public var account = "keyrelay"
+    /// RSA modulus size, in bits, of import tokens (Key Protect uses 4096; 2048 or 3072 make tests faster).
+    public var importTokenKeySize = 4096
     public init() {}
 }

@@ -230,7 +230,7 @@ public final class KeyProtectAdopterClient: AdopterClient, CustomStringConvertib
         let resource = (body?["resources"] as? [[String: Any]])?.first
         let reason = (resource?["reasons"] as? [[String: Any]])?.first
         let errorMsg = resource?["errorMsg"] as? String ?? body?["errorMsg"] as? String
-        let message = reason?["message"] as? String ?? errorMsg ?? "HTTP \(status) \(HTTPStatusPhrase.phrase(for: status))"
+        let message = reason?["message"] as? String ?? errorMsg ?? "HTTP \(status)"
         let codeText = reason?["code"] as? String ?? (status == 401 ? ReasonCode.unauthorized.rawValue : nil)
         if let codeText, let code = ReasonCode(rawValue: codeText) {
             var target: ErrorTarget?

@@ -94,8 +94,9 @@ public actor ProtectedResourceService: ServiceSubscriber {
     public nonisolated let serviceName: String
     public nonisolated let client: any AdopterClient
     private let clock: any KeyRelayClock
-    private var resources: [String: Resource] = [:]
-    private var crnByName: [String: String] = [:]
+    // Internal, not private: ProtectedResourceService+Snapshot.swift saves and restores them.
+    var resources: [String: Resource] = [:]
+    var crnByName: [String: String] = [:]
     private var received: [String] = []
 
     public init(serviceName: String, client: any AdopterClient, clock: any KeyRelayClock) {
@@ -228,7 +229,7 @@ public actor ProtectedResourceService: ServiceSubscriber {
                     wrapped = rewrapped.ciphertext
                     version = rewrapped.keyVersion
                 }
-            } catch let error as KeyRelayError where error.status < 500 {
+            } catch let error as KeyRelayError where error.statusCode < 500 {
                 // The key service refused (the key moved on since this event): no access until a later event.
                 (access, cached, adopterState) = (.denied(.unwrapFailed), nil, .disabled)
             }

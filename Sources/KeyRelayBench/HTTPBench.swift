@@ -26,13 +26,14 @@ enum HTTPBench {
         var results: [(String, Outcome)] = []
         // Baseline: a bare route answering a small JSON body, in this process.
         let baseline = try await measureBaseline(seconds: seconds, connections: connections)
-        results.append(("http_baseline_rps", .measured(baseline)))
+        results.append(("http_baseline_rps", .measured(baseline.rate)))
+        results.append(("http_baseline_cpu_us", .measured(baseline.cpuMicrosecondsPerRequest)))
         results.append(contentsOf: try await KeyRelayHTTPBench.run(path: path, seconds: seconds, connections: connections))
         return results
     }
 
-    static func measureBaseline(seconds: Double, connections: Int) async throws -> Double {
-        var rate = 0.0
+    static func measureBaseline(seconds: Double, connections: Int) async throws -> LoadGenerator.Result {
+        var result = LoadGenerator.Result()
         try await serving({ onPort in
             let router = Router()
             router.get("ping") { _, _ -> Response in
@@ -47,8 +48,8 @@ enum HTTPBench {
             guard load.errors == 0, load.statuses[200] == load.requests else {
                 throw BenchError("baseline route answered \(load.statuses) with \(load.errors) errors")
             }
-            rate = load.rate
+            result = load
         }
-        return rate
+        return result
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Key Protect's reason codes, each with the HTTP status the real service answers it with.
 ///
 /// The raw value is the wire spelling (`reasons[].code` in an error body). Codes and statuses come from
@@ -89,7 +91,8 @@ public enum ReasonCode: String, Sendable, Codable, CaseIterable {
     }
 }
 
-/// What a reason points at: a body field, a query parameter or a header (Key Protect's `target`).
+/// What a reason points at: a body field, a query parameter or a header (Key Protect's `target`). The engine names
+/// fields and query parameters only; headers are named by the HTTP layer, which knows them.
 public struct ErrorTarget: Sendable, Equatable, Codable {
     public enum Kind: String, Sendable, Codable { case field, queryParam = "query_param", header }
     public var type: Kind
@@ -100,38 +103,49 @@ public struct ErrorTarget: Sendable, Equatable, Codable {
     }
 }
 
-/// The one error type of KeyRelay: Key Protect's reason code, its HTTP status, the message a person can act on,
-/// and the summary line of the operation that failed.
+/// The one error type of KeyRelay: Key Protect's reason code, the status it is answered with, the message a
+/// person can act on, and the summary line of the operation that failed. Rendering it (Key Protect's `errorMsg`,
+/// the error envelope, headers) belongs to the front ends: `KeyRelayHTTP` and the CLI.
 ///
-/// The CLI and the HTTP layer render this error; they never invent their own. An error never carries key
-/// material.
+/// An error never carries key material. A refusal that names a time (sync within its cooldown, purge before its
+/// delay) carries that time as data in ``earliestAllowed``, so a front end never recomputes or parses it.
+///
+/// Errors match their reason code in a `catch` clause, like GRDB's `DatabaseError` result codes:
+///
+/// ```swift
+/// do { try await engine.sync(keyID, context: ctx) }
+/// catch KeyRelayError.requestTooEarly { … }
+/// ```
 public struct KeyRelayError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Key Protect's reason code.
     public var code: ReasonCode
     /// The reason's message, e.g. "Key is not in a valid state".
     public var message: String
-    /// What failed, e.g. "Key could not be deleted"; it forms the `errorMsg` line of the wire body.
+    /// What failed, e.g. "Key could not be deleted" (the domain's name for the failed operation).
     public var operation: String
-    /// The field, query parameter or header the reason is about, when there is one.
+    /// The field or query parameter the reason is about, when there is one.
     public var target: ErrorTarget?
+    /// The status this reason is answered with: ``ReasonCode/status`` unless the error says otherwise (an
+    /// unsupported feature answers 501 with `FEATURE_RESTRICTED_ERR`, a too-large body 413 with `BAD_BODY_ERR`).
+    public var statusCode: Int
+    /// For a refusal that is only about timing (`REQ_TOO_EARLY_ERR`): the earliest instant the same request is
+    /// accepted, set by the rule that refused it.
+    public var earliestAllowed: Date?
 
     public init(_ code: ReasonCode, _ message: String, operation: String = "Request could not be processed",
-                target: ErrorTarget? = nil) {
+                target: ErrorTarget? = nil, status: Int? = nil, earliestAllowed: Date? = nil) {
         self.code = code
         self.message = message
         self.operation = operation
         self.target = target
+        self.statusCode = status ?? code.status
+        self.earliestAllowed = earliestAllowed
     }
 
-    /// The HTTP status of ``code``.
-    public var status: Int { code.status }
+    /// The status of this error (``statusCode``).
+    public var status: Int { statusCode }
 
-    /// Key Protect's `errorMsg` line: "<Status phrase>: <operation>: Please see 'reasons' for more details (<CODE>)".
-    public var errorMsg: String {
-        "\(HTTPStatusPhrase.phrase(for: status)): \(operation): Please see 'reasons' for more details (\(code.rawValue))"
-    }
-
-    public var description: String { "\(code.rawValue) (\(status)): \(message)" }
+    public var description: String { "\(code.rawValue) (\(statusCode)): \(message)" }
 
     /// A copy that names a different failing operation.
     public func during(_ operation: String) -> KeyRelayError {
@@ -139,26 +153,65 @@ public struct KeyRelayError: Error, Sendable, Equatable, CustomStringConvertible
         copy.operation = operation
         return copy
     }
+
 }
 
-/// Reason phrases for the statuses KeyRelay answers with.
-public enum HTTPStatusPhrase {
-    public static func phrase(for status: Int) -> String {
-        switch status {
-        case 400: "Bad Request"
-        case 401: "Unauthorized"
-        case 403: "Forbidden"
-        case 404: "Not Found"
-        case 405: "Method Not Allowed"
-        case 409: "Conflict"
-        case 410: "Gone"
-        case 415: "Unsupported Media Type"
-        case 422: "Unprocessable Entity"
-        case 429: "Too Many Requests"
-        case 500: "Internal Server Error"
-        case 501: "Not Implemented"
-        case 503: "Service Unavailable"
-        default: "Error"
-        }
+extension ReasonCode {
+    /// Matches an error against a reason code: `catch KeyRelayError.requestTooEarly` (or `catch ReasonCode.…`).
+    public static func ~= (code: ReasonCode, error: any Error) -> Bool {
+        (error as? KeyRelayError)?.code == code
     }
+}
+
+/// The reason codes as members of ``KeyRelayError``, for `catch KeyRelayError.keyNotFound` clauses.
+extension KeyRelayError {
+    public static var collectionTotalMismatch: ReasonCode { .collectionTotalMismatch }
+    public static var bodyQueryParamMismatch: ReasonCode { .bodyQueryParamMismatch }
+    public static var badBody: ReasonCode { .badBody }
+    public static var invalidField: ReasonCode { .invalidField }
+    public static var invalidQueryParam: ReasonCode { .invalidQueryParam }
+    public static var invalidHeader: ReasonCode { .invalidHeader }
+    public static var noBody: ReasonCode { .noBody }
+    public static var numCollectionResource: ReasonCode { .numCollectionResource }
+    public static var keyRestoreExpired: ReasonCode { .keyRestoreExpired }
+    public static var keyRootRequired: ReasonCode { .keyRootRequired }
+    public static var keyExpired: ReasonCode { .keyExpired }
+    public static var keyPayloadRequired: ReasonCode { .keyPayloadRequired }
+    public static var keySearchTooBroad: ReasonCode { .keySearchTooBroad }
+    public static var incorrectNonce: ReasonCode { .incorrectNonce }
+    public static var incorrectNonceIV: ReasonCode { .incorrectNonceIV }
+    public static var unauthorized: ReasonCode { .unauthorized }
+    public static var serviceOnly: ReasonCode { .serviceOnly }
+    public static var resourceOwner: ReasonCode { .resourceOwner }
+    public static var featureRestricted: ReasonCode { .featureRestricted }
+    public static var configRuleConflict: ReasonCode { .configRuleConflict }
+    public static var keyNotFound: ReasonCode { .keyNotFound }
+    public static var keyRingNotFound: ReasonCode { .keyRingNotFound }
+    public static var registrationNotFound: ReasonCode { .registrationNotFound }
+    public static var aliasNotFound: ReasonCode { .aliasNotFound }
+    public static var importTokenNotFound: ReasonCode { .importTokenNotFound }
+    public static var notFound: ReasonCode { .notFound }
+    public static var keyActionInvalidState: ReasonCode { .keyActionInvalidState }
+    public static var protectedResource: ReasonCode { .protectedResource }
+    public static var keyCreateImportAccess: ReasonCode { .keyCreateImportAccess }
+    public static var authorizationsNotMet: ReasonCode { .authorizationsNotMet }
+    public static var importTokenExpired: ReasonCode { .importTokenExpired }
+    public static var preventKeyDeletion: ReasonCode { .preventKeyDeletion }
+    public static var notDualAuth: ReasonCode { .notDualAuth }
+    public static var requestTooEarly: ReasonCode { .requestTooEarly }
+    public static var keyRotationNotPermitted: ReasonCode { .keyRotationNotPermitted }
+    public static var aliasNotUnique: ReasonCode { .aliasNotUnique }
+    public static var aliasQuotaExceeded: ReasonCode { .aliasQuotaExceeded }
+    public static var keyRingExists: ReasonCode { .keyRingExists }
+    public static var keyRingNotEmpty: ReasonCode { .keyRingNotEmpty }
+    public static var keyRingQuotaExceeded: ReasonCode { .keyRingQuotaExceeded }
+    public static var keyRingMismatch: ReasonCode { .keyRingMismatch }
+    public static var registrationExists: ReasonCode { .registrationExists }
+    public static var keyDeleted: ReasonCode { .keyDeleted }
+    public static var keyInvalidState: ReasonCode { .keyInvalidState }
+    public static var keyRootRequiredForRegistration: ReasonCode { .keyRootRequiredForRegistration }
+    public static var unprocessableCiphertext: ReasonCode { .unprocessableCiphertext }
+    public static var keyVersionInvalid: ReasonCode { .keyVersionInvalid }
+    public static var incompleteMetadata: ReasonCode { .incompleteMetadata }
+    public static var internalError: ReasonCode { .internalError }
 }

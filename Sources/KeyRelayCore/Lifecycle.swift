@@ -236,7 +236,7 @@ public struct LifecycleRules: Sendable {
             if now < allowed {
                 throw KeyRelayError(.requestTooEarly,
                                     "The key was updated recently: Please wait and try again: Purge operation is allowed \(DurationText.goStyle(configuration.purgeDelay)) after key is deleted (from \(Timestamp.format(allowed)))",
-                                    operation: op(.purge))
+                                    operation: op(.purge), earliestAllowed: allowed)
             }
         }
     }
@@ -308,7 +308,7 @@ public struct LifecycleRules: Sendable {
             let earliest = earliestSync(key)!
             throw KeyRelayError(.requestTooEarly,
                                 "The key was updated recently: Please wait and try again: Sync cannot be performed until at least \(Timestamp.format(earliest))",
-                                operation: op(.sync))
+                                operation: op(.sync), earliestAllowed: earliest)
         }
         var next = key
         next.lastSyncDate = now
@@ -395,7 +395,7 @@ public struct LifecycleRules: Sendable {
         if let allowed = enableOrRestoreAllowedFrom(key), now < allowed {
             throw KeyRelayError(.requestTooEarly,
                                 "The key was updated recently: Please wait and try again: \(action.rawValue) is allowed \(DurationText.goStyle(configuration.enableRestoreCooldown)) after the key's last action, at \(Timestamp.format(allowed))",
-                                operation: action.operation)
+                                operation: action.operation, earliestAllowed: allowed)
         }
     }
 

@@ -4,7 +4,9 @@ import Hummingbird
 import KeyRelay
 import Logging
 
-/// The Key Protect v2–compatible HTTP API over a ``KeyRelayEngine``.
+/// The Key Protect v2–compatible HTTP API over a ``KeyRelayEngine``: a thin edge that decodes a typed request,
+/// calls the engine and encodes a typed answer. Every rule (key-ring scope, secure import, acknowledgement
+/// resolution, sync's earliest time, paging bounds) is the engine's.
 ///
 /// ```swift
 /// let api = KeyProtectAPI(engine: engine, access: .development(token: "root"))
@@ -20,7 +22,6 @@ public struct KeyProtectAPI: Sendable {
     public let simulation: SimulatedCloud?
     /// The port reported by `GET /api/v2/instance/allowed_ip_port`.
     public let privateEndpointPort: Int
-    let importTokens: ImportTokenStore
     let wire: Representations
     let logger: Logger
 
@@ -28,17 +29,17 @@ public struct KeyProtectAPI: Sendable {
     ///   - devClock: enables `GET/POST /api/v2/_dev/clock` (use with `--dev --manual-clock` only).
     ///   - background: what the dev clock drains; defaults to engine housekeeping (expiry only).
     ///   - simulation: simulated services on the background's bus; enables `/api/v2/_sim/…`.
-    ///   - importTokenKeySize: RSA modulus size of import tokens (4096 like Key Protect; 2048 is faster in tests).
+    ///
+    /// Import tokens are the engine's (their RSA size is ``KeyRelayConfiguration/importTokenKeySize``).
     public init(engine: KeyRelayEngine, access: AccessControl, devClock: ManualClock? = nil,
                 background: (any BackgroundWork)? = nil, simulation: SimulatedCloud? = nil, privateEndpointPort: Int = 8888,
-                importTokenKeySize: Int = 4096, logger: Logger = Logger(label: "keyrelay.http")) {
+                logger: Logger = Logger(label: "keyrelay.http")) {
         self.engine = engine
         self.access = access
         self.devClock = devClock
         self.background = background ?? EngineHousekeeping(engine: engine)
         self.simulation = simulation
         self.privateEndpointPort = privateEndpointPort
-        self.importTokens = ImportTokenStore(keySize: importTokenKeySize)
         self.wire = Representations(region: engine.configuration.region, account: engine.configuration.account,
                                     rules: engine.lifecycleRules)
         self.logger = logger
@@ -46,207 +47,153 @@ public struct KeyProtectAPI: Sendable {
 
     var now: Date { engine.clock.now() }
 
-    /// A router with every endpoint, behind the error-rendering middleware.
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
-        router.addMiddleware { ErrorRenderingMiddleware<BasicRequestContext>(logger: logger) }
-        router.addMiddleware { PokeMiddleware<BasicRequestContext>(background: background) }
+    /// A router with every endpoint: errors rendered as Key Protect's envelope, authentication once per request,
+    /// one route group per permission.
+    public func makeRouter() -> Router<KeyRelayRequestContext> {
+        let router = Router(context: KeyRelayRequestContext.self)
+        // Middleware applies to the routes added after it: these three come first.
+        router.add(middleware: ErrorRenderingMiddleware<KeyRelayRequestContext>(logger: logger, clock: engine.clock))
+        router.add(middleware: PokeMiddleware<KeyRelayRequestContext>(background: background))
+        router.add(middleware: AuthenticationMiddleware(access: access))
         addRoutes(to: router)
         if let simulation { addSimulationRoutes(to: router, simulation: simulation) }
         ConsoleRoutes.add(to: router, api: self)
         return router
     }
 
-    // MARK: - Caller
+    /// The routes of one permission: Key Protect's API headers get the API's security headers (no content, no
+    /// framing, no sniffing) from Hummingbird's middleware.
+    func group(_ router: Router<KeyRelayRequestContext>, _ permission: AccessPermission,
+               instance: Bool = true) -> RouterGroup<KeyRelayRequestContext> {
+        router.group()
+            .add(middleware: ContentSecurityMiddleware(contentSecurityPolicy: [.defaultSrc(.none), .frameAncestors(.none)]))
+            .add(middleware: PermissionMiddleware(permission: permission, requiresInstance: instance))
+    }
+
+    // MARK: - Caller (the console's and the simulation's own endpoints)
 
     /// Who is calling and for which instance.
     struct Caller {
         var grant: AccessGrant
         var context: KeyRelay.RequestContext
-        /// `X-Kms-Key-Ring`.
-        var keyRing: String?
     }
 
-    /// Authenticates the bearer token, requires `Bluemix-Instance` (unless `instance` is false) and `permission`.
+    /// Authenticates a request outside the permission groups (the console's endpoints), with the same checks.
     func authorize(_ request: Request, _ permission: AccessPermission, instance: Bool = true) throws -> Caller {
-        guard let header = request.headers[.authorization] else { throw Unauthorized() }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer",
-              let grant = access.grant(forToken: parts[1].trimmingCharacters(in: .whitespaces)) else { throw Unauthorized() }
-        var instanceID = "-"
-        if instance {
-            guard let value = request.headers[HTTPField.Name("Bluemix-Instance")!]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else {
-                throw KeyRelayError(.invalidHeader, "The header 'Bluemix-Instance' must be: the instance ID (GUID) of your KeyRelay/Key Protect instance",
-                                    operation: "Request could not be processed", target: ErrorTarget(.header, "Bluemix-Instance"))
-            }
-            guard grant.covers(instance: value) else { throw Unauthorized() }
-            instanceID = value
-        }
-        guard grant.allows(permission) else {
-            if permission == .service {
-                throw KeyRelayError(.serviceOnly, "This action can only be done by a service (service to service)",
-                                    operation: "Request could not be processed")
-            }
-            throw Unauthorized()
-        }
-        let correlation = request.headers[HTTPField.Name("Correlation-Id")!]
-        let ring = request.headers[HTTPField.Name("X-Kms-Key-Ring")!].flatMap { $0.isEmpty ? nil : $0 }
-        return Caller(grant: grant, context: KeyRelay.RequestContext(instanceID: instanceID, principal: grant.principal,
-                                                                      correlationID: correlation),
-                      keyRing: ring)
+        let credentials = Credentials(request, access: access)
+        let caller = try PermissionMiddleware.authorize(credentials, permission, requiresInstance: instance)
+        guard let grant = credentials.grant else { throw Self.unauthorized }
+        return Caller(grant: grant, context: caller)
     }
 
-    /// `X-Kms-Key-Ring`, when given on a key operation, must name the key's ring.
-    func checkRing(_ caller: Caller, key reference: String, operation: String) async throws {
-        guard let ring = caller.keyRing else { return }
-        let key = try await engine.key(reference, context: caller.context)
-        guard key.keyRingID == ring else {
-            throw KeyRelayError(.keyRingMismatch, "The X-Kms-Key-Ring header names '\(ring)', but the key is in ring '\(key.keyRingID)'",
-                                operation: operation, target: ErrorTarget(.header, "X-Kms-Key-Ring"))
-        }
+    /// The 401 answer (its body carries only `errorMsg`).
+    static let unauthorized = KeyRelayError(.unauthorized, UnauthorizedBody.message, operation: "Request could not be processed")
+
+    /// The 413 answer for a body over the size limit.
+    static func tooLarge(maxSize: Int, operation: String) -> KeyRelayError {
+        KeyRelayError(.badBody, "Invalid body data was passed: the body is too large (the limit is \(maxSize) bytes)",
+                      operation: operation, status: 413)
     }
 
     /// `Prefer: return=minimal` → true.
-    func prefersMinimal(_ request: Request) -> Bool {
-        guard let prefer = request.headers[HTTPField.Name("Prefer")!] else { return false }
+    static func prefersMinimal(_ request: Request) -> Bool {
+        guard let prefer = request.headers[.prefer] else { return false }
         return prefer.replacingOccurrences(of: " ", with: "").lowercased().contains("return=minimal")
     }
 
     // MARK: - Routes
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<KeyRelayRequestContext>) {
         let api = self
+        let read = group(router, .read)
+        let create = group(router, .create)
+        let use = group(router, .use)
+        let rotate = group(router, .rotate)
+        let manage = group(router, .manage)
+        let purge = group(router, .purge)
+        let service = group(router, .service)
+
         // Keys (collection). `/keys/registrations` is registered before `/keys/{id}`.
-        router.head("/api/v2/keys") { request, _ in try await api.headKeys(request) }
-        router.get("/api/v2/keys") { request, _ in try await api.listKeys(request) }
-        router.post("/api/v2/keys") { request, context in try await api.createKey(request, context, overrides: false) }
-        router.post("/api/v2/keys_with_policy_overrides") { request, context in try await api.createKey(request, context, overrides: true) }
-        router.get("/api/v2/keys/registrations") { request, _ in try await api.listRegistrations(request, keyID: nil) }
+        read.head("/api/v2/keys") { request, context in try await api.headKeys(request, context) }
+        read.get("/api/v2/keys") { request, context in try await api.listKeys(request, context) }
+        create.post("/api/v2/keys") { request, context in try await api.createKey(request, context, overrides: false) }
+        create.post("/api/v2/keys_with_policy_overrides") { request, context in try await api.createKey(request, context, overrides: true) }
+        read.get("/api/v2/keys/registrations") { request, context in try await api.listRegistrations(request, context, keyID: nil) }
         // One key.
-        router.get("/api/v2/keys/{id}") { request, context in try await api.getKey(request, id: try context.parameters.require("id")) }
-        router.post("/api/v2/keys/{id}") { request, context in
-            let id = try context.parameters.require("id")
-            guard let action = request.uri.queryParameters.get("action") else {
-                throw KeyRelayError(.invalidQueryParam, "The query_param 'action' must be: one of \(Self.deprecatedActions.joined(separator: ", "))",
-                                    operation: "Action could not be performed on key", target: ErrorTarget(.queryParam, "action"))
+        read.get("/api/v2/keys/{id}") { request, context in try await api.getKey(request, context) }
+        // The deprecated `POST /keys/{id}?action=…`: its permission is the action's, checked in the handler.
+        router.group().add(middleware: ContentSecurityMiddleware(contentSecurityPolicy: [.defaultSrc(.none), .frameAncestors(.none)]))
+            .post("/api/v2/keys/{id}") { request, context in try await api.deprecatedAction(request, context) }
+        manage.patch("/api/v2/keys/{id}") { request, context in try await api.patchKey(request, context) }
+        manage.delete("/api/v2/keys/{id}") { request, context in try await api.deleteKey(request, context) }
+        read.get("/api/v2/keys/{id}/metadata") { request, context in try await api.getMetadata(request, context) }
+        read.get("/api/v2/keys/{id}/versions") { request, context in try await api.versions(request, context) }
+        purge.delete("/api/v2/keys/{id}/purge") { request, context in try await api.purge(request, context) }
+        manage.post("/api/v2/keys/{id}/restore") { request, context in try await api.restore(request, context) }
+        // Actions, each in its permission's group.
+        use.post("/api/v2/keys/{id}/actions/wrap") { request, context in try await api.wrap(request, context) }
+        use.post("/api/v2/keys/{id}/actions/unwrap") { request, context in try await api.unwrap(request, context) }
+        use.post("/api/v2/keys/{id}/actions/rewrap") { request, context in try await api.rewrap(request, context) }
+        rotate.post("/api/v2/keys/{id}/actions/rotate") { request, context in try await api.rotate(request, context) }
+        for action in Self.manageActions {
+            manage.post(RouterPath("/api/v2/keys/{id}/actions/\(action)")) { request, context in
+                try await api.manageAction(action, request, context)
             }
-            guard Self.deprecatedActions.contains(action) else {
-                throw KeyRelayError(.invalidQueryParam, "The query_param 'action' must be: one of \(Self.deprecatedActions.joined(separator: ", "))",
-                                    operation: "Action could not be performed on key", target: ErrorTarget(.queryParam, "action"))
-            }
-            if action == "restore" { return try await api.restore(request, id: id) }
-            return try await api.action(action, id: id, request, context)
         }
-        router.patch("/api/v2/keys/{id}") { request, context in try await api.patchKey(request, context, id: try context.parameters.require("id")) }
-        router.delete("/api/v2/keys/{id}") { request, context in try await api.deleteKey(request, id: try context.parameters.require("id")) }
-        router.get("/api/v2/keys/{id}/metadata") { request, context in try await api.getMetadata(request, id: try context.parameters.require("id")) }
-        router.get("/api/v2/keys/{id}/versions") { request, context in try await api.versions(request, id: try context.parameters.require("id")) }
-        router.delete("/api/v2/keys/{id}/purge") { request, context in try await api.purge(request, id: try context.parameters.require("id")) }
-        router.post("/api/v2/keys/{id}/restore") { request, context in try await api.restore(request, id: try context.parameters.require("id")) }
-        router.post("/api/v2/keys/{id}/actions/{action}") { request, context in
-            try await api.action(try context.parameters.require("action"), id: try context.parameters.require("id"), request, context)
+        read.post("/api/v2/keys/{id}/actions/{action}") { _, context -> Response in
+            throw KeyRelayError(.notFound, "Unknown key action '\(context.parameters.get("action") ?? "")': use wrap, unwrap, rewrap, rotate, enable, disable, setKeyForDeletion, unsetKeyForDeletion or sync",
+                                operation: "Action could not be performed on key")
         }
         // Key policies.
-        router.get("/api/v2/keys/{id}/policies") { request, context in try await api.getPolicies(request, id: try context.parameters.require("id")) }
-        router.put("/api/v2/keys/{id}/policies") { request, context in try await api.putPolicies(request, context, id: try context.parameters.require("id")) }
+        read.get("/api/v2/keys/{id}/policies") { request, context in try await api.getPolicies(request, context) }
+        manage.put("/api/v2/keys/{id}/policies") { request, context in try await api.putPolicies(request, context) }
         // Registrations.
-        router.get("/api/v2/keys/{id}/registrations") { request, context in
-            try await api.listRegistrations(request, keyID: try context.parameters.require("id"))
+        read.get("/api/v2/keys/{id}/registrations") { request, context in
+            try await api.listRegistrations(request, context, keyID: try context.parameters.require("id"))
         }
         for method in [HTTPRequest.Method.post, .put, .patch, .delete] {
-            router.on("/api/v2/keys/{id}/registrations/**", method: method) { request, context in
-                try await api.saveRegistration(method, request, context, id: try context.parameters.require("id"))
+            service.on("/api/v2/keys/{id}/registrations/**", method: method) { request, context in
+                try await api.saveRegistration(method, request, context)
             }
         }
-        router.post("/api/v2/event_ack") { request, context in try await api.eventAck(request, context) }
+        service.post("/api/v2/event_ack") { request, context in try await api.eventAck(request, context) }
         // Aliases.
-        router.post("/api/v2/keys/{id}/aliases/{alias}") { request, context in
-            try await api.createAlias(request, id: try context.parameters.require("id"), alias: try context.parameters.require("alias"))
-        }
-        router.delete("/api/v2/keys/{id}/aliases/{alias}") { request, context in
-            try await api.deleteAlias(request, id: try context.parameters.require("id"), alias: try context.parameters.require("alias"))
-        }
+        manage.post("/api/v2/keys/{id}/aliases/{alias}") { request, context in try await api.createAlias(request, context) }
+        manage.delete("/api/v2/keys/{id}/aliases/{alias}") { request, context in try await api.deleteAlias(request, context) }
         // Key rings.
-        router.get("/api/v2/key_rings") { request, _ in try await api.listKeyRings(request) }
-        router.post("/api/v2/key_rings/{ring}") { request, context in try await api.createKeyRing(request, ring: try context.parameters.require("ring")) }
-        router.delete("/api/v2/key_rings/{ring}") { request, context in try await api.deleteKeyRing(request, ring: try context.parameters.require("ring")) }
+        read.get("/api/v2/key_rings") { request, context in try await api.listKeyRings(request, context) }
+        manage.post("/api/v2/key_rings/{ring}") { request, context in try await api.createKeyRing(request, context) }
+        manage.delete("/api/v2/key_rings/{ring}") { request, context in try await api.deleteKeyRing(request, context) }
         // Instance.
-        router.get("/api/v2/instance/policies") { request, _ in try await api.getInstancePolicies(request) }
-        router.put("/api/v2/instance/policies") { request, context in try await api.putInstancePolicies(request, context) }
-        router.get("/api/v2/instance/allowed_ip_port") { request, _ in try await api.allowedIPPort(request) }
+        read.get("/api/v2/instance/policies") { request, context in try await api.getInstancePolicies(request, context) }
+        manage.put("/api/v2/instance/policies") { request, context in try await api.putInstancePolicies(request, context) }
+        read.get("/api/v2/instance/allowed_ip_port") { _, _ in
+            WireResponse(.ok, WireCollection(MediaTypes.allowedIP, [AllowedIPPortRepresentation(privateEndpointPort: api.privateEndpointPort)]))
+        }
         // Import token.
-        router.post("/api/v2/import_token") { request, context in try await api.createImportToken(request, context) }
-        router.get("/api/v2/import_token") { request, _ in try await api.getImportToken(request) }
-        // KMIP: not supported, answered with a clear error body.
+        create.post("/api/v2/import_token") { request, context in try await api.createImportToken(request, context) }
+        create.get("/api/v2/import_token") { request, context in try await api.getImportToken(request, context) }
+        // KMIP: not supported, answered with a clear error body (501, so that clients do not retry).
         for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
             for path in ["/api/v2/kmip_adapters", "/api/v2/kmip_adapters/{adapter}", "/api/v2/kmip_adapters/{adapter}/{kind}",
                          "/api/v2/kmip_adapters/{adapter}/{kind}/{object}"] {
-                router.on(RouterPath(path), method: method) { request, _ in try api.kmip(request) }
+                read.on(RouterPath(path), method: method) { _, _ -> Response in
+                    throw KeyRelayError(.featureRestricted,
+                                        "This action is not permitted on this resource: KMIP is not supported by KeyRelay (KMIP adapters, KMIP objects and client certificates are not implemented)",
+                                        operation: "KMIP request could not be processed", status: 501)
+                }
             }
         }
         // Development clock (KeyRelay extension), only with a manual clock.
         if devClock != nil {
-            router.get("/api/v2/_dev/clock") { request, _ in try await api.readClock(request) }
-            router.post("/api/v2/_dev/clock") { request, context in try await api.moveClock(request, context) }
+            group(router, .read, instance: false).get("/api/v2/_dev/clock") { _, _ in
+                WireResponse(.ok, ClockRepresentation(now: Timestamp.format(api.now)))
+            }
+            group(router, .manage, instance: false).post("/api/v2/_dev/clock") { request, context in try await api.moveClock(request, context) }
         }
     }
 
+    static let manageActions = ["enable", "disable", "setKeyForDeletion", "unsetKeyForDeletion", "setKeyDeletion", "unsetKeyDeletion", "sync"]
     static let deprecatedActions = ["disable", "enable", "restore", "rewrap", "rotate", "setKeyForDeletion",
                                     "unsetKeyForDeletion", "unwrap", "wrap"]
-
-    func kmip(_ request: Request) throws -> Response {
-        _ = try authorize(request, .read)
-        throw HTTPFailure(error: KeyRelayError(.featureRestricted,
-                                               "This action is not permitted on this resource: KMIP is not supported by KeyRelay (KMIP adapters, KMIP objects and client certificates are not implemented)",
-                                               operation: "KMIP request could not be processed"),
-                          status: 501)
-    }
-}
-
-/// Wakes the background work after every write request (new notifications may be due).
-struct PokeMiddleware<Context: Hummingbird.RequestContext>: RouterMiddleware {
-    let background: any BackgroundWork
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let response = try await next(request, context)
-        if request.method != .get, request.method != .head { background.poke() }
-        return response
-    }
-}
-
-/// Renders every error as Key Protect's error body.
-struct ErrorRenderingMiddleware<Context: Hummingbird.RequestContext>: RouterMiddleware {
-    let logger: Logger
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch let error as KeyRelayError {
-            return Wire.errorResponse(error)
-        } catch let failure as HTTPFailure {
-            return Wire.errorResponse(failure.error, status: failure.status, headers: failure.headers)
-        } catch is Unauthorized {
-            return Wire.unauthorizedResponse()
-        } catch let error as HTTPError {
-            let path = request.uri.path
-            switch error.status.code {
-            case 404:
-                return Wire.errorResponse(KeyRelayError(.notFound, "No KeyRelay endpoint matches \(request.method) \(path): see docs/api-coverage.md for the supported endpoints",
-                                                        operation: "Request could not be processed"))
-            case 405:
-                return Wire.errorResponse(KeyRelayError(.notFound, "The method \(request.method) is not allowed on \(path)",
-                                                        operation: "Request could not be processed"), status: 405)
-            case 413:
-                return Wire.errorResponse(KeyRelayError(.badBody, "Invalid body data was passed: the body is too large",
-                                                        operation: "Request could not be processed"), status: 413)
-            default:
-                return Wire.errorResponse(KeyRelayError(.badBody, error.body ?? "The request could not be processed (\(error.status.code))",
-                                                        operation: "Request could not be processed"), status: error.status.code)
-            }
-        } catch {
-            logger.error("Unhandled error for \(request.method) \(request.uri.path): \(String(describing: type(of: error)))")
-            return Wire.errorResponse(KeyRelayError(.internalError, "An internal error occurred: see the server log",
-                                                    operation: "Request could not be processed"))
-        }
-    }
 }

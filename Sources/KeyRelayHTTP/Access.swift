@@ -119,34 +119,33 @@ public struct AccessControl: Sendable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw KeyRelayError(.badBody, "The access file '\(path)' could not be read: \(error.localizedDescription)", operation: op)
         }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard let root = try? JSONDecoder().decode(AccessFile.self, from: data) else {
             throw bad("it must be a JSON object with a \"tokens\" member")
         }
-        var items: [(String, [String: Any])] = []
-        if let map = root["tokens"] as? [String: Any] {
+        var items: [(String, AccessFile.Grant)] = []
+        switch root.tokens {
+        case .map(let map):
             for (token, value) in map {
-                guard let object = value as? [String: Any] else { throw bad("the grant of a token must be an object") }
-                items.append((token, object))
+                guard case .object(let grant) = value else { throw bad("the grant of a token must be an object") }
+                items.append((token, grant))
             }
-        } else if let list = root["tokens"] as? [Any] {
+        case .list(let list):
             for value in list {
-                guard let object = value as? [String: Any], let token = object["token"] as? String else {
+                guard case .object(let grant) = value, let token = grant.token else {
                     throw bad("each entry of \"tokens\" must be an object with a \"token\" string")
                 }
-                items.append((token, object))
+                items.append((token, grant))
             }
-        } else {
+        case .missing:
             throw bad("it must have a \"tokens\" object (token → grant) or array")
         }
         var grants: [String: AccessGrant] = [:]
         for (token, object) in items {
             guard token.count >= 16 else { throw bad("a token must be at least 16 characters long") }
-            guard let principal = object["principal"] as? String, !principal.isEmpty else {
+            guard let principal = object.principal, !principal.isEmpty else {
                 throw bad("every grant needs a \"principal\" string")
             }
-            var names: [String] = []
-            if let role = object["role"] as? String { names.append(role) }
-            if let roles = object["roles"] as? [String] { names += roles }
+            let names = (object.role.map { [$0] } ?? []) + (object.roles ?? [])
             guard !names.isEmpty else { throw bad("the grant of '\(principal)' needs a \"role\" or \"roles\"") }
             var roles = Set<AccessRole>()
             for name in names {
@@ -156,15 +155,72 @@ public struct AccessControl: Sendable {
                 roles.insert(role)
             }
             let instances: Set<String>?
-            if let star = object["instances"] as? String, star == "*" {
-                instances = nil
-            } else if let list = object["instances"] as? [String] {
-                instances = list.contains("*") ? nil : Set(list)
-            } else {
+            switch object.instances {
+            case .all: instances = nil
+            case .some(let list): instances = list.contains("*") ? nil : Set(list)
+            case .missing:
                 throw bad("the grant of '\(principal)' needs \"instances\": a list of instance ids or \"*\"")
             }
             grants[token] = AccessGrant(principal: principal, roles: roles, instances: instances)
         }
         return AccessControl(grants: grants)
+    }
+}
+
+/// The access file's shape. Every member is read leniently here and checked by ``AccessControl/load(file:)``,
+/// which names what is wrong.
+struct AccessFile: Decodable {
+    /// One grant. Fields of the wrong type read as absent, so that the loader's message names them.
+    struct Grant: Decodable {
+        enum Instances { case all, some([String]), missing }
+        var token: String?
+        var principal: String?
+        var role: String?
+        var roles: [String]?
+        var instances: Instances
+
+        enum CodingKeys: String, CodingKey { case token, principal, role, roles, instances }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            token = try? container.decodeIfPresent(String.self, forKey: .token)
+            principal = try? container.decodeIfPresent(String.self, forKey: .principal)
+            role = try? container.decodeIfPresent(String.self, forKey: .role)
+            roles = try? container.decodeIfPresent([String].self, forKey: .roles)
+            if let star = try? container.decode(String.self, forKey: .instances), star == "*" {
+                instances = .all
+            } else if let list = try? container.decode([String].self, forKey: .instances) {
+                instances = .some(list)
+            } else {
+                instances = .missing
+            }
+        }
+    }
+    /// A `tokens` entry: a grant object, or anything else (refused by the loader).
+    enum Entry: Decodable {
+        case object(Grant)
+        case other
+        init(from decoder: any Decoder) throws {
+            if let grant = try? Grant(from: decoder), (try? decoder.container(keyedBy: Grant.CodingKeys.self)) != nil {
+                self = .object(grant)
+            } else {
+                self = .other
+            }
+        }
+    }
+    enum Tokens { case map([String: Entry]), list([Entry]), missing }
+    var tokens: Tokens
+
+    enum CodingKeys: String, CodingKey { case tokens }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let map = try? container.decode([String: Entry].self, forKey: .tokens) {
+            tokens = .map(map)
+        } else if let list = try? container.decode([Entry].self, forKey: .tokens) {
+            tokens = .list(list)
+        } else {
+            tokens = .missing
+        }
     }
 }

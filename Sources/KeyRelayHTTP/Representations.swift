@@ -2,124 +2,278 @@ import Crypto
 import Foundation
 import KeyRelay
 
-/// How KeyRelay's values appear on the wire (Key Protect's JSON shapes).
+// The answers' wire types, one per Key Protect media type (field names as Key Protect spells them; an absent
+// optional is omitted, never `null`).
+
+/// `{id, creationDate}` of a key version (`application/vnd.ibm.kms.key.version+json`); registrations and keys
+/// carry one too.
+struct KeyVersionRepresentation: Codable, Sendable {
+    var id: String
+    var creationDate: String
+    init(_ version: KeyVersion) {
+        id = version.id
+        creationDate = Timestamp.format(version.creationDate)
+    }
+}
+
+/// `{id}` of the version a wrap, unwrap or rewrap used.
+struct KeyVersionReference: Codable, Sendable {
+    var id: String
+}
+
+/// `KeyFullRepresentation` / `KeyWithPayload` (`application/vnd.ibm.kms.key+json`, reference §2.1).
+struct KeyRepresentation: Codable, Sendable {
+    struct AlgorithmMetadata: Codable, Sendable {
+        var bitLength = "256"
+        var mode = "Deprecated"
+    }
+    struct DualAuthDelete: Codable, Sendable {
+        var enabled: Bool
+        var keySetForDeletion: Bool?
+        var authExpiration: String?
+    }
+    struct Rotation: Codable, Sendable {
+        var enabled: Bool
+        var intervalMonth: Int
+        enum CodingKeys: String, CodingKey {
+            case enabled
+            case intervalMonth = "interval_month"
+        }
+        init(_ policy: RotationPolicy) {
+            enabled = policy.enabled
+            intervalMonth = policy.intervalMonth
+        }
+    }
+
+    var type = MediaTypes.key
+    var id: String
+    var name: String
+    var aliases: [String]
+    var tags: [String]
+    var description: String?
+    var state: Int
+    var extractable: Bool
+    var crn: String
+    var imported: Bool
+    var keyRingID: String
+    var creationDate: String
+    var createdBy: String
+    var expirationDate: String?
+    var algorithmType = "Deprecated"
+    var algorithmMetadata = AlgorithmMetadata()
+    var algorithmBitSize = 256
+    var algorithmMode = "Deprecated"
+    var lastUpdateDate: String
+    var lastRotateDate: String?
+    var keyVersion: KeyVersionRepresentation
+    var dualAuthDelete: DualAuthDelete
+    var rotation: Rotation?
+    var deleted: Bool
+    var deletionDate: String?
+    var deletedBy: String?
+    var restoreExpirationDate: String?
+    var restoreAllowed: Bool?
+    var purgeAllowedFrom: String?
+    var purgeAllowed: Bool?
+    var purgeScheduledOn: String?
+    /// Only for a standard key on `GET /keys/{id}`.
+    var payload: String?
+}
+
+/// Wrap's answer (`key_action_wrap`): the generated DEK only when the caller sent none.
+struct WrapResponse: Codable, Sendable {
+    var plaintext: String?
+    var ciphertext: String
+    var keyVersion: KeyVersionReference
+}
+
+/// Unwrap's answer (`key_action_unwrap`): the rewrapped form too when an older version had wrapped it.
+struct UnwrapResponse: Codable, Sendable {
+    var plaintext: String
+    var keyVersion: KeyVersionReference
+    var ciphertext: String?
+    var rewrappedKeyVersion: KeyVersionReference?
+}
+
+/// Rewrap's answer (`key_action_rewrap`).
+struct RewrapResponse: Codable, Sendable {
+    var ciphertext: String
+    var keyVersion: KeyVersionReference
+    var rewrappedKeyVersion: KeyVersionReference
+}
+
+/// `RegistrationResource` (`application/vnd.ibm.kms.registration+json`, reference §3).
+struct RegistrationRepresentation: Codable, Sendable {
+    var keyId: String
+    var keyName: String?
+    var resourceCrn: String
+    var createdBy: String
+    var creationDate: String
+    var updatedBy: String
+    var lastUpdated: String
+    var description: String?
+    var preventKeyDeletion: Bool
+    var keyVersion: KeyVersionRepresentation
+    /// Only for service callers.
+    var registrationMetadata: String?
+}
+
+/// A key policy (`application/vnd.ibm.kms.policy+json`, `GetKeyPoliciesOneOf`).
+struct PolicyRepresentation: Codable, Sendable {
+    struct Enabled: Codable, Sendable { var enabled: Bool }
+    var id: String
+    var crn: String
+    var type = MediaTypes.policy
+    var creationDate: String?
+    var createdBy: String?
+    var lastUpdateDate: String?
+    var updatedBy: String?
+    var rotation: KeyRepresentation.Rotation?
+    var dualAuthDelete: Enabled?
+}
+
+/// An instance policy (`application/vnd.ibm.kms.policy+json` under `/instance/policies`).
+struct InstancePolicyRepresentation: Codable, Sendable {
+    struct PolicyData: Codable, Sendable {
+        var enabled: Bool
+        var attributes: JSONValue?
+    }
+    var policyType: String
+    var policyData: PolicyData
+    var creationDate: String
+    var createdBy: String
+    var updatedBy: String
+    var lastUpdated: String
+    enum CodingKeys: String, CodingKey {
+        case policyType = "policy_type"
+        case policyData = "policy_data"
+        case creationDate, createdBy, updatedBy, lastUpdated
+    }
+}
+
+/// `application/vnd.ibm.kms.allowed_ip_metadata+json`.
+struct AllowedIPPortRepresentation: Codable, Sendable {
+    var privateEndpointPort: Int
+    enum CodingKeys: String, CodingKey { case privateEndpointPort = "private_endpoint_port" }
+}
+
+/// `application/vnd.ibm.kms.alias+json`.
+struct AliasRepresentation: Codable, Sendable {
+    var keyId: String
+    var alias: String
+    var createdBy: String
+    var creationDate: String
+}
+
+/// `application/vnd.ibm.kms.key_ring+json`; `default` has only its id.
+struct KeyRingRepresentation: Codable, Sendable {
+    var id: String
+    var creationDate: String?
+    var createdBy: String?
+}
+
+/// `application/vnd.ibm.kms.import_token+json`: `payload` (the PEM public key, base64) and `nonce` only when
+/// retrieved.
+struct ImportTokenRepresentation: Codable, Sendable {
+    var expiration: Int
+    var maxAllowedRetrievals: Int
+    var remainingRetrievals: Int
+    var creationDate: String
+    var expirationDate: String
+    var payload: String?
+    var nonce: String?
+
+    init(_ token: ImportToken, retrieved: RetrievedImportToken? = nil) {
+        expiration = token.expiration
+        maxAllowedRetrievals = token.maxAllowedRetrievals
+        remainingRetrievals = token.remainingRetrievals
+        creationDate = Timestamp.format(token.creationDate)
+        expirationDate = Timestamp.format(token.expirationDate)
+        payload = retrieved.map { Data($0.publicKeyPEM.utf8).base64EncodedString() }
+        nonce = retrieved?.nonce.base64EncodedString()
+    }
+}
+
+/// The dev clock's answer (KeyRelay extension).
+struct ClockRepresentation: Codable, Sendable {
+    var now: String
+}
+
+/// How KeyRelay's values appear on the wire.
 struct Representations: Sendable {
     let region: String
     let account: String
     let rules: LifecycleRules
 
-    /// `KeyFullRepresentation` (reference §2.1); `payload` is added by the caller for GET of a standard key.
-    func key(_ key: Key, now: Date) -> [String: Any] {
-        var object: [String: Any] = [
-            "type": MediaTypes.key,
-            "id": key.id,
-            "name": key.name,
-            "aliases": key.aliases,
-            "tags": key.tags,
-            "state": key.state.rawValue,
-            "extractable": key.extractable,
-            "crn": key.crn(region: region, account: account),
-            "imported": key.imported,
-            "keyRingID": key.keyRingID,
-            "creationDate": Timestamp.format(key.creationDate),
-            "createdBy": key.createdBy,
-            "algorithmType": "Deprecated",
-            "algorithmMetadata": ["bitLength": "256", "mode": "Deprecated"],
-            "algorithmBitSize": 256,
-            "algorithmMode": "Deprecated",
-            "lastUpdateDate": Timestamp.format(key.lastUpdateDate),
-            "keyVersion": version(key.currentVersion),
-            "deleted": key.state == .destroyed,
-        ]
-        if let description = key.description { object["description"] = description }
-        if let expiry = key.expirationDate { object["expirationDate"] = Timestamp.format(expiry) }
-        if let rotated = key.lastRotateDate { object["lastRotateDate"] = Timestamp.format(rotated) }
-        var dualAuth: [String: Any] = ["enabled": key.dualAuthDelete.enabled]
+    /// `KeyFullRepresentation` (reference §2.1), with `payload` when given.
+    func key(_ key: Key, now: Date, payload: Data? = nil) -> KeyRepresentation {
+        var dualAuth = KeyRepresentation.DualAuthDelete(enabled: key.dualAuthDelete.enabled)
         if key.dualAuthDelete.enabled {
             let set = key.dualAuthDelete.isSetForDeletion(at: now)
-            dualAuth["keySetForDeletion"] = set
-            if set, let expiry = key.dualAuthDelete.authExpiration { dualAuth["authExpiration"] = Timestamp.format(expiry) }
+            dualAuth.keySetForDeletion = set
+            if set, let expiry = key.dualAuthDelete.authExpiration { dualAuth.authExpiration = Timestamp.format(expiry) }
         }
-        object["dualAuthDelete"] = dualAuth
-        if let rotation = key.rotation {
-            object["rotation"] = ["enabled": rotation.enabled, "interval_month": rotation.intervalMonth]
-        }
+        var object = KeyRepresentation(
+            id: key.id, name: key.name, aliases: key.aliases, tags: key.tags, description: key.description,
+            state: key.state.rawValue, extractable: key.extractable, crn: key.crn(region: region, account: account),
+            imported: key.imported, keyRingID: key.keyRingID, creationDate: Timestamp.format(key.creationDate),
+            createdBy: key.createdBy, expirationDate: key.expirationDate.map(Timestamp.format),
+            lastUpdateDate: Timestamp.format(key.lastUpdateDate), lastRotateDate: key.lastRotateDate.map(Timestamp.format),
+            keyVersion: KeyVersionRepresentation(key.currentVersion), dualAuthDelete: dualAuth,
+            rotation: key.rotation.map(KeyRepresentation.Rotation.init), deleted: key.state == .destroyed,
+            payload: payload?.base64EncodedString())
         if key.state == .destroyed, let deletion = key.deletionDate {
-            object["deletionDate"] = Timestamp.format(deletion)
-            if let by = key.deletedBy { object["deletedBy"] = by }
+            object.deletionDate = Timestamp.format(deletion)
+            object.deletedBy = key.deletedBy
             let restoreExpiry = rules.restoreExpirationDate(key)
-            if let restoreExpiry { object["restoreExpirationDate"] = Timestamp.format(restoreExpiry) }
-            object["restoreAllowed"] = restoreExpiry.map { now < $0 } ?? false
+            object.restoreExpirationDate = restoreExpiry.map(Timestamp.format)
+            object.restoreAllowed = restoreExpiry.map { now < $0 } ?? false
             let purgeFrom = rules.purgeAllowedFrom(key) ?? deletion
-            object["purgeAllowedFrom"] = Timestamp.format(purgeFrom)
-            object["purgeAllowed"] = now >= purgeFrom
-            object["purgeScheduledOn"] = Timestamp.format(deletion.addingTimeInterval(rules.configuration.autoPurgeAfter))
+            object.purgeAllowedFrom = Timestamp.format(purgeFrom)
+            object.purgeAllowed = now >= purgeFrom
+            object.purgeScheduledOn = Timestamp.format(deletion.addingTimeInterval(rules.configuration.autoPurgeAfter))
         }
         return object
-    }
-
-    func version(_ version: KeyVersion) -> [String: Any] {
-        ["id": version.id, "creationDate": Timestamp.format(version.creationDate)]
     }
 
     /// `RegistrationResource` (reference §3). `registrationMetadata` only for service callers.
-    func registration(_ registration: Registration, keyName: String?, includeMetadata: Bool) -> [String: Any] {
-        var object: [String: Any] = [
-            "keyId": registration.keyID,
-            "resourceCrn": registration.resourceCRN,
-            "createdBy": registration.createdBy,
-            "creationDate": Timestamp.format(registration.creationDate),
-            "updatedBy": registration.updatedBy,
-            "lastUpdated": Timestamp.format(registration.lastUpdated),
-            "preventKeyDeletion": registration.preventKeyDeletion,
-            "keyVersion": version(registration.keyVersion),
-        ]
-        if let keyName { object["keyName"] = keyName }
-        if let description = registration.description { object["description"] = description }
-        if includeMetadata, let metadata = registration.registrationMetadata { object["registrationMetadata"] = metadata }
-        return object
+    func registration(_ registration: Registration, keyName: String?, includeMetadata: Bool) -> RegistrationRepresentation {
+        RegistrationRepresentation(
+            keyId: registration.keyID, keyName: keyName, resourceCrn: registration.resourceCRN, createdBy: registration.createdBy,
+            creationDate: Timestamp.format(registration.creationDate), updatedBy: registration.updatedBy,
+            lastUpdated: Timestamp.format(registration.lastUpdated), description: registration.description,
+            preventKeyDeletion: registration.preventKeyDeletion, keyVersion: KeyVersionRepresentation(registration.keyVersion),
+            registrationMetadata: includeMetadata ? registration.registrationMetadata : nil)
     }
 
     /// A key's policies as `GetKeyPoliciesOneOf` resources.
-    func policies(_ key: Key, only: String?) -> [[String: Any]] {
-        var out: [[String: Any]] = []
+    func policies(_ key: Key, only: String?) -> [PolicyRepresentation] {
+        var out: [PolicyRepresentation] = []
         let crn = key.crn(region: region, account: account)
-        func resource(_ type: String, _ stamp: PolicyStamp?) -> [String: Any] {
-            var object: [String: Any] = ["id": Self.stableID(key.id, type), "crn": crn, "type": MediaTypes.policy]
-            if let stamp {
-                object["creationDate"] = Timestamp.format(stamp.creationDate)
-                object["createdBy"] = stamp.createdBy
-                object["lastUpdateDate"] = Timestamp.format(stamp.lastUpdateDate)
-                object["updatedBy"] = stamp.updatedBy
-            }
-            return object
+        func resource(_ type: String, _ stamp: PolicyStamp?) -> PolicyRepresentation {
+            PolicyRepresentation(id: Self.stableID(key.id, type), crn: crn,
+                                 creationDate: stamp.map { Timestamp.format($0.creationDate) }, createdBy: stamp?.createdBy,
+                                 lastUpdateDate: stamp.map { Timestamp.format($0.lastUpdateDate) }, updatedBy: stamp?.updatedBy)
         }
         if only == nil || only == "rotation", let rotation = key.rotation {
             var object = resource("rotation", key.rotationStamp)
-            object["rotation"] = ["enabled": rotation.enabled, "interval_month": rotation.intervalMonth]
+            object.rotation = KeyRepresentation.Rotation(rotation)
             out.append(object)
         }
         if only == nil || only == "dualAuthDelete", key.dualAuthStamp != nil || key.dualAuthDelete.enabled {
             var object = resource("dualAuthDelete", key.dualAuthStamp)
-            object["dualAuthDelete"] = ["enabled": key.dualAuthDelete.enabled]
+            object.dualAuthDelete = PolicyRepresentation.Enabled(enabled: key.dualAuthDelete.enabled)
             out.append(object)
         }
         return out
     }
 
-    func instancePolicy(_ policy: InstancePolicy) -> [String: Any] {
-        var data: [String: Any] = ["enabled": policy.enabled]
-        if let json = policy.attributesJSON, let attributes = try? JSONSerialization.jsonObject(with: Data(json.utf8)) {
-            data["attributes"] = attributes
-        }
-        return [
-            "policy_type": policy.policyType,
-            "policy_data": data,
-            "creationDate": Timestamp.format(policy.stamp.creationDate),
-            "createdBy": policy.stamp.createdBy,
-            "updatedBy": policy.stamp.updatedBy,
-            "lastUpdated": Timestamp.format(policy.stamp.lastUpdateDate),
-        ]
+    func instancePolicy(_ policy: InstancePolicy) -> InstancePolicyRepresentation {
+        let attributes = policy.attributesJSON.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
+        return InstancePolicyRepresentation(
+            policyType: policy.policyType, policyData: .init(enabled: policy.enabled, attributes: attributes),
+            creationDate: Timestamp.format(policy.stamp.creationDate), createdBy: policy.stamp.createdBy,
+            updatedBy: policy.stamp.updatedBy, lastUpdated: Timestamp.format(policy.stamp.lastUpdateDate))
     }
 
     /// A v4-shaped id derived from a key id and a name (policy ids are stable across reads).

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import KeyRelay
 
@@ -38,242 +39,194 @@ extension KeyProtectAPI {
         return keys
     }
 
-    func headKeys(_ request: Request) async throws -> Response {
-        let caller = try authorize(request, .read)
+    func headKeys(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
         var query = try keyQuery(request, operation: "Keys could not be retrieved")
         query.limit = 1
         query.offset = 0
-        if let ring = caller.keyRing { query.keyRingID = ring }
-        let page = try await engine.listKeys(query, context: caller.context)
-        return Wire.empty(.ok, headers: [("Key-Total", String(page.total))])
+        let page = try await engine.listKeys(query, context: try context.caller)
+        return emptyResponse(.ok, headers: [.keyTotal: String(page.total)])
     }
 
-    func listKeys(_ request: Request) async throws -> Response {
-        let caller = try authorize(request, .read)
-        var query = try keyQuery(request, operation: "Keys could not be retrieved")
-        if let ring = caller.keyRing { query.keyRingID = ring }
-        let page = try await engine.listKeys(query, context: caller.context)
+    func listKeys(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let query = try keyQuery(request, operation: "Keys could not be retrieved")
+        let page = try await engine.listKeys(query, context: try context.caller)
         let now = self.now
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.key, page.items.map { wire.key($0, now: now) }))
+        return try keys(.ok, page.items.map { wire.key($0, now: now) }, request, context)
+    }
+
+    /// A key collection answer (`application/json`, or the vendor type where the official client needs it).
+    func keys(_ status: HTTPResponse.Status, _ keys: [KeyRepresentation], _ request: Request, _ context: KeyRelayRequestContext,
+              contentType: String = MediaTypes.json) throws -> Response {
+        try WireResponse(status, WireCollection(MediaTypes.key, keys), contentType: contentType).response(from: request, context: context)
     }
 
     // MARK: Create
 
-    func createKey(_ request: Request, _ context: BasicRequestContext, overrides: Bool) async throws -> Response {
-        let op = "Key could not be created"
-        let caller = try authorize(request, .create)
-        guard let body = try await Body.read(request, context: context, operation: op) else { throw KeyRelayError(.noBody, "Missing body in request", operation: op) }
-        let resources = try body.resources(single: false)
-        guard resources.count == 1 else {
-            throw KeyRelayError(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: Only creation of one key per request is supported",
-                                operation: op)
+    func createKey(_ request: Request, _ context: KeyRelayRequestContext, overrides: Bool) async throws -> Response {
+        let op = KeyCreateRequest.operation
+        let caller = try context.caller
+        let resource = try await request.decode(as: KeyCreateRequest.self, context: context).resource()
+        var spec = KeySpec(name: resource.name)
+        spec.description = resource.description
+        spec.tags = resource.tags ?? []
+        spec.aliases = resource.aliases ?? []
+        spec.extractable = resource.extractable?.value ?? false
+        spec.expirationDate = try resource.expirationDate.map { try date($0, field: "expirationDate", operation: op) }
+        switch try KeyMaterialFields(payload: resource.payload, encryptedNonce: resource.encryptedNonce, iv: resource.iv,
+                                     encryptionAlgorithm: resource.encryptionAlgorithm).material(operation: op) {
+        case .none: break
+        case .plain(let payload): spec.payload = payload
+        case .encrypted(let encrypted): spec.encryptedPayload = encrypted
         }
-        let fields = Fields(object: resources[0], operation: op)
-        guard let name = try fields.string("name", required: true) else { throw KeyRelayError(.badBody, "name", operation: op) }
-        var spec = KeySpec(name: name)
-        spec.description = try fields.string("description")
-        spec.tags = try fields.strings("tags") ?? []
-        spec.aliases = try fields.strings("aliases") ?? []
-        spec.extractable = try fields.bool("extractable") ?? false
-        spec.expirationDate = try fields.date("expirationDate")
-        spec.keyRingID = caller.keyRing ?? KeyRing.defaultID
-        spec.payload = try await importedMaterial(fields, caller: caller, operation: op)
         if overrides {
-            if let dual = try fields.object("dualAuthDelete") { spec.dualAuthDelete = try dual.bool("enabled") }
-            if let rotation = try fields.object("rotation") {
-                spec.rotation = RotationPolicy(enabled: try rotation.bool("enabled") ?? true,
-                                               intervalMonth: try rotation.int("interval_month") ?? 1)
+            if let dual = resource.dualAuthDelete { spec.dualAuthDelete = dual.enabled?.value }
+            if let rotation = resource.rotation {
+                spec.rotation = RotationPolicy(enabled: rotation.enabled?.value ?? true, intervalMonth: rotation.intervalMonth?.value ?? 1)
             }
         }
-        let key = try await engine.createKey(spec, context: caller.context)
-        if prefersMinimal(request) { return Wire.empty(.created, headers: [("Content-Type", MediaTypes.key)]) }
+        // The key ring is the caller's scope (`X-Kms-Key-Ring`), applied by the engine.
+        let key = try await engine.createKey(spec, context: caller)
+        // No body, so no Content-Type either: an empty body is not JSON of any media type.
+        if Self.prefersMinimal(request) { return emptyResponse(.created) }
         // The vendor type matters: the official Python client then hands the caller the raw response.
-        return Wire.response(.created, json: Wire.envelope(MediaTypes.key, [wire.key(key, now: now)]), contentType: MediaTypes.key)
-    }
-
-    /// The key material of a create or rotate body: plain `payload`, or (with `encryptedNonce` and `iv`) a payload
-    /// encrypted to the instance's import token.
-    func importedMaterial(_ fields: Fields, caller: Caller, operation: String) async throws -> Data? {
-        guard let payload = try fields.base64("payload", requirement: "a base64 encoded key material") else { return nil }
-        guard fields.has("encryptedNonce") || fields.has("iv") else { return payload }
-        guard let nonce = try fields.base64("encryptedNonce", required: true, requirement: "the base64 encoded nonce encrypted with the key material (AES-GCM)"),
-              let iv = try fields.base64("iv", required: true, requirement: "the base64 encoded initialization vector used to encrypt the nonce") else {
-            throw KeyRelayError(.badBody, "encryptedNonce and iv are required together", operation: operation)
-        }
-        let algorithm = try fields.string("encryptionAlgorithm") ?? "RSAES_OAEP_SHA_256"
-        return try await importTokens.openPayload(instanceID: caller.context.instanceID, encryptedPayload: payload,
-                                                  encryptedNonce: nonce, iv: iv, algorithm: algorithm, now: now, operation: operation)
+        return try keys(.created, [wire.key(key, now: now)], request, context, contentType: MediaTypes.key)
     }
 
     // MARK: Read
 
-    func getKey(_ request: Request, id: String) async throws -> Response {
-        let caller = try authorize(request, .read)
-        try await checkRing(caller, key: id, operation: "Key could not be retrieved")
-        let key = try await engine.key(id, context: caller.context)
-        var object = wire.key(key, now: now)
-        if key.extractable, key.state != .destroyed, let payload = try await engine.payload(key.id, context: caller.context) {
-            object["payload"] = payload.base64EncodedString()
-        }
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.key, [object]))
+    func getKey(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let found = try await engine.keyWithPayload(try context.parameters.require("id"), context: try context.caller)
+        return try keys(.ok, [wire.key(found.key, now: now, payload: found.payload)], request, context)
     }
 
-    func getMetadata(_ request: Request, id: String) async throws -> Response {
-        let caller = try authorize(request, .read)
-        try await checkRing(caller, key: id, operation: "Key metadata could not be retrieved")
-        let key = try await engine.key(id, context: caller.context)
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.key, [wire.key(key, now: now)]))
+    func getMetadata(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let key = try await engine.key(try context.parameters.require("id"), context: try context.caller)
+        return try keys(.ok, [wire.key(key, now: now)], request, context)
     }
 
-    func versions(_ request: Request, id: String) async throws -> Response {
-        let op = "KeyVersion(s) could not be retrieved"
-        let caller = try authorize(request, .read)
-        let query = Query(request: request, operation: op)
-        try await checkRing(caller, key: id, operation: op)
-        let page = try await engine.versions(id, limit: try query.int("limit", default: 200), offset: try query.int("offset", default: 0),
-                                             allKeyStates: try query.bool("allKeyStates") ?? false, context: caller.context)
-        var extra: [String: Any] = [:]
-        if try query.bool("totalCount") == true { extra["totalCount"] = page.total }
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.keyVersion, page.items.map(wire.version), extra: extra))
+    func versions(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let query = Query(request: request, operation: "KeyVersion(s) could not be retrieved")
+        let page = try await engine.versions(try context.parameters.require("id"), limit: try query.int("limit", default: 200),
+                                             offset: try query.int("offset", default: 0),
+                                             allKeyStates: try query.bool("allKeyStates") ?? false, context: try context.caller)
+        let total = try query.bool("totalCount") == true ? page.total : nil
+        return try WireResponse(.ok, WireCollection(MediaTypes.keyVersion, page.items.map(KeyVersionRepresentation.init), totalCount: total))
+            .response(from: request, context: context)
     }
 
     // MARK: Change
 
-    func patchKey(_ request: Request, _ context: BasicRequestContext, id: String) async throws -> Response {
-        let op = "Key could not be patched"
-        let caller = try authorize(request, .manage)
-        guard let body = try await Body.read(request, context: context, operation: op) else { throw KeyRelayError(.noBody, "Missing body in request", operation: op) }
-        // The client sends a plain object; accept an envelope too.
-        let object = body.object["resources"] != nil ? try body.resources()[0] : body.object
-        guard let target = try Fields(object: object, operation: op).string("keyRingID", required: true) else {
-            throw KeyRelayError(.badBody, "keyRingID", operation: op)
-        }
-        if target != KeyRing.defaultID {
-            let rings = try await engine.keyRings(context: caller.context)
-            guard rings.contains(where: { $0.id == target }) else {
-                throw KeyRelayError(.keyRingNotFound, "The key ring '\(target)' does not exist in this instance: create it first",
-                                    operation: op, target: ErrorTarget(.field, "keyRingID"))
-            }
-        }
-        let key = try await engine.moveKey(id, toRing: target, currentRing: caller.keyRing, context: caller.context)
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.key, [wire.key(key, now: now)]))
+    func patchKey(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let caller = try context.caller
+        let patch = try await request.decode(as: KeyPatchRequest.self, context: context)
+        // The scope (`X-Kms-Key-Ring`) must name the key's current ring: the engine checks it with the move.
+        let key = try await engine.moveKey(try context.parameters.require("id"), toRing: patch.keyRingID, context: caller)
+        return try keys(.ok, [wire.key(key, now: now)], request, context)
     }
 
-    func deleteKey(_ request: Request, id: String) async throws -> Response {
-        let caller = try authorize(request, .manage)
-        try await checkRing(caller, key: id, operation: KeyAction.delete.operation)
+    func deleteKey(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
         let force = try Query(request: request, operation: KeyAction.delete.operation).bool("force") ?? false
-        let key = try await engine.delete(id, force: force, context: caller.context)
-        if prefersMinimal(request) { return Wire.empty(.noContent) }
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.key, [wire.key(key, now: now)]))
+        let key = try await engine.delete(try context.parameters.require("id"), force: force, context: try context.caller)
+        if Self.prefersMinimal(request) { return emptyResponse(.noContent) }
+        return try keys(.ok, [wire.key(key, now: now)], request, context)
     }
 
-    func purge(_ request: Request, id: String) async throws -> Response {
-        let caller = try authorize(request, .purge)
-        try await checkRing(caller, key: id, operation: KeyAction.purge.operation)
-        let key = try await engine.purge(id, context: caller.context)
-        if prefersMinimal(request) { return Wire.empty(.noContent) }
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.key, [wire.key(key, now: now)]))
+    func purge(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let key = try await engine.purge(try context.parameters.require("id"), context: try context.caller)
+        if Self.prefersMinimal(request) { return emptyResponse(.noContent) }
+        return try keys(.ok, [wire.key(key, now: now)], request, context)
     }
 
-    func restore(_ request: Request, id: String) async throws -> Response {
-        let caller = try authorize(request, .manage)
-        try await checkRing(caller, key: id, operation: KeyAction.restore.operation)
-        let key = try await engine.restore(id, context: caller.context)
-        if prefersMinimal(request) { return Wire.empty(.created) }
-        return Wire.response(.created, json: Wire.envelope(MediaTypes.key, [wire.key(key, now: now)]))
+    func restore(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let key = try await engine.restore(try context.parameters.require("id"), context: try context.caller)
+        if Self.prefersMinimal(request) { return emptyResponse(.created) }
+        return try keys(.created, [wire.key(key, now: now)], request, context)
     }
 
     // MARK: Actions
 
-    func action(_ name: String, id: String, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func wrap(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let caller = try context.caller
+        let body = try await request.decodeIfPresent(WrapRequest.self, context: context)
+        let plaintext = try body?.plaintext.map { try base64($0, field: "plaintext", operation: WrapRequest.operation) }
+        let result = try await engine.wrap(try context.parameters.require("id"), plaintext: plaintext, aad: body?.aad ?? [], context: caller)
+        return try WireResponse(.ok, WrapResponse(plaintext: result.plaintext?.base64EncodedString(), ciphertext: result.ciphertext,
+                                                  keyVersion: KeyVersionReference(id: result.keyVersion.id)),
+                                contentType: MediaTypes.key).response(from: request, context: context)
+    }
+
+    func unwrap(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let caller = try context.caller
+        let body = try await request.decode(as: UnwrapRequest.self, context: context)
+        let result = try await engine.unwrap(try context.parameters.require("id"), ciphertext: body.ciphertext, aad: body.aad ?? [], context: caller)
+        var answer = UnwrapResponse(plaintext: result.plaintext.base64EncodedString(), keyVersion: KeyVersionReference(id: result.keyVersion.id))
+        // Made by an older version: the answer also carries the ciphertext rewrapped under the latest one.
+        if let rewrapped = result.rewrappedCiphertext, let version = result.rewrappedKeyVersion {
+            answer.ciphertext = rewrapped
+            answer.rewrappedKeyVersion = KeyVersionReference(id: version.id)
+        }
+        return try WireResponse(.ok, answer).response(from: request, context: context)
+    }
+
+    func rewrap(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let caller = try context.caller
+        let body = try await request.decode(as: RewrapRequest.self, context: context)
+        let result = try await engine.rewrap(try context.parameters.require("id"), ciphertext: body.ciphertext, aad: body.aad ?? [], context: caller)
+        return try WireResponse(.ok, RewrapResponse(ciphertext: result.ciphertext, keyVersion: KeyVersionReference(id: result.keyVersion.id),
+                                                    rewrappedKeyVersion: KeyVersionReference(id: result.rewrappedKeyVersion.id)))
+            .response(from: request, context: context)
+    }
+
+    func rotate(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let caller = try context.caller
+        let body = try await request.decodeIfPresent(RotateRequest.self, context: context)
+        var payload: Data?
+        var encrypted: EncryptedKeyMaterial?
+        switch try body?.material.material(operation: RotateRequest.operation) ?? .none {
+        case .none: break
+        case .plain(let data): payload = data
+        case .encrypted(let material): encrypted = material
+        }
+        try await engine.rotate(try context.parameters.require("id"), payload: payload, encryptedPayload: encrypted, context: caller)
+        return emptyResponse(.noContent)
+    }
+
+    func manageAction(_ name: String, _ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let caller = try context.caller
         switch name {
-        case "wrap":
-            let op = "Wrap with key could not be performed"
-            let caller = try authorize(request, .use)
-            try await checkRing(caller, key: id, operation: op)
-            let fields = try await Body.read(request, context: context, operation: op, required: false)
-                .map { Fields(object: $0.object, operation: op) }
-            let plaintext = try fields?.base64("plaintext")
-            let aad = try fields?.strings("aad") ?? []
-            let result = try await engine.wrap(id, plaintext: plaintext, aad: aad, context: caller.context)
-            var object: [String: Any] = ["ciphertext": result.ciphertext, "keyVersion": ["id": result.keyVersion.id]]
-            if let generated = result.plaintext { object["plaintext"] = generated.base64EncodedString() }
-            return Wire.response(.ok, json: object, contentType: MediaTypes.key)
-        case "unwrap":
-            let op = "Unwrap with key could not be performed"
-            let caller = try authorize(request, .use)
-            try await checkRing(caller, key: id, operation: op)
-            let fields = try await cipherFields(request, context, operation: op)
-            let result = try await engine.unwrap(id, ciphertext: try fields.ciphertext, aad: fields.aad, context: caller.context)
-            var object: [String: Any] = ["plaintext": result.plaintext.base64EncodedString(), "keyVersion": ["id": result.keyVersion.id]]
-            if let rewrapped = result.rewrappedCiphertext, let version = result.rewrappedKeyVersion {
-                object["ciphertext"] = rewrapped
-                object["rewrappedKeyVersion"] = ["id": version.id]
-            }
-            return Wire.response(.ok, json: object)
-        case "rewrap":
-            let op = "Rewrap with key could not be performed"
-            let caller = try authorize(request, .use)
-            try await checkRing(caller, key: id, operation: op)
-            let fields = try await cipherFields(request, context, operation: op)
-            let result = try await engine.rewrap(id, ciphertext: try fields.ciphertext, aad: fields.aad, context: caller.context)
-            return Wire.response(.ok, json: ["ciphertext": result.ciphertext, "keyVersion": ["id": result.keyVersion.id],
-                                             "rewrappedKeyVersion": ["id": result.rewrappedKeyVersion.id]])
-        case "rotate":
-            let op = KeyAction.rotate.operation
-            let caller = try authorize(request, .rotate)
-            try await checkRing(caller, key: id, operation: op)
-            let body = try await Body.read(request, context: context, operation: op, required: false)
-            var payload: Data?
-            if let body { payload = try await importedMaterial(Fields(object: body.object, operation: op), caller: caller, operation: op) }
-            try await engine.rotate(id, payload: payload, context: caller.context)
-            return Wire.empty(.noContent)
-        case "enable", "disable", "setKeyForDeletion", "unsetKeyForDeletion", "setKeyDeletion", "unsetKeyDeletion":
-            let caller = try authorize(request, .manage)
-            try await checkRing(caller, key: id, operation: "Action could not be performed on key")
-            switch name {
-            case "enable": try await engine.enable(id, context: caller.context)
-            case "disable": try await engine.disable(id, context: caller.context)
-            case "setKeyForDeletion", "setKeyDeletion": try await engine.setKeyForDeletion(id, context: caller.context)
-            default: try await engine.unsetKeyForDeletion(id, context: caller.context)
-            }
-            return Wire.empty(.noContent)
-        case "sync":
-            let caller = try authorize(request, .manage)
-            try await checkRing(caller, key: id, operation: KeyAction.sync.operation)
-            do {
-                try await engine.sync(id, context: caller.context)
-            } catch let error as KeyRelayError where error.code == .requestTooEarly {
-                // Retry-After: whole seconds until the earliest accepted sync.
-                let key = try await engine.key(id, context: caller.context)
-                let earliest = engine.lifecycleRules.earliestSync(key) ?? now
-                let seconds = max(1, Int(earliest.timeIntervalSince(now).rounded(.up)))
-                throw HTTPFailure(error: error, status: nil, headers: [("Retry-After", String(seconds))])
-            }
-            return Wire.empty(.noContent)
+        case "enable": try await engine.enable(id, context: caller)
+        case "disable": try await engine.disable(id, context: caller)
+        case "setKeyForDeletion", "setKeyDeletion": try await engine.setKeyForDeletion(id, context: caller)
+        case "unsetKeyForDeletion", "unsetKeyDeletion": try await engine.unsetKeyForDeletion(id, context: caller)
         default:
-            throw KeyRelayError(.notFound, "Unknown key action '\(name)': use wrap, unwrap, rewrap, rotate, enable, disable, setKeyForDeletion, unsetKeyForDeletion or sync",
-                                operation: "Action could not be performed on key")
+            // Sync. A refusal inside the cooldown carries its earliest time, which becomes `Retry-After`.
+            try await engine.sync(id, context: caller)
         }
+        return emptyResponse(.noContent)
     }
 
-    struct CipherFields {
-        var fields: Fields
-        var aad: [String]
-        var ciphertext: String {
-            get throws {
-                guard let text = try fields.string("ciphertext", required: true) else { return "" }
-                return text
-            }
+    /// `POST /keys/{id}?action=…` (deprecated): the action's own permission, then its handler.
+    func deprecatedAction(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let op = "Action could not be performed on key"
+        guard let action = request.uri.queryParameters.get("action"), Self.deprecatedActions.contains(action) else {
+            throw KeyRelayError(.invalidQueryParam, "The query_param 'action' must be: one of \(Self.deprecatedActions.joined(separator: ", "))",
+                                operation: op, target: ErrorTarget(.queryParam, "action"))
         }
-    }
-
-    func cipherFields(_ request: Request, _ context: BasicRequestContext, operation: String) async throws -> CipherFields {
-        guard let body = try await Body.read(request, context: context, operation: operation) else {
-            throw KeyRelayError(.noBody, "Missing body in request", operation: operation)
+        let permission: AccessPermission = switch action {
+        case "wrap", "unwrap", "rewrap": .use
+        case "rotate": .rotate
+        default: .manage
         }
-        let fields = Fields(object: body.object, operation: operation)
-        return CipherFields(fields: fields, aad: try fields.strings("aad") ?? [])
+        var context = context
+        context.authorized = try PermissionMiddleware.authorize(context.credentials, permission)
+        switch action {
+        case "wrap": return try await wrap(request, context)
+        case "unwrap": return try await unwrap(request, context)
+        case "rewrap": return try await rewrap(request, context)
+        case "rotate": return try await rotate(request, context)
+        case "restore": return try await restore(request, context)
+        default: return try await manageAction(action, request, context)
+        }
     }
 }

@@ -1,17 +1,16 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import KeyRelay
 
 extension KeyProtectAPI {
     // MARK: Key policies
 
-    func getPolicies(_ request: Request, id: String) async throws -> Response {
+    func getPolicies(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
         let op = "Key policies could not be retrieved"
-        let caller = try authorize(request, .read)
-        try await checkRing(caller, key: id, operation: op)
         let only = try policyName(request, operation: op)
-        let key = try await engine.key(id, context: caller.context)
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.policy, wire.policies(key, only: only)))
+        let key = try await engine.key(try context.parameters.require("id"), context: try context.caller)
+        return try WireResponse(.ok, WireCollection(MediaTypes.policy, wire.policies(key, only: only))).response(from: request, context: context)
     }
 
     func policyName(_ request: Request, operation: String) throws -> String? {
@@ -20,114 +19,98 @@ extension KeyProtectAPI {
             throw KeyRelayError(.invalidQueryParam, "The query_param 'policy' must be: dualAuthDelete or rotation", operation: operation,
                                 target: ErrorTarget(.queryParam, "policy"))
         }
-        return name
+        return String(name)
     }
 
-    func putPolicies(_ request: Request, _ context: BasicRequestContext, id: String) async throws -> Response {
-        let op = "Key policies could not be set"
-        let caller = try authorize(request, .manage)
-        try await checkRing(caller, key: id, operation: op)
+    func putPolicies(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let op = KeyPolicyRequest.operation
+        let caller = try context.caller
         let only = try policyName(request, operation: op)
-        guard let body = try await Body.read(request, context: context, operation: op) else { throw KeyRelayError(.noBody, "Missing body in request", operation: op) }
-        let resources = try body.resources(single: false)
+        let resources = try await request.decode(as: KeyPolicyRequest.self, context: context).envelope.resources
         guard (1...2).contains(resources.count) else {
             throw KeyRelayError(.numCollectionResource, "Only a single policy of each type may be set per request: Please pass one or two resource objects", operation: op)
         }
         var rotation: RotationPolicy?
         var dualAuth: Bool?
         for resource in resources {
-            let fields = Fields(object: resource, operation: op)
-            if let policy = try fields.object("rotation") {
+            if let policy = resource.rotation {
                 guard only == nil || only == "rotation" else {
                     throw KeyRelayError(.bodyQueryParamMismatch, "Data in body does not match data required by query parameter", operation: op)
                 }
-                rotation = RotationPolicy(enabled: try policy.bool("enabled") ?? true, intervalMonth: try policy.int("interval_month") ?? 1)
+                rotation = RotationPolicy(enabled: policy.enabled?.value ?? true, intervalMonth: policy.intervalMonth?.value ?? 1)
             }
-            if let policy = try fields.object("dualAuthDelete") {
+            if let policy = resource.dualAuthDelete {
                 guard only == nil || only == "dualAuthDelete" else {
                     throw KeyRelayError(.bodyQueryParamMismatch, "Data in body does not match data required by query parameter", operation: op)
                 }
-                dualAuth = try policy.bool("enabled") ?? false
+                dualAuth = policy.enabled?.value ?? false
             }
         }
         guard rotation != nil || dualAuth != nil else {
             throw KeyRelayError(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: a resource needs a rotation or dualAuthDelete object",
                                 operation: op)
         }
-        let key = try await engine.setPolicies(id, rotation: rotation, dualAuthDelete: dualAuth, context: caller.context)
+        let key = try await engine.setPolicies(try context.parameters.require("id"), rotation: rotation, dualAuthDelete: dualAuth, context: caller)
         let touched = only ?? (rotation != nil && dualAuth != nil ? nil : (rotation != nil ? "rotation" : "dualAuthDelete"))
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.policy, wire.policies(key, only: touched)))
+        return try WireResponse(.ok, WireCollection(MediaTypes.policy, wire.policies(key, only: touched))).response(from: request, context: context)
     }
 
     // MARK: Instance
 
-    func getInstancePolicies(_ request: Request) async throws -> Response {
-        let caller = try authorize(request, .read)
-        var policies = try await engine.instancePolicies(context: caller.context)
+    func getInstancePolicies(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        var policies = try await engine.instancePolicies(context: try context.caller)
         if let only = request.uri.queryParameters.get("policy") { policies = policies.filter { $0.policyType == only } }
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.policy, policies.map(wire.instancePolicy)))
+        return try WireResponse(.ok, WireCollection(MediaTypes.policy, policies.map(wire.instancePolicy))).response(from: request, context: context)
     }
 
-    func putInstancePolicies(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let op = "Instance policy could not be created"
-        let caller = try authorize(request, .manage)
+    func putInstancePolicies(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let op = InstancePolicyRequest.operation
+        let caller = try context.caller
         let only = request.uri.queryParameters.get("policy")
-        guard let body = try await Body.read(request, context: context, operation: op) else { throw KeyRelayError(.noBody, "Missing body in request", operation: op) }
-        let resources = try body.resources(single: only != nil)
+        let envelope = try await request.decode(as: InstancePolicyRequest.self, context: context).envelope
+        let resources = only != nil ? [try envelope.single(op)] : envelope.resources
         var updates: [(String, Bool, String?)] = []
         for resource in resources {
-            let fields = Fields(object: resource, operation: op)
-            guard let type = try fields.string("policy_type", required: true) else { continue }
+            let type = resource.policyType
             if let only, only != type {
                 throw KeyRelayError(.bodyQueryParamMismatch, "Data in body does not match data required by query parameter: policy=\(only) but policy_type is \(type)",
                                     operation: op)
             }
-            guard let data = try fields.object("policy_data") else {
+            guard let data = resource.policyData else {
                 throw KeyRelayError(.invalidField, "The field 'policy_data' must be: an object with 'enabled'", operation: op,
                                     target: ErrorTarget(.field, "policy_data"))
             }
-            let enabled = try data.bool("enabled") ?? false
-            var attributesJSON: String?
-            if let attributes = data.object["attributes"] {
-                attributesJSON = String(decoding: Wire.data(attributes), as: UTF8.self)
-            }
-            updates.append((type, enabled, attributesJSON))
+            let attributes = data.attributes.map { String(buffer: WireJSON.encode($0)) }
+            updates.append((type, data.enabled?.value ?? false, attributes))
         }
         for (type, enabled, attributes) in updates {
-            try await engine.setInstancePolicy(type: type, enabled: enabled, attributesJSON: attributes, context: caller.context)
+            try await engine.setInstancePolicy(type: type, enabled: enabled, attributesJSON: attributes, context: caller)
         }
-        return Wire.empty(.noContent)
-    }
-
-    func allowedIPPort(_ request: Request) async throws -> Response {
-        _ = try authorize(request, .read)
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.allowedIP, [["private_endpoint_port": privateEndpointPort]]))
+        return emptyResponse(.noContent)
     }
 
     // MARK: Registrations
 
-    func listRegistrations(_ request: Request, keyID: String?) async throws -> Response {
+    func listRegistrations(_ request: Request, _ context: KeyRelayRequestContext, keyID: String?) async throws -> Response {
         let op = "Registrations could not be retrieved"
-        let caller = try authorize(request, .read)
-        if let keyID { try await checkRing(caller, key: keyID, operation: op) }
+        let caller = try context.caller
         let query = Query(request: request, operation: op)
         let filter = RegistrationFilter(crnQuery: query.string("urlEncodedResourceCRNQuery"),
                                         preventKeyDeletion: try query.bool("preventKeyDeletion"))
         let page = try await engine.registrations(keyID: keyID, filter: filter, limit: try query.int("limit", default: 200),
-                                                  offset: try query.int("offset", default: 0), context: caller.context)
+                                                  offset: try query.int("offset", default: 0), context: caller)
         var names: [String: String] = [:]
         for id in Set(page.items.map(\.keyID)) {
-            names[id] = try? await engine.key(id, context: caller.context).name
+            names[id] = try? await engine.key(id, context: caller).name
         }
-        var extra: [String: Any] = [:]
-        if try query.bool("totalCount") == true { extra["totalCount"] = page.total }
-        let isService = caller.grant.allows(.service)
+        let total = try query.bool("totalCount") == true ? page.total : nil
+        let isService = context.grant?.allows(.service) ?? false
         let resources = page.items.map { wire.registration($0, keyName: names[$0.keyID], includeMetadata: isService) }
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.registration, resources, extra: extra))
+        return try WireResponse(.ok, WireCollection(MediaTypes.registration, resources, totalCount: total)).response(from: request, context: context)
     }
 
     /// The resource CRN of `/keys/{id}/registrations/{urlEncodedResourceCRN}`, percent-decoded.
-    func resourceCRN(_ request: Request, keyID: String) throws -> String {
+    func resourceCRN(_ request: Request) throws -> String {
         let raw = request.uri.path
         guard let range = raw.range(of: "/registrations/") else {
             throw KeyRelayError(.invalidField, "The path must end with the URL-encoded resource CRN", operation: KeyRelayEngine.registrationOperation)
@@ -136,179 +119,130 @@ extension KeyProtectAPI {
         return encoded.removingPercentEncoding ?? encoded
     }
 
-    func saveRegistration(_ method: HTTPRequest.Method, _ request: Request, _ context: BasicRequestContext, id: String) async throws -> Response {
-        let op = KeyRelayEngine.registrationOperation
-        let caller = try authorize(request, .service)
-        try await checkRing(caller, key: id, operation: op)
-        let crn = try resourceCRN(request, keyID: id)
+    func saveRegistration(_ method: HTTPRequest.Method, _ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let op = RegistrationInputRequest.operation
+        let caller = try context.caller
+        let id = try context.parameters.require("id")
+        let crn = try resourceCRN(request)
         if method == .delete {
-            try await engine.unregister(keyID: id, resourceCRN: crn, context: caller.context)
-            return Wire.empty(.noContent)
+            try await engine.unregister(keyID: id, resourceCRN: crn, context: caller)
+            return emptyResponse(.noContent)
         }
         var input = RegistrationInput()
-        if let body = try await Body.read(request, context: context, operation: op, required: method != .post) {
-            let fields = Fields(object: try body.resources()[0], operation: op)
-            input.description = try fields.string("description")
-            input.registrationMetadata = try fields.string("registrationMetadata")
-            input.preventKeyDeletion = try fields.bool("preventKeyDeletion")
-            input.keyVersionID = try fields.string("keyVersionId")
+        let body = method == .post ? try await request.decodeIfPresent(RegistrationInputRequest.self, context: context)
+                                   : try await request.decode(as: RegistrationInputRequest.self, context: context)
+        if let resource = try body?.envelope.single(op) {
+            input.description = resource.description
+            input.registrationMetadata = resource.registrationMetadata
+            input.preventKeyDeletion = resource.preventKeyDeletion?.value
+            input.keyVersionID = resource.keyVersionId
         }
         let registration: Registration
         let status: HTTPResponse.Status
         switch method {
         case .post:
-            registration = try await engine.register(keyID: id, resourceCRN: crn, input: input, context: caller.context)
+            registration = try await engine.register(keyID: id, resourceCRN: crn, input: input, context: caller)
             status = .created
         case .put:
-            registration = try await engine.replaceRegistration(keyID: id, resourceCRN: crn, input: input, context: caller.context)
+            registration = try await engine.replaceRegistration(keyID: id, resourceCRN: crn, input: input, context: caller)
             status = .ok
         default:
-            registration = try await engine.updateRegistration(keyID: id, resourceCRN: crn, input: input, context: caller.context)
+            registration = try await engine.updateRegistration(keyID: id, resourceCRN: crn, input: input, context: caller)
             status = .ok
         }
-        let name = try? await engine.key(registration.keyID, context: caller.context).name
-        return Wire.response(status, json: Wire.envelope(MediaTypes.registration,
-                                                         [wire.registration(registration, keyName: name, includeMetadata: true)]))
+        let name = try? await engine.key(registration.keyID, context: caller).name
+        return try WireResponse(status, WireCollection(MediaTypes.registration,
+                                                   [wire.registration(registration, keyName: name, includeMetadata: true)]))
+            .response(from: request, context: context)
     }
 
-    func eventAck(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let op = "Event could not be acknowledged"
-        let caller = try authorize(request, .service)
-        guard let body = try await Body.read(request, context: context, operation: op) else { throw KeyRelayError(.noBody, "Missing body in request", operation: op) }
-        let fields = Fields(object: try body.resources()[0], operation: op)
-        guard let eventID = try fields.string("eventId", required: true),
-              let stateText = try fields.string("adopterKeyState", required: true),
-              let timestamp = try fields.date("timestamp") else {
+    func eventAck(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let op = EventAcknowledgeRequest.operation
+        let caller = try context.caller
+        let resource = try await request.decode(as: EventAcknowledgeRequest.self, context: context).envelope.single(op)
+        guard let text = resource.timestamp else {
             throw KeyRelayError(.invalidField, "The field 'timestamp' must be: an RFC 3339 date (it is required)", operation: op,
                                 target: ErrorTarget(.field, "timestamp"))
         }
-        guard let state = AdopterKeyState(rawValue: stateText) else {
+        let timestamp = try date(text, field: "timestamp", operation: op)
+        guard let state = AdopterKeyState(rawValue: resource.adopterKeyState) else {
             throw KeyRelayError(.invalidField, "The field 'adopterKeyState' must be: one of \(AdopterKeyState.allCases.map(\.rawValue).joined(separator: ", "))",
                                 operation: op, target: ErrorTarget(.field, "adopterKeyState"))
         }
-        let keyStateData = try fields.object("keyStateData")
-        let version = try keyStateData?.string("rewrappedKeyVersion") ?? keyStateData?.string("keyVersion")
-        var crn = try fields.string("resourceCrn")
-        if crn == nil {
-            // KeyRelay extension: the resource is named by `resourceCrn`; without it, the event's key must have
-            // exactly one registration.
-            guard let event = try await engine.event(id: eventID, context: caller.context) else {
-                throw KeyRelayError(.notFound, "No event with id '\(eventID)' exists in this instance", operation: op,
-                                    target: ErrorTarget(.field, "eventId"))
-            }
-            let registrations = try await engine.registrations(keyID: event.keyID, limit: 2, context: caller.context)
-            guard registrations.items.count == 1 else {
-                throw KeyRelayError(.invalidField, "The field 'resourceCrn' must be: the CRN of the acknowledging resource (a KeyRelay extension); it may be omitted only when the event's key has exactly one registration, and this key has \(registrations.total)",
-                                    operation: op, target: ErrorTarget(.field, "resourceCrn"))
-            }
-            crn = registrations.items[0].resourceCRN
-        }
-        try await engine.acknowledge(EventAcknowledgement(eventID: eventID, resourceCRN: crn!, adopterKeyState: state, keyVersionID: version,
-                                                          timestamp: timestamp, deleteRegistration: try fields.bool("deleteRegistration") ?? false),
-                                     context: caller.context)
-        return Wire.empty(.noContent)
+        // Without `resourceCrn` (Key Protect's body has none), the engine resolves the resource from the event.
+        try await engine.acknowledge(eventID: resource.eventId, resourceCRN: resource.resourceCrn, adopterKeyState: state,
+                                     keyVersionID: resource.keyStateData?.rewrappedKeyVersion ?? resource.keyStateData?.keyVersion,
+                                     timestamp: timestamp, deleteRegistration: resource.deleteRegistration?.value ?? false, context: caller)
+        return emptyResponse(.noContent)
     }
 
     // MARK: Aliases
 
-    func createAlias(_ request: Request, id: String, alias: String) async throws -> Response {
-        let caller = try authorize(request, .manage)
-        try await checkRing(caller, key: id, operation: "Key alias could not be created")
-        let record = try await engine.createAlias(alias, for: id, context: caller.context)
-        return Wire.response(.created, json: Wire.envelope(MediaTypes.alias, [[
-            "keyId": record.keyID, "alias": record.alias, "createdBy": record.createdBy,
-            "creationDate": Timestamp.format(record.creationDate),
-        ]]))
+    func createAlias(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let record = try await engine.createAlias(try context.parameters.require("alias"), for: try context.parameters.require("id"),
+                                                  context: try context.caller)
+        return try WireResponse(.created, WireCollection(MediaTypes.alias, [
+            AliasRepresentation(keyId: record.keyID, alias: record.alias, createdBy: record.createdBy,
+                                creationDate: Timestamp.format(record.creationDate)),
+        ])).response(from: request, context: context)
     }
 
-    func deleteAlias(_ request: Request, id: String, alias: String) async throws -> Response {
-        let caller = try authorize(request, .manage)
-        try await checkRing(caller, key: id, operation: "Key alias could not be deleted")
-        try await engine.deleteAlias(alias, from: id, context: caller.context)
-        return Wire.empty(.noContent)
+    func deleteAlias(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        try await engine.deleteAlias(try context.parameters.require("alias"), from: try context.parameters.require("id"), context: try context.caller)
+        return emptyResponse(.noContent)
     }
 
     // MARK: Key rings
 
-    func listKeyRings(_ request: Request) async throws -> Response {
-        let op = "Key rings could not be retrieved"
-        let caller = try authorize(request, .read)
-        let query = Query(request: request, operation: op)
-        let limit = try query.int("limit", default: 100)
-        let offset = try query.int("offset", default: 0)
-        try KeyRelayEngine.validatePaging(limit: limit, offset: offset, operation: op)
-        let rings = try await engine.keyRings(context: caller.context)
-        let page = rings.dropFirst(offset).prefix(limit).map { ring -> [String: Any] in
-            var object: [String: Any] = ["id": ring.id]
-            if let date = ring.creationDate { object["creationDate"] = Timestamp.format(date) }
-            if let by = ring.createdBy { object["createdBy"] = by }
-            return object
-        }
-        var extra: [String: Any] = [:]
-        if try query.bool("totalCount") == true { extra["totalCount"] = rings.count }
-        return Wire.response(.ok, json: Wire.envelope(MediaTypes.keyRing, Array(page), extra: extra))
+    func listKeyRings(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let query = Query(request: request, operation: "Key rings could not be retrieved")
+        let page = try await engine.keyRings(limit: try query.int("limit", default: 100), offset: try query.int("offset", default: 0),
+                                             context: try context.caller)
+        let rings = page.items.map { KeyRingRepresentation(id: $0.id, creationDate: $0.creationDate.map(Timestamp.format), createdBy: $0.createdBy) }
+        let total = try query.bool("totalCount") == true ? page.total : nil
+        return try WireResponse(.ok, WireCollection(MediaTypes.keyRing, rings, totalCount: total)).response(from: request, context: context)
     }
 
-    func createKeyRing(_ request: Request, ring: String) async throws -> Response {
-        let caller = try authorize(request, .manage)
-        try await engine.createKeyRing(ring, context: caller.context)
-        return Wire.empty(.created)
+    func createKeyRing(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        try await engine.createKeyRing(try context.parameters.require("ring"), context: try context.caller)
+        return emptyResponse(.created)
     }
 
-    func deleteKeyRing(_ request: Request, ring: String) async throws -> Response {
-        let caller = try authorize(request, .manage)
+    func deleteKeyRing(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
         let force = try Query(request: request, operation: "Key ring could not be deleted").bool("force") ?? false
-        try await engine.deleteKeyRing(ring, force: force, context: caller.context)
-        return Wire.empty(.noContent)
+        try await engine.deleteKeyRing(try context.parameters.require("ring"), force: force, context: try context.caller)
+        return emptyResponse(.noContent)
     }
 
     // MARK: Import token
 
-    func createImportToken(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let op = ImportTokenStore.createOp
-        let caller = try authorize(request, .create)
-        let fields = try await Body.read(request, context: context, operation: op, required: false).map { Fields(object: $0.object, operation: op) }
-        let token = try await importTokens.create(instanceID: caller.context.instanceID, expiration: try fields?.int("expiration") ?? 600,
-                                                  maxAllowedRetrievals: try fields?.int("maxAllowedRetrievals") ?? 1, now: now)
-        return Wire.response(.ok, json: [
-            "expiration": token.expiration, "maxAllowedRetrievals": token.maxAllowedRetrievals,
-            "remainingRetrievals": token.remainingRetrievals, "creationDate": Timestamp.format(token.creationDate),
-            "expirationDate": Timestamp.format(token.expirationDate),
-        ])
+    func createImportToken(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let caller = try context.caller
+        let body = try await request.decodeIfPresent(ImportTokenRequest.self, context: context)
+        let token = try await engine.createImportToken(expiration: body?.expiration?.value ?? 600,
+                                                       maxAllowedRetrievals: body?.maxAllowedRetrievals?.value ?? 1, context: caller)
+        return try WireResponse(.ok, ImportTokenRepresentation(token)).response(from: request, context: context)
     }
 
-    func getImportToken(_ request: Request) async throws -> Response {
-        let caller = try authorize(request, .create)
-        let token = try await importTokens.retrieve(instanceID: caller.context.instanceID, now: now)
-        return Wire.response(.ok, json: [
-            "expiration": token.expiration, "maxAllowedRetrievals": token.maxAllowedRetrievals,
-            "remainingRetrievals": token.remainingRetrievals, "creationDate": Timestamp.format(token.creationDate),
-            "expirationDate": Timestamp.format(token.expirationDate),
-            "payload": Data(token.publicKeyPEM.utf8).base64EncodedString(), "nonce": token.nonce.base64EncodedString(),
-        ])
+    func getImportToken(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let retrieved = try await engine.retrieveImportToken(context: try context.caller)
+        return try WireResponse(.ok, ImportTokenRepresentation(retrieved.token, retrieved: retrieved)).response(from: request, context: context)
     }
 
     // MARK: Dev clock (KeyRelay extension)
 
-    func readClock(_ request: Request) async throws -> Response {
-        _ = try authorize(request, .read, instance: false)
-        return Wire.response(.ok, json: ["now": Timestamp.format(now)])
-    }
-
-    func moveClock(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let op = "Clock could not be moved"
-        _ = try authorize(request, .manage, instance: false)
+    func moveClock(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
+        let op = ClockRequest.operation
         guard let clock = devClock else { throw KeyRelayError(.notFound, "The dev clock is off: start serve with --dev --manual-clock", operation: op) }
-        guard let body = try await Body.read(request, context: context, operation: op) else { throw KeyRelayError(.noBody, "Missing body in request", operation: op) }
-        let fields = Fields(object: body.object, operation: op)
+        let body = try await request.decode(as: ClockRequest.self, context: context)
         let interval: TimeInterval
-        if let text = try fields.string("advance") {
+        if let text = body.advance {
             guard let parsed = DurationText.parse(text) else {
                 throw KeyRelayError(.invalidField, "The field 'advance' must be: a duration such as \"1h 1s\", \"31s\" or \"4h\"", operation: op,
                                     target: ErrorTarget(.field, "advance"))
             }
             interval = parsed
-        } else if let text = try fields.string("set") {
+        } else if let text = body.set {
             guard let date = Timestamp.parse(text) else {
                 throw KeyRelayError(.invalidField, "The field 'set' must be: an RFC 3339 date, e.g. 2026-01-01T00:00:00Z", operation: op,
                                     target: ErrorTarget(.field, "set"))
@@ -321,7 +255,11 @@ extension KeyProtectAPI {
         } else {
             throw KeyRelayError(.badBody, "Invalid body data was passed: send {\"advance\": \"1h 1s\"} or {\"set\": \"<RFC 3339>\"}", operation: op)
         }
+        guard clock.canAdvance(by: interval) else {
+            throw KeyRelayError(.invalidField, "The clock cannot move past \(Timestamp.format(Timestamp.range.upperBound)): every later date would not be RFC 3339",
+                                operation: op, target: ErrorTarget(.field, body.advance != nil ? "advance" : "set"))
+        }
         try await background.advance(clock, by: interval)
-        return Wire.response(.ok, json: ["now": Timestamp.format(clock.now())])
+        return try WireResponse(.ok, ClockRepresentation(now: Timestamp.format(clock.now()))).response(from: request, context: context)
     }
 }

@@ -66,13 +66,25 @@ public enum KeyRelayServer {
         // Webhook settings first: a missing secret must not leave a generated dev master key behind.
         let webhooks = try webhookSettings(options, environment: environment, operation: op)
         // Master key.
-        var masterKey = try MasterKey.load(environment: environment, file: options.masterKeyFile)
+        var masterKey: MasterKey?
+        do {
+            masterKey = try MasterKey.load(environment: environment, file: options.masterKeyFile)
+        } catch let error as KeyRelayError {
+            throw KeyRelayError(error.code, "\(options.masterKeyFile.map { "--master-key-file \($0)" } ?? "KEYRELAY_MASTER_KEY"): \(error.message)",
+                                operation: op)
+        }
         if masterKey == nil {
             guard options.dev else {
                 throw KeyRelayError(.badBody, "No master key: pass --master-key-file FILE (base64 of 32 bytes, e.g. `openssl rand -base64 32 > FILE`) or set KEYRELAY_MASTER_KEY; or use --dev for local experiments",
                                     operation: op)
             }
             let path = options.databasePath + ".master-key"
+            // A key file is generated only for a new database: beside an existing one, a fresh key could never
+            // open it, and every later --dev run would pick that wrong file up.
+            if !FileManager.default.fileExists(atPath: path), FileManager.default.fileExists(atPath: options.databasePath) {
+                throw KeyRelayError(.badBody, "The database \(options.databasePath) already exists and needs the master key it was created with: set KEYRELAY_MASTER_KEY or pass --master-key-file FILE (looked in KEYRELAY_MASTER_KEY, --master-key-file and \(path); --dev generates a key only for a new database)",
+                                    operation: op)
+            }
             if FileManager.default.fileExists(atPath: path) {
                 masterKey = try MasterKey.load(environment: [:], file: path)
                 notices.append("WARNING: dev mode: using the master key in \(path) (beside the database). Do not use --dev in production.")
@@ -105,8 +117,10 @@ public enum KeyRelayServer {
             access = try AccessControl.load(file: file)
         }
         let clock: ManualClock? = options.manualClock ? ManualClock(start: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))) : nil
+        var configuration = KeyRelayConfiguration()
+        configuration.importTokenKeySize = options.importTokenKeySize
         let engine = try await KeyRelayEngine.open(path: options.databasePath, masterKey: masterKey!,
-                                                   clock: clock ?? SystemClock())
+                                                   clock: clock ?? SystemClock(), configuration: configuration)
         let work = try await background(engine, clock)
         // The simulated services run inside the server, on the dispatcher's bus.
         let simulation = (work as? DispatcherBackground).map { SimulatedCloud(engine: engine, bus: $0.dispatcher.bus) }
@@ -125,7 +139,7 @@ public enum KeyRelayServer {
             notices.append("Webhooks (signed CloudEvents, timeout \(DurationText.goStyle(timeout))): \(subscriptions)")
         }
         let api = KeyProtectAPI(engine: engine, access: access, devClock: clock, background: work, simulation: simulation,
-                                privateEndpointPort: options.port, importTokenKeySize: options.importTokenKeySize)
+                                privateEndpointPort: options.port)
         return Prepared(api: api, devToken: devToken, notices: notices, webhookTransport: transport)
     }
 
@@ -140,6 +154,7 @@ public enum KeyRelayServer {
                               onServerRunning: { channel in
                                   let port = channel.localAddress?.port ?? options.port
                                   output("KeyRelay listening on http://\(host):\(port)")
+                                  output("console: http://\(host):\(port)/ui")
                               },
                               logger: Logger(label: "keyrelay.serve"))
         let work = prepared.api.background

@@ -54,86 +54,76 @@ public final class SimulatedCloud: ServiceSubscriber {
 extension KeyProtectAPI {
     /// `/api/v2/_sim/…` (KeyRelay extension): create and use simulated buckets and deployments in the caller's
     /// instance. Creating needs the `create` permission; reading and writing data needs `use`; listing needs `read`.
-    func addSimulationRoutes(to router: Router<BasicRequestContext>, simulation: SimulatedCloud) {
+    func addSimulationRoutes(to router: Router<KeyRelayRequestContext>, simulation: SimulatedCloud) {
         let api = self
-        router.get("/api/v2/_sim/buckets") { request, _ in
-            let caller = try api.authorize(request, .read)
-            let statuses = await simulation.services(for: caller.context.instanceID).objectStorage.buckets()
-            return Wire.response(.ok, json: ["resources": statuses.map(Self.statusObject)])
+        let read = group(router, .read)
+        let create = group(router, .create)
+        let use = group(router, .use)
+        read.get("/api/v2/_sim/buckets") { _, context in
+            let statuses = await simulation.services(for: try context.caller.instanceID).objectStorage.buckets()
+            return WireResponse(.ok, SimulatedResources(resources: statuses.map(SimulatedResource.init)))
         }
-        router.post("/api/v2/_sim/buckets") { request, context in
+        create.post("/api/v2/_sim/buckets") { request, context in
             try await api.createSimulated(request, context, simulation: simulation, kind: "bucket")
         }
-        router.get("/api/v2/_sim/buckets/{name}") { request, context in
-            let caller = try api.authorize(request, .read)
+        read.get("/api/v2/_sim/buckets/{name}") { _, context in
+            let instanceID = try context.caller.instanceID
+            let name = try context.parameters.require("name")
             let status = try await Self.simulated {
-                try await simulation.services(for: caller.context.instanceID).objectStorage.status(ofBucket: try context.parameters.require("name"))
+                try await simulation.services(for: instanceID).objectStorage.status(ofBucket: name)
             }
-            return Wire.response(.ok, json: Self.statusObject(status))
+            return WireResponse(.ok, SimulatedResource(status))
         }
-        router.put("/api/v2/_sim/buckets/{name}/objects/{object}") { request, context in
-            let caller = try api.authorize(request, .use)
+        use.put("/api/v2/_sim/buckets/{name}/objects/{object}") { request, context in
+            let instanceID = try context.caller.instanceID
             var request = request
             let data = Data(buffer: try await request.collectBody(upTo: context.maxUploadSize))
+            let bucket = try context.parameters.require("name")
+            let object = try context.parameters.require("object")
             try await Self.simulated {
-                try await simulation.services(for: caller.context.instanceID).objectStorage.putObject(
-                    bucket: try context.parameters.require("name"), key: try context.parameters.require("object"), data: data)
+                try await simulation.services(for: instanceID).objectStorage.putObject(bucket: bucket, key: object, data: data)
             }
             return Response(status: .noContent)
         }
-        router.get("/api/v2/_sim/buckets/{name}/objects/{object}") { request, context in
-            let caller = try api.authorize(request, .use)
+        use.get("/api/v2/_sim/buckets/{name}/objects/{object}") { _, context in
+            let instanceID = try context.caller.instanceID
+            let bucket = try context.parameters.require("name")
+            let object = try context.parameters.require("object")
             let data = try await Self.simulated {
-                try await simulation.services(for: caller.context.instanceID).objectStorage.getObject(
-                    bucket: try context.parameters.require("name"), key: try context.parameters.require("object"))
+                try await simulation.services(for: instanceID).objectStorage.getObject(bucket: bucket, key: object)
             }
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
-        router.get("/api/v2/_sim/deployments") { request, _ in
-            let caller = try api.authorize(request, .read)
-            let statuses = await simulation.services(for: caller.context.instanceID).databases.deployments()
-            return Wire.response(.ok, json: ["resources": statuses.map(Self.statusObject)])
+        read.get("/api/v2/_sim/deployments") { _, context in
+            let statuses = await simulation.services(for: try context.caller.instanceID).databases.deployments()
+            return WireResponse(.ok, SimulatedResources(resources: statuses.map(SimulatedResource.init)))
         }
-        router.post("/api/v2/_sim/deployments") { request, context in
+        create.post("/api/v2/_sim/deployments") { request, context in
             try await api.createSimulated(request, context, simulation: simulation, kind: "deployment")
         }
     }
 
     /// `{"name": "invoices", "keyId": "<key id or alias>", "retention": false}`.
-    func createSimulated(_ request: Request, _ context: BasicRequestContext, simulation: SimulatedCloud, kind: String) async throws -> Response {
+    func createSimulated(_ request: Request, _ context: KeyRelayRequestContext, simulation: SimulatedCloud, kind: String) async throws -> Response {
         let op = "Simulated \(kind) could not be created"
-        let caller = try authorize(request, .create)
-        guard let body = try await Body.read(request, context: context, operation: op) else {
+        let caller = try context.caller
+        guard let body = try await KeyProtectRequestDecoder.decodeIfPresent(SimulatedResourceRequest.self, from: request,
+                                                                            maxSize: context.maxUploadSize, operation: op) else {
             throw KeyRelayError(.noBody, "Missing body in request", operation: op)
         }
-        let fields = Fields(object: body.object, operation: op)
-        guard let name = try fields.string("name", required: true), !name.isEmpty else {
+        guard !body.name.isEmpty else {
             throw KeyRelayError(.invalidField, "The field 'name' must be: the \(kind) name", operation: op, target: ErrorTarget(.field, "name"))
         }
-        guard let reference = try fields.string("keyId", required: true) else {
-            throw KeyRelayError(.invalidField, "The field 'keyId' must be: the root key's id or alias", operation: op, target: ErrorTarget(.field, "keyId"))
-        }
-        let key = try await engine.key(reference, context: caller.context)
-        let retention = try fields.bool("retention") ?? false
-        let services = simulation.services(for: caller.context.instanceID)
+        let key = try await engine.key(body.keyId, context: caller)
+        let retention = body.retention?.value ?? false
+        let services = simulation.services(for: caller.instanceID)
         let status = try await Self.simulated {
             kind == "bucket"
-                ? try await services.objectStorage.createBucket(name, keyID: key.id, retention: retention)
-                : try await services.databases.createDeployment(name, keyID: key.id, preventKeyDeletion: retention)
+                ? try await services.objectStorage.createBucket(body.name, keyID: key.id, retention: retention)
+                : try await services.databases.createDeployment(body.name, keyID: key.id, preventKeyDeletion: retention)
         }
         background.poke()
-        return Wire.response(.created, json: Self.statusObject(status))
-    }
-
-    static func statusObject(_ status: ResourceStatus) -> [String: Any] {
-        var object: [String: Any] = [
-            "name": status.name, "resourceCrn": status.resourceCRN, "keyId": status.keyID,
-            "keyVersion": ["id": status.keyVersionID], "adopterKeyState": status.adopterKeyState.rawValue,
-            "access": status.access.isAllowed ? "allowed" : "denied", "items": status.itemCount,
-        ]
-        if case .denied(let reason) = status.access { object["accessDeniedReason"] = reason.rawValue }
-        if let event = status.lastAppliedEventID { object["lastAppliedEventId"] = event }
-        return object
+        return try WireResponse(.created, SimulatedResource(status)).response(from: request, context: context)
     }
 
     /// Runs a simulated service's call, turning its data-plane errors into KeyRelay error bodies (403 for denied
@@ -147,10 +137,47 @@ extension KeyProtectAPI {
             case .noSuchResource, .noSuchItem:
                 throw KeyRelayError(.notFound, error.description, operation: op)
             case .accessDenied:
-                throw HTTPFailure(error: KeyRelayError(.featureRestricted, error.description, operation: op), status: 403)
+                throw KeyRelayError(.featureRestricted, error.description, operation: op)
             case .resourceExists:
                 throw KeyRelayError(.registrationExists, error.description, operation: op)
             }
         }
     }
+}
+
+/// `POST /api/v2/_sim/buckets|deployments` (KeyRelay extension).
+struct SimulatedResourceRequest: Decodable, Sendable {
+    var name: String
+    var keyId: String
+    var retention: WireBool?
+}
+
+/// A simulated bucket or deployment as `/api/v2/_sim` shows it.
+struct SimulatedResource: Codable, Sendable {
+    var name: String
+    var resourceCrn: String
+    var keyId: String
+    var keyVersion: KeyVersionReference
+    var adopterKeyState: String
+    var access: String
+    var accessDeniedReason: String?
+    var items: Int
+    var lastAppliedEventId: String?
+
+    init(_ status: ResourceStatus) {
+        name = status.name
+        resourceCrn = status.resourceCRN
+        keyId = status.keyID
+        keyVersion = KeyVersionReference(id: status.keyVersionID)
+        adopterKeyState = status.adopterKeyState.rawValue
+        access = status.access.isAllowed ? "allowed" : "denied"
+        if case .denied(let reason) = status.access { accessDeniedReason = reason.rawValue }
+        items = status.itemCount
+        lastAppliedEventId = status.lastAppliedEventID
+    }
+}
+
+/// `{"resources": [...]}` of `/api/v2/_sim` lists.
+struct SimulatedResources: Codable, Sendable {
+    var resources: [SimulatedResource]
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import KeyRelay
+import NIOCore
 
 /// Key Protect's media types.
 public enum MediaTypes {
@@ -19,197 +20,297 @@ public enum MediaTypes {
     public static let eventAcknowledge = "application/vnd.ibm.kms.event_acknowledge+json"
 }
 
-/// An error answer: a KeyRelayError, optionally with a status other than its code's (KMIP's 501) and extra headers
-/// (sync's `Retry-After`).
-struct HTTPFailure: Error {
-    var error: KeyRelayError
-    var status: Int?
-    var headers: [(String, String)] = []
+/// `{"metadata": {collectionType, collectionTotal, totalCount?}, "resources": [...]}`, the shape of every Key
+/// Protect collection (answers, and most request bodies).
+struct WireCollection<Resource: Sendable>: Sendable {
+    enum CodingKeys: String, CodingKey { case metadata, resources }
+    struct Metadata: Codable, Sendable {
+        var collectionType: String
+        var collectionTotal: Int
+        var totalCount: Int?
+    }
+    var metadata: Metadata
+    var resources: [Resource]
+
+    init(_ type: String, _ resources: [Resource], totalCount: Int? = nil) {
+        metadata = Metadata(collectionType: type, collectionTotal: resources.count, totalCount: totalCount)
+        self.resources = resources
+    }
 }
 
-/// The 401 answer: Key Protect's body carries only `errorMsg`.
-struct Unauthorized: Error {}
+extension WireCollection: Encodable where Resource: Encodable {}
 
-
-enum Wire {
-    static let moreInfo = "https://cloud.ibm.com/apidocs/key-protect"
-    static let unauthorizedMessage = "Unauthorized: The user does not have access to the specified resource"
-
-    static func data(_ object: Any) -> Data {
-        (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes, .sortedKeys])) ?? Data("{}".utf8)
-    }
-
-    static func response(_ status: HTTPResponse.Status, json object: Any, contentType: String = MediaTypes.json,
-                         headers extra: [(String, String)] = []) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = contentType
-        for (name, value) in extra {
-            if let field = HTTPField.Name(name) { headers[field] = value }
+extension WireCollection: Decodable where Resource: Decodable {
+    /// Decodes a request envelope, refusing it the way Key Protect does: no metadata or incomplete metadata is
+    /// `BAD_BODY_ERR`, a `collectionTotal` other than the number of resources is `COLLECTION_TOTAL_MISMATCH_ERR`.
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard container.contains(.metadata) else {
+            throw WireFailure(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: CollectionMetadata is empty")
         }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: data(object))))
-    }
-
-    static func empty(_ status: HTTPResponse.Status, headers extra: [(String, String)] = []) -> Response {
-        var headers = HTTPFields()
-        for (name, value) in extra {
-            if let field = HTTPField.Name(name) { headers[field] = value }
+        let metadata: Metadata
+        do { metadata = try container.decode(Metadata.self, forKey: .metadata) } catch {
+            throw WireFailure(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: metadata needs collectionType and collectionTotal")
         }
-        return Response(status: status, headers: headers)
-    }
-
-    /// `{"metadata":{collectionType, collectionTotal, …extra}, "resources":[…]}`.
-    static func envelope(_ type: String, _ resources: [Any], extra: [String: Any] = [:]) -> [String: Any] {
-        var metadata: [String: Any] = ["collectionType": type, "collectionTotal": resources.count]
-        for (k, v) in extra { metadata[k] = v }
-        return ["metadata": metadata, "resources": resources]
-    }
-
-    /// Key Protect's error body for `error`.
-    static func errorBody(_ error: KeyRelayError, status: Int? = nil) -> [String: Any] {
-        let status = status ?? error.status
-        var reason: [String: Any] = ["code": error.code.rawValue, "message": error.message, "status": status, "moreInfo": moreInfo]
-        if let target = error.target { reason["target"] = ["type": target.type.rawValue, "name": target.name] }
-        let errorMsg = status == error.status
-            ? error.errorMsg
-            : "\(HTTPStatusPhrase.phrase(for: status)): \(error.operation): Please see 'reasons' for more details (\(error.code.rawValue))"
-        return envelope(MediaTypes.error, [["errorMsg": errorMsg, "reasons": [reason]]])
-    }
-
-    static func errorResponse(_ error: KeyRelayError, status: Int? = nil, headers: [(String, String)] = []) -> Response {
-        let code = status ?? error.status
-        return response(HTTPResponse.Status(code: code), json: errorBody(error, status: status), headers: headers)
-    }
-
-    static func unauthorizedResponse() -> Response {
-        response(.unauthorized, json: ["errorMsg": unauthorizedMessage])
-    }
-
-    static func date(_ date: Date?) -> Any? { date.map(Timestamp.format) }
-}
-
-/// A parsed JSON request body and its accessors, which throw Key Protect's errors.
-struct Body {
-    let object: [String: Any]
-    let operation: String
-
-    /// Reads a JSON object body. Missing → `NO_BODY_ERR`; not a JSON object → `BAD_BODY_ERR`.
-    static func read(_ request: Request, context: some Hummingbird.RequestContext, operation: String, required: Bool = true) async throws -> Body? {
-        var request = request
-        let buffer = try await request.collectBody(upTo: context.maxUploadSize)
-        guard buffer.readableBytes > 0 else {
-            if required { throw KeyRelayError(.noBody, "Missing body in request", operation: operation) }
-            return nil
+        var list: any UnkeyedDecodingContainer
+        do { list = try container.nestedUnkeyedContainer(forKey: .resources) } catch {
+            throw WireFailure(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: resources must be an array")
         }
-        let data = Data(buffer: buffer)
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw KeyRelayError(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: the body is not a JSON object",
-                                operation: operation)
+        let count = list.count ?? 0
+        guard metadata.collectionTotal == count else {
+            throw WireFailure(.collectionTotalMismatch, "Collection total does not match number of resources: collectionTotal is \(metadata.collectionTotal), resources has \(count)")
         }
-        return Body(object: object, operation: operation)
-    }
-
-    /// Validates the collection envelope and returns its resources. `collectionTotal` must equal the number of
-    /// resources (`COLLECTION_TOTAL_MISMATCH_ERR`).
-    func resources(single: Bool = true) throws -> [[String: Any]] {
-        guard let metadata = object["metadata"] as? [String: Any] else {
-            throw KeyRelayError(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: CollectionMetadata is empty",
-                                operation: operation)
-        }
-        guard metadata["collectionType"] is String, let total = (metadata["collectionTotal"] as? NSNumber)?.intValue else {
-            throw KeyRelayError(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: metadata needs collectionType and collectionTotal",
-                                operation: operation)
-        }
-        guard let list = object["resources"] as? [Any] else {
-            throw KeyRelayError(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: resources must be an array",
-                                operation: operation)
-        }
-        guard total == list.count else {
-            throw KeyRelayError(.collectionTotalMismatch, "Collection total does not match number of resources: collectionTotal is \(total), resources has \(list.count)",
-                                operation: operation)
-        }
-        let resources = try list.map { item -> [String: Any] in
-            guard let resource = item as? [String: Any] else {
-                throw KeyRelayError(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: each resource must be an object",
-                                    operation: operation)
+        var resources: [Resource] = []
+        resources.reserveCapacity(count)
+        while !list.isAtEnd {
+            do {
+                resources.append(try list.decode(Resource.self))
+            } catch DecodingError.typeMismatch(_, let context) where context.codingPath.count <= 2 {
+                // The element itself is not an object (deeper mismatches are about one of its fields).
+                throw WireFailure(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: each resource must be an object")
             }
-            return resource
         }
-        if single, resources.count != 1 {
-            throw KeyRelayError(.numCollectionResource, "Only a single resource may be passed per request: Please pass single resource object",
-                                operation: operation)
-        }
-        return resources
+        self.metadata = metadata
+        self.resources = resources
     }
 }
 
-/// Typed access to a JSON object's fields.
-struct Fields {
-    let object: [String: Any]
-    let operation: String
-    var prefix = ""
-
-    private func bad(_ name: String, _ requirement: String) -> KeyRelayError {
-        KeyRelayError(.invalidField, "The field '\(prefix)\(name)' must be: \(requirement)", operation: operation,
-                      target: ErrorTarget(.field, prefix + name))
+extension WireCollection {
+    /// The only resource, or `NUM_COLLECTION_RESOURCE_ERR`.
+    func single() throws(WireFailure) -> Resource {
+        guard resources.count == 1, let resource = resources.first else {
+            throw WireFailure(.numCollectionResource, "Only a single resource may be passed per request: Please pass single resource object")
+        }
+        return resource
     }
 
-    func has(_ name: String) -> Bool { object[name] != nil && !(object[name] is NSNull) }
+    /// The only resource, or `NUM_COLLECTION_RESOURCE_ERR` naming `operation`.
+    func single(_ operation: String) throws(KeyRelayError) -> Resource {
+        do { return try single() } catch { throw error.error(during: operation) }
+    }
+}
 
-    func string(_ name: String, required: Bool = false) throws -> String? {
-        guard has(name) else {
-            if required { throw bad(name, "a string (it is required)") }
-            return nil
+/// A refusal found while reading a request, before the operation is known to the reader: ``WireDecoding`` gives it
+/// the operation and makes it a ``KeyRelayError``.
+struct WireFailure: Error {
+    var code: ReasonCode
+    var message: String
+    var target: ErrorTarget?
+    init(_ code: ReasonCode, _ message: String, target: ErrorTarget? = nil) {
+        self.code = code
+        self.message = message
+        self.target = target
+    }
+
+    func error(during operation: String) -> KeyRelayError {
+        KeyRelayError(code, message, operation: operation, target: target)
+    }
+
+    /// `INVALID_FIELD_ERR` "The field 'name' must be: requirement", targeting the field.
+    static func field(_ name: String, _ requirement: String) -> WireFailure {
+        WireFailure(.invalidField, "The field '\(name)' must be: \(requirement)", target: ErrorTarget(.field, name))
+    }
+}
+
+/// A request body type: the operation its refusals name (Key Protect's `errorMsg` wording).
+protocol WireRequest: Decodable, Sendable {
+    static var operation: String { get }
+}
+
+/// JSON in and out of KeyRelay's wire types.
+enum WireJSON {
+    /// Encodes a response body. Sorted keys and unescaped slashes, as KeyRelay always answered.
+    static func encode(_ value: some Encodable) -> ByteBuffer {
+        // Every wire type is plain strings, numbers and booleans: encoding cannot fail.
+        guard let data = try? encoder.encode(value) else { return ByteBuffer(string: "{}") }
+        return ByteBuffer(bytes: data)
+    }
+
+    /// One encoder and one decoder for every request (configured once; both are safe to share).
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+    static let decoder = JSONDecoder()
+
+    /// Decodes a request body, turning every decoding problem into Key Protect's refusal (`BAD_BODY_ERR` for a body
+    /// that is not a JSON object, `INVALID_FIELD_ERR` naming the field otherwise).
+    static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer, operation: String) throws(KeyRelayError) -> T {
+        do {
+            return try decoder.decode(T.self, from: Data(buffer: buffer))
+        } catch let failure as WireFailure {
+            throw failure.error(during: operation)
+        } catch let error as DecodingError {
+            throw failure(error).error(during: operation)
+        } catch {
+            throw notAnObject.error(during: operation)
         }
-        guard let value = object[name] as? String else { throw bad(name, "a string") }
+    }
+
+    static let notAnObject = WireFailure(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: the body is not a JSON object")
+
+    static func failure(_ error: DecodingError) -> WireFailure {
+        switch error {
+        case .typeMismatch(let type, let context):
+            let name = fieldName(context.codingPath)
+            if name.isEmpty { return notAnObject }
+            return .field(name, requirement(type, path: context.codingPath))
+        case .valueNotFound(let type, let context):
+            let name = fieldName(context.codingPath)
+            if name.isEmpty { return notAnObject }
+            return .field(name, requirement(type, path: context.codingPath) + " (it is required)")
+        case .keyNotFound(let key, let context):
+            return .field(fieldName(context.codingPath + [key]), "a string (it is required)")
+        case .dataCorrupted(let context):
+            let name = fieldName(context.codingPath)
+            if name.isEmpty { return notAnObject }
+            return .field(name, "a valid value")
+        @unknown default:
+            return notAnObject
+        }
+    }
+
+    /// `rotation.interval_month` for `resources[0].rotation.interval_month`: the envelope and array indices are not
+    /// part of a field's name.
+    static func fieldName(_ path: [any CodingKey]) -> String {
+        var keys = path.filter { $0.intValue == nil }.map(\.stringValue)
+        if keys.first == "resources" { keys.removeFirst() }
+        return keys.joined(separator: ".")
+    }
+
+    static func requirement(_ type: Any.Type, path: [any CodingKey]) -> String {
+        if path.last?.intValue != nil { return "an array of strings" }
+        if type == String.self { return "a string" }
+        if type == Bool.self { return "a boolean" }
+        if type == Int.self { return "an integer" }
+        let name = String(describing: type)
+        if name.hasPrefix("Array") || name.hasPrefix("[") { return "an array of strings" }
+        return "an object"
+    }
+}
+
+/// A boolean field: JSON `true`/`false`, or the strings `"true"`/`"false"` (some clients send those). A JSON
+/// number is not a boolean.
+struct WireBool: Codable, Sendable {
+    var value: Bool
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let value = try? container.decode(Bool.self) {
+            self.value = value
+        } else if let text = try? container.decode(String.self), let value = Bool(text) {
+            self.value = value
+        } else {
+            throw DecodingError.typeMismatch(Bool.self, .init(codingPath: decoder.codingPath, debugDescription: "not a boolean"))
+        }
+    }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}
+
+/// An integer field: a JSON integer that fits an `Int`, or a string of digits. A JSON boolean is not an integer,
+/// and no value traps (out-of-range numbers are refused).
+struct WireInt: Codable, Sendable {
+    var value: Int
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if (try? container.decode(Bool.self)) != nil {
+            throw DecodingError.typeMismatch(Int.self, .init(codingPath: decoder.codingPath, debugDescription: "a boolean"))
+        }
+        if let value = try? container.decode(Int.self) {
+            self.value = value
+        } else if let text = try? container.decode(String.self), let value = Int(text) {
+            self.value = value
+        } else {
+            throw DecodingError.typeMismatch(Int.self, .init(codingPath: decoder.codingPath, debugDescription: "not an integer"))
+        }
+    }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}
+
+/// Any JSON value, for the one place Key Protect's body is open-ended: an instance policy's `attributes`.
+enum JSONValue: Codable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+}
+
+/// Reads request bodies into wire types, for ``KeyRelayRequestContext``: Hummingbird's `request.decode(as:context:)`
+/// comes here.
+public struct KeyProtectRequestDecoder: RequestDecoder {
+    public init() {}
+
+    /// The body as `T`: `NO_BODY_ERR` without one, 413 over the size limit, `BAD_BODY_ERR`/`INVALID_FIELD_ERR`
+    /// naming the operation of `T` (a `WireRequest`) when it does not decode.
+    public func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some Hummingbird.RequestContext) async throws -> T {
+        let operation = (T.self as? any WireRequest.Type)?.operation ?? "Request could not be processed"
+        guard let value = try await Self.decodeIfPresent(type, from: request, maxSize: context.maxUploadSize, operation: operation) else {
+            throw KeyRelayError(.noBody, "Missing body in request", operation: operation)
+        }
         return value
     }
 
-    func bool(_ name: String) throws -> Bool? {
-        guard has(name) else { return nil }
-        if let value = object[name] as? Bool { return value }
-        if let text = object[name] as? String, let value = Bool(text) { return value }
-        throw bad(name, "a boolean")
-    }
-
-    func int(_ name: String) throws -> Int? {
-        guard has(name) else { return nil }
-        if let number = object[name] as? NSNumber, !Self.isJSONBoolean(number) {
-            let value = number.doubleValue
-            guard value == value.rounded() else { throw bad(name, "an integer") }
-            return number.intValue
+    /// The body as `T`, or `nil` when there is none (an empty body, or JSON `null` as IBM's Go client sends).
+    /// A body over `maxSize` is answered 413 with Key Protect's envelope.
+    static func decodeIfPresent<T: Decodable>(_ type: T.Type, from request: Request, maxSize: Int, operation: String) async throws -> T? {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: maxSize)
+        } catch is NIOTooManyBytesError {
+            throw KeyProtectAPI.tooLarge(maxSize: maxSize, operation: operation)
         }
-        if let text = object[name] as? String, let value = Int(text) { return value }
-        throw bad(name, "an integer")
+        guard buffer.readableBytes > 0 else { return nil }
+        if buffer.readableBytes <= 8, String(buffer: buffer).trimmingCharacters(in: .whitespacesAndNewlines) == "null" { return nil }
+        return try WireJSON.decode(T.self, from: buffer, operation: operation)
     }
+}
 
-    /// Whether a decoded JSON value was `true`/`false` rather than a number. (`is Bool` cannot tell: on Linux a
-    /// JSON `1` or `0` also casts to `Bool`. JSONSerialization decodes booleans as `__NSCFBoolean` on every platform.)
-    static func isJSONBoolean(_ number: NSNumber) -> Bool {
-        String(describing: type(of: number)).contains("Boolean")
-    }
-
-    func strings(_ name: String) throws -> [String]? {
-        guard has(name) else { return nil }
-        guard let value = object[name] as? [Any], value.allSatisfy({ $0 is String }) else { throw bad(name, "an array of strings") }
-        return value.compactMap { $0 as? String }
-    }
-
-    func date(_ name: String) throws -> Date? {
-        guard let text = try string(name) else { return nil }
-        guard let date = Timestamp.parse(text) else { throw bad(name, "an RFC 3339 date, e.g. 2030-01-01T00:00:00Z") }
-        return date
-    }
-
-    func base64(_ name: String, required: Bool = false, requirement: String = "a base64 encoded key material") throws -> Data? {
-        guard let text = try string(name, required: required) else { return nil }
-        guard let data = Data(base64Encoded: text) else { throw bad(name, requirement) }
-        return data
-    }
-
-    func object(_ name: String) throws -> Fields? {
-        guard has(name) else { return nil }
-        guard let value = object[name] as? [String: Any] else { throw bad(name, "an object") }
-        return Fields(object: value, operation: operation, prefix: prefix + name + ".")
+extension Request {
+    /// The body as the wire type `T` (``WireRequest``), or `nil` when the request has none.
+    func decodeIfPresent<T: WireRequest>(_ type: T.Type, context: some Hummingbird.RequestContext) async throws -> T? {
+        try await KeyProtectRequestDecoder.decodeIfPresent(type, from: self, maxSize: context.maxUploadSize, operation: T.operation)
     }
 }
 
@@ -233,6 +334,7 @@ struct Query {
         return value
     }
 
+    /// An integer parameter; digits that do not fit an `Int` are refused, never trapped on.
     func int(_ name: String, default value: Int) throws -> Int {
         guard let text = string(name) else { return value }
         guard let parsed = Int(text) else { throw bad(name, "an integer") }
@@ -251,4 +353,26 @@ struct Query {
         }
         return states
     }
+}
+
+/// A typed JSON answer with Key Protect's status and media type.
+struct WireResponse<Body: Encodable & Sendable>: ResponseGenerator {
+    var status: HTTPResponse.Status = .ok
+    var body: Body
+    var contentType: String = MediaTypes.json
+
+    init(_ status: HTTPResponse.Status = .ok, _ body: Body, contentType: String = MediaTypes.json) {
+        self.status = status
+        self.body = body
+        self.contentType = contentType
+    }
+
+    func response(from request: Request, context: some Hummingbird.RequestContext) throws -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: WireJSON.encode(body)))
+    }
+}
+
+/// An answer without a body.
+func emptyResponse(_ status: HTTPResponse.Status, headers: HTTPFields = [:]) -> Response {
+    Response(status: status, headers: headers)
 }

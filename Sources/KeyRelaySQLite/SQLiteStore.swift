@@ -29,9 +29,15 @@ public final class SQLiteStore: KeyRelayStorage {
     let committer: GroupCommitter
 
     /// Opens (creating if needed) and migrates the database.
+    /// - Parameter createIfMissing: when false, a missing file (or one that holds no KeyRelay schema yet) is
+    ///   refused with ``StoreError/databaseNotFound(path:)`` instead of being created: for commands that only read,
+    ///   so that a typo in a path is an error rather than a new, empty database.
     /// - Throws: ``StoreError/newerSchema(unknown:)`` for a file written by a newer KeyRelay.
-    public init(_ location: Location, durability: Durability = .full) throws {
+    public init(_ location: Location, durability: Durability = .full, createIfMissing: Bool = true) throws {
         self.location = location
+        if !createIfMissing, case .file(let path) = location, !FileManager.default.fileExists(atPath: path) {
+            throw StoreError.databaseNotFound(path: path)
+        }
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
@@ -46,6 +52,10 @@ public final class SQLiteStore: KeyRelayStorage {
                 try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
             }
             writer = pool
+            if !createIfMissing, try !pool.read({ db in try db.tableExists("grdb_migrations") }) {
+                try pool.close()
+                throw StoreError.databaseNotFound(path: path)
+            }
         case .inMemory:
             writer = try DatabaseQueue(configuration: config)
         }
@@ -102,11 +112,43 @@ public final class SQLiteStore: KeyRelayStorage {
         try await writer.read { db in try query(SQLiteTransaction(db: db)) }
     }
 
+    /// SQLite's online backup API (through GRDB): a reader connection's snapshot is copied page by page into a
+    /// new file, without holding the writer. The destination is created exclusively first (`O_EXCL`), so an
+    /// existing file is never touched; a failed copy removes the file it created.
+    public func backup(to path: String) async throws {
+        try createExclusively(path)
+        do {
+            let destination = try DatabaseQueue(path: path)
+            try writer.backup(to: destination)
+            let verdict = try await destination.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
+            try destination.close()
+            guard verdict == "ok" else {
+                throw StoreError.corruptRow(table: "(backup)", column: "integrity_check", value: verdict)
+            }
+        } catch {
+            for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            throw error
+        }
+    }
+
     /// Closes the database.
     public func close() throws {
         if let pool = writer as? DatabasePool { try pool.close() }
         if let queue = writer as? DatabaseQueue { try queue.close() }
     }
+}
+
+/// Creates an empty file at `path` (mode 0600), failing if anything is there already: `O_EXCL` closes the gap
+/// between "does it exist?" and "create it" that a check would leave.
+private func createExclusively(_ path: String) throws {
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+    guard descriptor >= 0 else {
+        let code = errno
+        if code == EEXIST { throw StoreError.backupDestinationExists(path: path) }
+        let reason = String(cString: strerror(code))
+        throw StoreError.backupDestinationUnwritable(path: path, reason: reason.prefix(1).lowercased() + reason.dropFirst())
+    }
+    close(descriptor)
 }
 
 // MARK: - Row mapping

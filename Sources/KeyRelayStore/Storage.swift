@@ -12,6 +12,17 @@ public protocol KeyRelayStorage: Sendable {
     func write<T: Sendable>(_ command: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T
     /// Runs `query` on a consistent snapshot.
     func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T
+    /// Writes a consistent copy of the whole database to a new file at `path` while writes go on (an online
+    /// backup: the copy is one snapshot, a transaction is in it entirely or not at all).
+    /// - Throws: ``StoreError/backupDestinationExists(path:)`` when `path` exists: a backup never overwrites.
+    func backup(to path: String) async throws
+}
+
+extension KeyRelayStorage {
+    /// Backends that cannot copy themselves (yet) say so rather than write a partial file.
+    public func backup(to path: String) async throws {
+        throw StoreError.backupUnsupported(backend: String(describing: Self.self))
+    }
 }
 
 /// Reads, available inside and outside transactions.
@@ -106,9 +117,26 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// notification status). The store refuses the row rather than guess: a guessed state could let a deleted key
     /// wrap again.
     case corruptRow(table: String, column: String, value: String)
+    /// The database was opened with "must exist" (commands that only read) and there is none at `path`.
+    case databaseNotFound(path: String)
+    /// A backup was asked to write over an existing file.
+    case backupDestinationExists(path: String)
+    /// This backend has no online backup.
+    case backupUnsupported(backend: String)
+    /// The backup's file cannot be created (a missing directory, no permission), with the system's reason.
+    case backupDestinationUnwritable(path: String, reason: String)
 
     public var description: String {
         switch self {
+        case .databaseNotFound(let path):
+            "There is no KeyRelay database at '\(path)' (it was not created: only a command that creates keys creates a database)"
+        case .backupDestinationExists(let path):
+            "'\(path)' already exists: a backup never overwrites a file; choose a new path or remove it first"
+        case .backupUnsupported(let backend):
+            "This store (\(backend)) has no online backup"
+        case .backupDestinationUnwritable(let path, let reason):
+            "Cannot create '\(path)': \(reason)"
+
         case .newerSchema(let unknown):
             "The database was written by a newer version of KeyRelay (unknown schema migrations: \(unknown.joined(separator: ", "))); open it with that version or newer"
         case .corruptRow(let table, let column, let value):

@@ -19,19 +19,35 @@ struct DatabaseOptions: ParsableArguments {
     @Flag(help: "Machine-readable JSON output.")
     var json = false
 
+    @Option(help: ArgumentHelp("Act as if the clock were this far ahead (e.g. 4h): rehearse a story that needs time to pass without waiting.",
+                               discussion: "Times are recorded as shifted. Only on a database no server uses."))
+    var clockOffset: String?
+
+    func validate() throws { _ = try clock() }
+
+    /// The system clock, moved `--clock-offset` ahead.
+    func clock() throws -> any KeyRelayClock {
+        guard let clockOffset else { return SystemClock() }
+        guard let offset = DurationText.parse(clockOffset) else {
+            throw ValidationError("--clock-offset must be a duration such as 4h or 1h1s, at most \(DurationText.maximumText), not '\(clockOffset.prefix(40))'")
+        }
+        return OffsetClock(offset: offset)
+    }
+
     var context: RequestContext {
         RequestContext(instanceID: instance,
                        principal: principal ?? ProcessInfo.processInfo.environment["USER"] ?? "keyrelay-cli")
     }
 
-    /// Opens the engine on the database file. A missing or unreadable master key, or a file that is not a KeyRelay
-    /// database, is a usage error naming the option to fix; a wrong master key is the engine's `KeyRelayError`.
-    func engine() async throws -> KeyRelayEngine {
+    /// The master key, from `--master-key-file` or `KEYRELAY_MASTER_KEY`. A missing or malformed one is a usage
+    /// error naming where it was read from (the flag or the variable, never an API reason code).
+    func masterKey() throws -> MasterKey {
+        let source = masterKeyFile.map { "--master-key-file \($0)" } ?? "KEYRELAY_MASTER_KEY"
         let masterKey: MasterKey?
         do {
             masterKey = try MasterKey.load(file: masterKeyFile)
         } catch let error as KeyRelayError {
-            throw error
+            throw ValidationError("\(source): \(error.message)")
         } catch {
             throw ValidationError("--master-key-file: cannot read the master key file \(masterKeyFile ?? ""): \(error.localizedDescription)")
         }
@@ -40,14 +56,30 @@ struct DatabaseOptions: ParsableArguments {
                                   + "(e.g. `export KEYRELAY_MASTER_KEY=$(openssl rand -base64 32)`) or pass --master-key-file FILE. "
                                   + "Keep it: the database cannot be opened without it.")
         }
+        return masterKey
+    }
+
+    /// Opens the engine on the database file. Only commands that create keys pass `creating: true`; every other
+    /// command refuses a missing file (a typo in `--db` must not leave a new, empty database behind). A missing or
+    /// unreadable master key is a usage error naming the option to fix; a wrong master key is the engine's
+    /// `KeyRelayError`; a database that cannot be opened is a ``CLIError`` naming the path.
+    func engine(creating: Bool = false) async throws -> KeyRelayEngine {
+        let masterKey = try masterKey()
+        let location = try StoreLocation(parsing: db)
         do {
-            return try await KeyRelayEngine.open(path: db, masterKey: masterKey)
+            return try await KeyRelayEngine.open(creating ? location : location.mustExist, masterKey: masterKey, clock: try clock())
         } catch let error as KeyRelayError {
             throw error
         } catch {
-            throw ValidationError("--db: cannot open the database \(db): \(error)")
+            throw CLIError("--db \(db): \(error)")
         }
     }
+}
+
+/// The wall clock, a fixed interval ahead (`--clock-offset`).
+struct OffsetClock: KeyRelayClock {
+    var offset: TimeInterval
+    func now() -> Date { Date().addingTimeInterval(offset) }
 }
 
 /// A key as the command line shows it (never its material).

@@ -9,7 +9,7 @@ struct EventsCommand: AsyncParsableCommand {
         discussion: "Each line has id, source, specversion \"1.0\", type (com.ibm.kms.key.<kind>), subject (the key id), time, sequence and data.")
     @OptionGroup var options: DatabaseOptions
     @Option(help: "Only events after this sequence number.") var after: Int64 = 0
-    @Option(help: "Only this key's events (id).") var key: String?
+    @Option(help: "Only this key's events (id or alias; the id of a purged key too).") var key: String?
     @Flag(help: "Keep printing new events as they are written.") var follow = false
     @Option(help: "With --follow, seconds between polls (0.1 to 3600).") var interval: Double = 1
     @Flag(help: "With --key: the key's events newest first, each with its deliveries (data.deliveries).")

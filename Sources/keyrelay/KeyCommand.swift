@@ -10,7 +10,9 @@ struct KeyCommand: AsyncParsableCommand {
                       Restore.self, Purge.self, Sync.self, SetForDeletion.self])
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a root key (or, with --standard, a standard key).")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a root key (or, with --standard, a standard key).",
+            discussion: "The only command that creates the database file when it is missing.")
         @OptionGroup var options: DatabaseOptions
         @Argument(help: "The key's name.") var name: String
         @Flag(help: "A standard key instead of a root key.") var standard = false
@@ -24,6 +26,9 @@ struct KeyCommand: AsyncParsableCommand {
 
         func validate() throws {
             if expires != nil, expiresIn != nil { throw ValidationError("give --expires or --expires-in, not both") }
+            if let rotationMonths, !(1...12).contains(rotationMonths) {
+                throw ValidationError("--rotation-months must be from 1 to 12, not \(rotationMonths)")
+            }
             _ = try expirationDate()
             _ = try expiryDuration()
             _ = try base64Payload(payload)
@@ -50,7 +55,7 @@ struct KeyCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors(json: options.json) {
-                let engine = try await options.engine()
+                let engine = try await options.engine(creating: true)
                 let spec = KeySpec(name: name, description: description, aliases: alias, extractable: standard,
                                    payload: try base64Payload(payload), expirationDate: try expirationDate(),
                                    dualAuthDelete: dualAuth ? true : nil,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeyRelay
+import KeyRelayHTTP
 
 /// The `keyrelay` command line: scenarios on a virtual clock, and the lifecycle verbs on a database file.
 @main
@@ -12,11 +13,12 @@ struct KeyRelayCommand: AsyncParsableCommand {
         Start with: keyrelay scenario run scenarios
         Database commands read the master key from KEYRELAY_MASTER_KEY (base64 of 32 bytes) or --master-key-file.
         """,
+        version: KeyRelayVersion.current,
         subcommands: KeyRelayCommand.allSubcommands)
 
     static var allSubcommands: [any ParsableCommand.Type] {
         [ScenarioCommand.self, Serve.self, SimulateCommand.self, KeyCommand.self, ResourceCommand.self, StatusCommand.self,
-         EventsCommand.self]
+         EventsCommand.self, DeliverCommand.self, BackupCommand.self]
     }
 }
 
@@ -25,19 +27,52 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
+/// A failure of the command line that is neither a usage error nor an engine refusal (a database that is not
+/// there, a file that cannot be written): one line on standard error, exit 1.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// Runs `body`, turning a `KeyRelayError` into its reason code and message on standard error (and, with `--json`, an
-/// error object on standard output) and a non-zero exit. Anything else is left to ArgumentParser: the command line's
-/// own errors are usage errors (`ValidationError`), printed with the usage.
+/// error object on standard output) and a non-zero exit; a ``CLIError`` into its line. Anything else is left to
+/// ArgumentParser: the command line's own errors are usage errors (`ValidationError`), printed with the usage.
+/// The engine's messages use Key Protect's wording, which names API fields (`force=true`); they are shown with the
+/// command line's flags instead (``CLIVocabulary``).
 func reportingErrors<T>(json: Bool, _ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as KeyRelayError {
+        let message = CLIVocabulary.rewrite(error.message)
         if json {
-            print(CLIJSON.encode(ErrorView(code: error.code.rawValue, status: error.status, message: error.message,
+            print(CLIJSON.encode(ErrorView(code: error.code.rawValue, status: error.statusCode, message: message,
                                            errorMsg: error.errorMsg)))
         }
-        printError("error: \(error.code.rawValue) (\(error.status)): \(error.message)")
+        printError("error: \(error.code.rawValue) (\(error.statusCode)): \(message)")
         throw ExitCode.failure
+    } catch let error as CLIError {
+        if json { print(CLIJSON.encode(["error": error.description])) }
+        printError("error: \(error.description)")
+        throw ExitCode.failure
+    }
+}
+
+/// The API's words for what the command line calls by its flags, in one table.
+enum CLIVocabulary {
+    static let terms: [(api: String, cli: String)] = [
+        ("delete with force=true", "delete with --force"),
+        ("with force=true", "with --force"),
+        ("The field 'interval_month'", "--rotation-months"),
+        ("The field 'payload'", "--payload"),
+        ("The field 'expirationDate'", "--expires"),
+        ("The field 'aliases'", "--alias"),
+        ("The field 'alias'", "--alias"),
+        ("The field 'description'", "--description"),
+        ("The field 'name'", "The key name"),
+    ]
+
+    static func rewrite(_ message: String) -> String {
+        terms.reduce(message) { $0.replacingOccurrences(of: $1.api, with: $1.cli) }
     }
 }
 

@@ -11,7 +11,7 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Without --dev, a master key (--master-key-file or KEYRELAY_MASTER_KEY) and an access file (--access) are \
             required. --dev prints a root token, grants it Manager, KeyPurge and Service on every instance and, if no \
-            master key is given, generates one beside the database (mode 0600). --manual-clock (with --dev) adds \
+            master key is given, generates one beside a new database (mode 0600); an existing database needs the key it was created with. --manual-clock (with --dev) adds \
             POST /api/v2/_dev/clock.
             """)
 
@@ -21,7 +21,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "The address to listen on.")
     var host: String = "127.0.0.1"
 
-    @Option(name: .long, help: "The port to listen on.")
+    @Option(name: .long, help: "The port to listen on (1-65535; 0 asks the system for any free port, printed once listening).")
     var port: Int = 8080
 
     @Option(name: .customLong("master-key-file"), help: "A file holding the base64 master key (32 bytes).")
@@ -59,8 +59,10 @@ struct Serve: AsyncParsableCommand {
         if let webhookTimeout, DurationText.parse(webhookTimeout) == nil {
             throw ValidationError("--webhook-timeout must be a duration such as 10s or 500ms, not '\(webhookTimeout)'")
         }
-        // Port 0 asks the system for a free port; anything outside 0–65535 would fail deep inside the bind.
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535, not \(port)") }
+        // Port 0 asks the system for a free port; anything outside 0–65535 would fail deep inside the bind (or wrap).
+        guard (0...65535).contains(port) else {
+            throw ValidationError("--port must be from 1 to 65535 (or 0 for any free port), not \(port)")
+        }
     }
 
     func run() async throws {
@@ -72,13 +74,23 @@ struct Serve: AsyncParsableCommand {
         options.dev = dev
         options.devToken = devToken
         options.manualClock = manualClock
+        // Before anything is printed or written (a dev token, a generated key file): a port that cannot be bound is
+        // one line, not a NIO error after the side effects. (The server binds again for real; losing that race is
+        // still reported as one line below.)
+        if let problem = ListenCheck.problem(host: host, port: port) {
+            printError("keyrelay serve: cannot listen on \(ListenCheck.display(host: host, port: port)): \(problem)")
+            throw ExitCode(2)
+        }
         options.webhooks = try WebhookSubscriptions(parsing: webhooks)
         options.webhookSecretFile = webhookSecretFile
         options.webhookTimeout = webhookTimeout.flatMap(DurationText.parse)
         do {
             try await KeyRelayServer.run(options)
         } catch let error as KeyRelayError {
-            FileHandle.standardError.write(Data("keyrelay serve: \(error.message)\n".utf8))
+            printError("keyrelay serve: \(error.message)")
+            throw ExitCode(2)
+        } catch {
+            printError("keyrelay serve: \(error)")
             throw ExitCode(2)
         }
     }

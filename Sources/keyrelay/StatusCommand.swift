@@ -66,9 +66,14 @@ struct StatusCommand: AsyncParsableCommand {
                            rows.map { [$0.id, $0.name, $0.state, String($0.versions), String($0.registrations), String($0.drifted),
                                        String($0.pending), String($0.dead)] })
             }
+            if summary.pending > 0 {
+                print("")
+                print("pending notifications reach the simulated services with `keyrelay deliver`")
+            }
             if summary.drifted > 0 {
                 print("")
-                print("drifted registrations have not honoured their key's state: `keyrelay key sync <key>` re-notifies them")
+                print("drifted registrations have not honoured their key's state: `keyrelay key sync <key>` re-notifies them "
+                      + "(accepted more than an hour after the key's last action or sync), then `keyrelay deliver`")
             }
         }
     }

@@ -53,7 +53,8 @@ struct SyncRuleTests {
         let disabled = try rules.disable(makeKey(), at: t0, by: "op")
         if let error = caught({ _ = try rules.sync(disabled, at: t0.addingTimeInterval(600), by: "op") }) {
             #expect(error.message == "The key was updated recently: Please wait and try again: Sync cannot be performed until at least 2026-01-01T01:00:01Z")
-            #expect(error.errorMsg == "Conflict: Could not initiate sync requests to associated resources: Please see 'reasons' for more details (REQ_TOO_EARLY_ERR)")
+            #expect(error.operation == "Could not initiate sync requests to associated resources")
+            #expect(error.earliestAllowed == t0.addingTimeInterval(3601))
             #expect(error.status == 409)
         }
         #expect(rules.earliestSync(disabled) == t0.addingTimeInterval(3601))
@@ -226,7 +227,8 @@ struct DeletePurgeRuleTests {
         if let error = caught({ try rules.checkPurge(deleted, at: t0.addingTimeInterval(4 * 3600 - 1)) }) {
             #expect(error.code == .requestTooEarly)
             #expect(error.message.hasPrefix("The key was updated recently: Please wait and try again: Purge operation is allowed 4h0m0s after key is deleted"))
-            #expect(error.errorMsg == "Conflict: Key could not be purged: Please see 'reasons' for more details (REQ_TOO_EARLY_ERR)")
+            #expect(error.operation == "Key could not be purged")
+            #expect(error.earliestAllowed == t0.addingTimeInterval(4 * 3600))
         }
         try rules.checkPurge(deleted, at: t0.addingTimeInterval(4 * 3600))
         #expect(rules.purgeAllowedFrom(deleted) == t0.addingTimeInterval(4 * 3600))

@@ -115,12 +115,19 @@ struct MiscTests {
         #expect(ReasonCode.unprocessableCiphertext.status == 422)
         #expect(ReasonCode.serviceOnly.status == 403)
         #expect(ReasonCode.unauthorized.status == 401)
-        for code in ReasonCode.allCases { #expect(HTTPStatusPhrase.phrase(for: code.status) != "Error") }
     }
 
-    @Test func errorMsgFollowsKeyProtectsForm() {
-        let error = KeyRelayError(.keyNotFound, "Key does not exist", operation: "Key could not be retrieved")
-        #expect(error.errorMsg == "Not Found: Key could not be retrieved: Please see 'reasons' for more details (KEY_NOT_FOUND_ERR)")
+    @Test func errorsMatchTheirReasonCodeInACatchClause() {
+        func refuse() throws { throw KeyRelayError(.requestTooEarly, "later") }
+        var matched = false
+        do { try refuse() } catch KeyRelayError.keyNotFound {
+            Issue.record("matched another reason code")
+        } catch KeyRelayError.requestTooEarly {
+            matched = true
+        } catch {
+            Issue.record("did not match its reason code")
+        }
+        #expect(matched)
     }
 
     @Test func driftComparesAcknowledgedStateAndVersionWithTheKey() throws {

@@ -57,11 +57,13 @@ struct Harness {
     static func run(devClock: Bool = true, simulation: Bool = false,
                     _ body: @Sendable @escaping (Harness) async throws -> Void) async throws {
         let clock = ManualClock()
-        let engine = try await KeyRelayEngine.inMemory(clock: clock)
+        var configuration = KeyRelayConfiguration()
+        configuration.importTokenKeySize = 2048
+        let engine = try await KeyRelayEngine.inMemory(clock: clock, configuration: configuration)
         let background = DispatcherBackground(engine: engine)
         let simulated = simulation ? SimulatedCloud(engine: engine, bus: background.dispatcher.bus) : nil
         let api = KeyProtectAPI(engine: engine, access: access(), devClock: devClock ? clock : nil,
-                                background: background, simulation: simulated, importTokenKeySize: 2048)
+                                background: background, simulation: simulated)
         let app = Application(router: api.makeRouter())
         try await app.test(.router) { client in
             try await body(Harness(clock: clock, engine: engine, api: api, client: client))

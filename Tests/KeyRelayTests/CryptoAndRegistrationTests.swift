@@ -229,9 +229,13 @@ struct RegistrationTests {
         await expectError(.keyRingExists) { try await engine.createKeyRing("ring-1", context: alice) }
         let ringed = try await engine.createKey(KeySpec(name: "in-ring", keyRingID: "ring-1"), context: alice)
         await expectError(.keyRingNotEmpty) { try await engine.deleteKeyRing("ring-1", context: alice) }
-        await expectError(.keyRingMismatch) { try await engine.moveKey(ringed.id, toRing: "default", currentRing: "other-ring", context: alice) }
+        var otherRing = alice
+        otherRing.keyRingID = "other-ring"
+        await expectError(.keyRingMismatch) { try await engine.moveKey(ringed.id, toRing: "default", context: otherRing) }
         await expectError(.keyRingNotFound) { try await engine.moveKey(ringed.id, toRing: "no-such-ring", context: alice) }
-        try await engine.moveKey(ringed.id, toRing: "default", currentRing: "ring-1", context: alice)
+        var ringOne = alice
+        ringOne.keyRingID = "ring-1"
+        try await engine.moveKey(ringed.id, toRing: "default", context: ringOne)
         try await engine.deleteKeyRing("ring-1", context: alice)
         #expect(try await engine.keyRings(context: alice).map(\.id) == ["default"])
     }

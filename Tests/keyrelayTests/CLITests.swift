@@ -2,10 +2,10 @@ import Foundation
 import Testing
 
 /// The repository root, found from this file's path.
-private let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// The built `keyrelay` binary: in the products directory that holds the test bundle.
-private func keyrelayBinary() throws -> URL {
+func keyrelayBinary() throws -> URL {
     var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<5 {
         let candidate = directory.appendingPathComponent("keyrelay")
@@ -18,15 +18,15 @@ private func keyrelayBinary() throws -> URL {
     throw CLIFailure(message: "keyrelay binary not found near \(CommandLine.arguments[0])")
 }
 
-private struct CLIFailure: Error { var message: String }
+struct CLIFailure: Error { var message: String }
 
-private struct Output {
+struct Output {
     var status: Int32
     var stdout: String
     var stderr: String
 }
 
-private func run(_ arguments: [String], environment: [String: String] = [:], in directory: URL = root) throws -> Output {
+func run(_ arguments: [String], environment: [String: String] = [:], in directory: URL = root) throws -> Output {
     let process = Process()
     process.executableURL = try keyrelayBinary()
     process.arguments = arguments
@@ -47,7 +47,7 @@ private func run(_ arguments: [String], environment: [String: String] = [:], in 
                   stderr: String(decoding: stderr, as: UTF8.self))
 }
 
-private func temporaryDirectory() throws -> URL {
+func temporaryDirectory() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("keyrelay-cli-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
@@ -174,8 +174,11 @@ struct CLITests {
         #expect(noKey.status == 64 && noKey.stderr.contains("--deliveries needs --key"))
         let interval = try run(["events", "--follow", "--interval", "0", "--db", db], environment: env)
         #expect(interval.status == 64 && interval.stderr.contains("--interval must be from 0.1 to 3600 seconds"))
-        let port = try run(["serve", "--dev", "--port", "70000", "--db", db])
-        #expect(port.status == 64 && port.stderr.contains("--port must be from 0 to 65535, not 70000"))
+        for wrong in ["70000", "99999"] {
+            let port = try run(["serve", "--dev", "--port", wrong, "--db", db])
+            #expect(port.status == 64 && port.stderr.contains("--port must be from 1 to 65535 (or 0 for any free port), not \(wrong)"),
+                    "\(port.stderr)")
+        }
     }
 
     @Test("status and events read the engine's paged overview and events-with-deliveries")

@@ -1,0 +1,176 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KeyRelay
+import Logging
+import NIOCore
+
+/// The request context of ``KeyProtectAPI``'s router: Hummingbird's core storage plus who is calling.
+///
+/// ``AuthenticationMiddleware`` reads the bearer token and Key Protect's headers once per request; the permission
+/// middleware of each route group then checks the grant and fills ``caller``, which handlers read (with
+/// ``principal`` for display). Request bodies decode through ``KeyProtectRequestDecoder``, so every refusal is Key
+/// Protect's error body.
+public struct KeyRelayRequestContext: Hummingbird.RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// What the request presents: bearer token grant, `Bluemix-Instance`, `X-Kms-Key-Ring`, `Correlation-Id`.
+    public internal(set) var credentials = Credentials()
+    /// The grant of the request's bearer token, when it is valid.
+    public var grant: AccessGrant? { credentials.grant }
+    /// Who acts, in which instance and key ring: set by the route group's permission check.
+    public internal(set) var authorized: KeyRelay.RequestContext?
+
+    /// A context for a new request, before authentication.
+    public init(source: Source) {
+        coreContext = .init(source: source)
+    }
+
+    /// Request bodies decode into Key Protect's wire types, refusing with Key Protect's errors.
+    public var requestDecoder: KeyProtectRequestDecoder { KeyProtectRequestDecoder() }
+
+    /// The principal of the bearer token, when it is valid.
+    public var principal: String? { grant?.principal }
+
+    /// The engine context of an authorized request.
+    /// - Throws: the 401 answer outside a permission group (a route registered without one).
+    public var caller: KeyRelay.RequestContext {
+        get throws {
+            guard let authorized else { throw KeyProtectAPI.unauthorized }
+            return authorized
+        }
+    }
+}
+
+/// Reads the bearer token and Key Protect's request headers into ``KeyRelayRequestContext``, once per request. It
+/// refuses nothing: each route group's ``PermissionMiddleware`` decides.
+struct AuthenticationMiddleware: RouterMiddleware {
+    let access: AccessControl
+
+    func handle(_ request: Request, context: KeyRelayRequestContext,
+                next: (Request, KeyRelayRequestContext) async throws -> Response) async throws -> Response {
+        var context = context
+        context.credentials = Credentials(request, access: access)
+        return try await next(request, context)
+    }
+}
+
+/// What a request presents, read once: the grant of its bearer token (when valid) and Key Protect's headers.
+public struct Credentials: Sendable {
+    /// The grant of the bearer token; `nil` when there is none or it is unknown.
+    public var grant: AccessGrant?
+    /// `Bluemix-Instance`, trimmed; `nil` when absent or empty.
+    public var instance: String?
+    /// `X-Kms-Key-Ring`; `nil` when absent or empty.
+    public var keyRing: String?
+    /// `Correlation-Id`.
+    public var correlationID: String?
+
+    init() {}
+
+    init(_ request: Request, access: AccessControl) {
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                grant = access.grant(forToken: String(Self.trimmed(parts[1])))
+            }
+        }
+        instance = request.headers[.bluemixInstance].map { String(Self.trimmed(Substring($0))) }?.nonEmpty
+        keyRing = request.headers[.keyRing]?.nonEmpty
+        correlationID = request.headers[.correlationID]
+    }
+
+    /// Without surrounding spaces and tabs. (Foundation's `trimmingCharacters(in:)` bridges through `NSString` on
+    /// Linux, a measurable cost on every request.)
+    static func trimmed(_ text: Substring) -> Substring {
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = text.firstIndex(where: { !blank($0) }), let last = text.lastIndex(where: { !blank($0) }) else { return "" }
+        return text[first...last]
+    }
+}
+
+/// A route group's access check: a valid token (401), `Bluemix-Instance` (400, unless the group is
+/// instance-free), a grant covering that instance (401), and the group's permission (401, or 403
+/// `SERVICE_ONLY_ERR` for service-to-service routes). Fills ``KeyRelayRequestContext/authorized``.
+struct PermissionMiddleware: RouterMiddleware {
+    let permission: AccessPermission
+    let requiresInstance: Bool
+
+    func handle(_ request: Request, context: KeyRelayRequestContext,
+                next: (Request, KeyRelayRequestContext) async throws -> Response) async throws -> Response {
+        var context = context
+        context.authorized = try Self.authorize(context.credentials, permission, requiresInstance: requiresInstance)
+        return try await next(request, context)
+    }
+
+    static func authorize(_ credentials: Credentials, _ permission: AccessPermission,
+                          requiresInstance: Bool = true) throws(KeyRelayError) -> KeyRelay.RequestContext {
+        guard let grant = credentials.grant else { throw KeyProtectAPI.unauthorized }
+        var instanceID = "-"
+        if requiresInstance {
+            guard let value = credentials.instance else {
+                throw KeyRelayError(.invalidHeader, "The header 'Bluemix-Instance' must be: the instance ID (GUID) of your KeyRelay/Key Protect instance",
+                                    operation: "Request could not be processed", target: ErrorTarget(.header, "Bluemix-Instance"))
+            }
+            guard grant.covers(instance: value) else { throw KeyProtectAPI.unauthorized }
+            instanceID = value
+        }
+        guard grant.allows(permission) else {
+            if permission == .service {
+                throw KeyRelayError(.serviceOnly, "This action can only be done by a service (service to service)",
+                                    operation: "Request could not be processed")
+            }
+            throw KeyProtectAPI.unauthorized
+        }
+        return KeyRelay.RequestContext(instanceID: instanceID, principal: grant.principal, correlationID: credentials.correlationID,
+                                       keyRingID: credentials.keyRing)
+    }
+}
+
+/// Turns what is not yet a ``KeyRelayError`` into one (an unknown route, a body over the size limit, an unexpected
+/// failure), and renders every ``KeyRelayError`` with `Retry-After` counted on the engine's clock.
+struct ErrorRenderingMiddleware<Context: Hummingbird.RequestContext>: RouterMiddleware {
+    let logger: Logger
+    let clock: any KeyRelayClock
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            return Self.keyRelayError(error, request: request, context: context, logger: logger).response(now: clock.now())
+        }
+    }
+
+    static func keyRelayError(_ error: any Error, request: Request, context: Context, logger: Logger) -> KeyRelayError {
+        let op = "Request could not be processed"
+        switch error {
+        case let error as KeyRelayError:
+            return error
+        case is NIOTooManyBytesError:
+            return KeyProtectAPI.tooLarge(maxSize: context.maxUploadSize, operation: op)
+        case let error as HTTPError where error.status == .notFound:
+            return KeyRelayError(.notFound, "No KeyRelay endpoint matches \(request.method) \(request.uri.path): see docs/api-coverage.md for the supported endpoints",
+                                 operation: op)
+        case let error as HTTPError:
+            return KeyRelayError(.badBody, error.body ?? "The request could not be processed (\(error.status.code))", operation: op,
+                                 status: error.status.code)
+        default:
+            logger.error("Unhandled error for \(request.method) \(request.uri.path): \(String(describing: type(of: error)))")
+            return KeyRelayError(.internalError, "An internal error occurred: see the server log", operation: op)
+        }
+    }
+}
+
+/// Wakes the background work after every write request (new notifications may be due).
+struct PokeMiddleware<Context: Hummingbird.RequestContext>: RouterMiddleware {
+    let background: any BackgroundWork
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response = try await next(request, context)
+        if request.method != .get, request.method != .head { background.poke() }
+        return response
+    }
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
+}
