@@ -37,12 +37,32 @@ public struct MasterKey: Sendable {
         key.withUnsafeBytes { Data($0).base64EncodedString() }
     }
 
+    /// The largest master key file read: 4 KiB (a key file is 44 characters and a newline). A bigger file, or a
+    /// device such as /dev/zero, is refused after reading one byte past the bound.
+    public static let maximumFileBytes = 4096
+
     /// Loads the master key from `KEYRELAY_MASTER_KEY` (base64) or from a file holding base64 text.
     /// - Returns: `nil` when neither is given.
+    /// - Throws: ``KeyRelayError`` naming the file (never its content) when it cannot be read, is larger than
+    ///   ``maximumFileBytes``, is not UTF-8 text or does not hold the base64 of 32 bytes.
     public static func load(environment: [String: String] = ProcessInfo.processInfo.environment,
                             file: String? = nil) throws -> MasterKey? {
         if let file {
-            let text = try String(contentsOfFile: file, encoding: .utf8)
+            let op = "Master key could not be loaded"
+            guard let handle = FileHandle(forReadingAtPath: file) else {
+                throw KeyRelayError(.badBody, "The master key file '\(file)' could not be opened (missing or not readable)", operation: op)
+            }
+            defer { try? handle.close() }
+            let data: Data
+            do { data = try handle.read(upToCount: maximumFileBytes + 1) ?? Data() } catch {
+                throw KeyRelayError(.badBody, "The master key file '\(file)' could not be read: \(error.localizedDescription)", operation: op)
+            }
+            guard data.count <= maximumFileBytes else {
+                throw KeyRelayError(.badBody, "The master key file '\(file)' is larger than \(maximumFileBytes) bytes; it must hold the base64 of 32 bytes", operation: op)
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw KeyRelayError(.badBody, "The master key file '\(file)' is not UTF-8 text; it must hold the base64 of 32 bytes", operation: op)
+            }
             return try MasterKey(base64: text)
         }
         if let value = environment["KEYRELAY_MASTER_KEY"], !value.isEmpty {
