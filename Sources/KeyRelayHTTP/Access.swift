@@ -110,6 +110,12 @@ public struct AccessControl: Sendable {
     ///   "cos-token":    {"principal": "cos", "roles": ["Service", "Reader"], "instances": "*"}}}
     /// ```
     /// `tokens` may also be an array of objects that carry their `token`.
+    /// How an access-file error quotes a name from the file: cut to 40 characters, so a hostile file cannot make the
+    /// error (and the log line that carries it) arbitrarily long.
+    static func shown(_ text: String) -> String {
+        text.count > 40 ? "'\(text.prefix(40))…' (\(text.utf8.count) bytes)" : "'\(text)'"
+    }
+
     public static func load(file path: String) throws -> AccessControl {
         let op = "Access file could not be loaded"
         func bad(_ why: String) -> KeyRelayError {
@@ -146,11 +152,11 @@ public struct AccessControl: Sendable {
                 throw bad("every grant needs a \"principal\" string")
             }
             let names = (object.role.map { [$0] } ?? []) + (object.roles ?? [])
-            guard !names.isEmpty else { throw bad("the grant of '\(principal)' needs a \"role\" or \"roles\"") }
+            guard !names.isEmpty else { throw bad("the grant of \(Self.shown(principal)) needs a \"role\" or \"roles\"") }
             var roles = Set<AccessRole>()
             for name in names {
                 guard let role = AccessRole(rawValue: name) else {
-                    throw bad("unknown role '\(name)' for '\(principal)' (roles: \(AccessRole.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw bad("unknown role \(Self.shown(name)) for \(Self.shown(principal)) (roles: \(AccessRole.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 roles.insert(role)
             }
