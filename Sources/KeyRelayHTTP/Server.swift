@@ -9,7 +9,8 @@ public struct ServeOptions: Sendable {
     public var databasePath: String
     public var host = "127.0.0.1"
     public var port = 8080
-    /// A file holding the base64 master key; otherwise `KEYRELAY_MASTER_KEY`; with `dev`, generated beside the database.
+    /// A file holding the base64 master key; otherwise `KEYRELAY_MASTER_KEY`; with `dev`, read from (or, for a new
+    /// database only, generated into) `<database>.master-key`. `--dev` never writes a key file beside an existing database.
     public var masterKeyFile: String?
     /// The access file (tokens → grants); required without `dev`.
     public var accessFile: String?
