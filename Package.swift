@@ -46,6 +46,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // Delivery outcomes (sent, failed, dead letter) on the dispatcher's logger.
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .target(
@@ -87,6 +89,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 // `keyrelay simulate`: each simulated service serves its webhooks and data plane with Hummingbird.
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // `serve --log-level/--log-format`: the CLI bootstraps the logging system once.
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         // Test support: a process the crash tests SIGKILL at random moments (not shipped to users).

@@ -1,6 +1,7 @@
 import Foundation
 import KeyRelayBus
 import KeyRelayCore
+import Logging
 internal import KeyRelayStore
 
 /// The bus's view of the engine's outbox: notifications are written with their events (one transaction) and the
@@ -53,6 +54,6 @@ extension KeyRelayEngine {
     public nonisolated func makeDispatcher(bus: ServiceBus, policy: DeliveryPolicy? = nil, seed: UInt64 = 0) -> Dispatcher {
         let policy = policy ?? DeliveryPolicy(acknowledgementWindow: configuration.lifecycle.acknowledgementWindow)
         return Dispatcher(outbox: EngineOutbox(storage: storage), bus: bus, clock: clock, policy: policy, seed: seed,
-                          scheduled: [expiryWork])
+                          scheduled: [expiryWork], logger: logger)
     }
 }

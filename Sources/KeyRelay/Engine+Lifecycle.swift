@@ -54,6 +54,12 @@ extension KeyRelayEngine {
     /// Creates a root key (default) or a standard key, generated or imported. Emits a `create` event (creation does
     /// not start the sync cooldown).
     public func createKey(_ spec: KeySpec, context: RequestContext) async throws -> Key {
+        try await logged(LifecycleEventKind.create.rawValue, nil, context: context, keyID: { $0.id }) {
+            try await makeKey(spec, context: context)
+        }
+    }
+
+    private func makeKey(_ spec: KeySpec, context: RequestContext) async throws -> Key {
         let op = "Key could not be created"
         var resolved = spec
         resolved.keyRingID = try Self.ringForNewKey(spec, context: context)
@@ -263,30 +269,36 @@ extension KeyRelayEngine {
         let now = now()
         let rules = rules
         let ids = ids
-        return try await storage.write { tx in
-            let key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.purge.operation)
-            try rules.checkPurge(key, at: now)
-            var gone = key
-            let event = gone.recordEvent(.purge, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
-            try tx.purgeKey(id: key.id)
-            try Self.emit(event, in: tx, at: now)
-            return gone
+        return try await logged(LifecycleEventKind.purge.rawValue, reference, context: context, keyID: { $0.id }) {
+            try await storage.write { tx in
+                let key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.purge.operation)
+                try rules.checkPurge(key, at: now)
+                var gone = key
+                let event = gone.recordEvent(.purge, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
+                try tx.purgeKey(id: key.id)
+                try Self.emit(event, in: tx, at: now)
+                return gone
+            }
         }
     }
 
     /// Dual authorization: the first principal authorizes deletion (valid 7 days).
     @discardableResult
     public func setKeyForDeletion(_ reference: String, context: RequestContext) async throws -> Key {
-        try await policyCommand(reference, context: context, operation: KeyAction.setKeyForDeletion.operation) { rules, key, now, _ in
-            try rules.setForDeletion(key, at: now, by: context.principal)
+        try await logged("setKeyForDeletion", reference, context: context, keyID: { $0.id }) {
+            try await policyCommand(reference, context: context, operation: KeyAction.setKeyForDeletion.operation) { rules, key, now, _ in
+                try rules.setForDeletion(key, at: now, by: context.principal)
+            }
         }
     }
 
     /// Dual authorization: cancel a pending authorization.
     @discardableResult
     public func unsetKeyForDeletion(_ reference: String, context: RequestContext) async throws -> Key {
-        try await policyCommand(reference, context: context, operation: KeyAction.unsetKeyForDeletion.operation) { rules, key, now, _ in
-            try rules.unsetForDeletion(key, at: now, by: context.principal)
+        try await logged("unsetKeyForDeletion", reference, context: context, keyID: { $0.id }) {
+            try await policyCommand(reference, context: context, operation: KeyAction.unsetKeyForDeletion.operation) { rules, key, now, _ in
+                try rules.unsetForDeletion(key, at: now, by: context.principal)
+            }
         }
     }
 
@@ -304,16 +316,18 @@ extension KeyRelayEngine {
         let now = now()
         let rules = rules
         let ids = ids
-        return try await storage.write { tx in
-            var key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.sync.operation)
-            key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
-            var next = try rules.sync(key, at: now, by: context.principal)
-            let event = next.recordEvent(.sync, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
-            try tx.updateKey(next)
-            var stored = event
-            stored.sequence = try tx.appendEvent(event)
-            let count = try tx.fanOut(eventSequence: stored.sequence, keyID: key.id, dueAt: now)
-            return SyncReceipt(event: stored, notifications: count)
+        return try await logged(LifecycleEventKind.sync.rawValue, reference, context: context, keyID: { $0.event.keyID }) {
+            try await storage.write { tx in
+                var key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.sync.operation)
+                key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
+                var next = try rules.sync(key, at: now, by: context.principal)
+                let event = next.recordEvent(.sync, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
+                try tx.updateKey(next)
+                var stored = event
+                stored.sequence = try tx.appendEvent(event)
+                let count = try tx.fanOut(eventSequence: stored.sequence, keyID: key.id, dueAt: now)
+                return SyncReceipt(event: stored, notifications: count)
+            }
         }
     }
 

@@ -136,14 +136,16 @@ extension KeyRelayEngine {
         let now = now()
         let rules = rules
         let ids = ids
-        return try await storage.write { tx in
-            var key = try Self.resolve(reference, in: tx, context: context, operation: operation)
-            key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
-            var next = try transform(key, now, tx)
-            let event = next.recordEvent(kind, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
-            try tx.updateKey(next)
-            try Self.emit(event, in: tx, at: now)
-            return next
+        return try await logged(kind.rawValue, reference, context: context, keyID: { $0.id }) {
+            try await storage.write { tx in
+                var key = try Self.resolve(reference, in: tx, context: context, operation: operation)
+                key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
+                var next = try transform(key, now, tx)
+                let event = next.recordEvent(kind, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
+                try tx.updateKey(next)
+                try Self.emit(event, in: tx, at: now)
+                return next
+            }
         }
     }
 

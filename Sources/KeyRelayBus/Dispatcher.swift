@@ -1,5 +1,6 @@
 import Foundation
 import KeyRelayCore
+import Logging
 import Synchronization
 
 /// One step of the dispatcher's work, for transcripts and determinism checks.
@@ -89,6 +90,8 @@ public actor Dispatcher {
     private let wakeup = WakeSignal()
     /// The longest the background loop sleeps without looking again (a clock may be moved by hand).
     private let maximumIdle: TimeInterval
+    /// Every delivery step: handed over at info, a failed attempt at warning, a dead letter at error.
+    private let logger: Logger
 
     /// - Parameters:
     ///   - seed: seeds the jitter generator.
@@ -96,9 +99,10 @@ public actor Dispatcher {
     ///   - batchSize: how many due notifications are fetched at a time.
     ///   - logLimit: how many ``DeliveryRecord``s are kept (the oldest are dropped).
     ///   - maximumIdle: the longest the background loop sleeps without looking again.
+    ///   - logger: where each delivery step is logged (never a notification's body or a webhook secret).
     public init(outbox: any Outbox, bus: ServiceBus, clock: any KeyRelayClock, policy: DeliveryPolicy = DeliveryPolicy(),
                 seed: UInt64 = 0, scheduled: [ScheduledWork] = [], batchSize: Int = 100, logLimit: Int = 10_000,
-                maximumIdle: TimeInterval = 30) {
+                maximumIdle: TimeInterval = 30, logger: Logger = Logger(label: "keyrelay.delivery")) {
         self.outbox = outbox
         self.bus = bus
         self.clock = clock
@@ -108,6 +112,7 @@ public actor Dispatcher {
         self.generator = SeededGenerator(seed: seed)
         self.logLimit = max(1, logLimit)
         self.maximumIdle = maximumIdle
+        self.logger = logger
     }
 
     /// The delivery log, oldest first (at most `logLimit` records).
@@ -154,6 +159,7 @@ public actor Dispatcher {
                                           keyID: n.event.keyID, resourceCRN: n.resourceCRN, service: n.serviceName,
                                           attempt: attempt, result: result))
             if records.count > logLimit { records.removeFirst(records.count - logLimit) }
+            log(records[records.count - 1])
         }
         if n.status == .sent {
             // Handed over, and the acknowledgement window has passed.
@@ -207,6 +213,37 @@ public actor Dispatcher {
             let retryAt = Self.adding(milliseconds: policy.retryDelayMilliseconds(afterAttempt: attempt, using: &generator), to: now)
             try await outbox.recordDelivery(notificationID: n.id, .failed(at: now, error: error, retryAt: retryAt))
             record(attempt, .failed(error: error, retryAt: retryAt))
+        }
+    }
+
+    /// Logs one delivery step.
+    private func log(_ step: DeliveryRecord) {
+        var metadata: Logger.Metadata = [
+            "notification_id": .stringConvertible(step.notificationID), "event_id": .string(step.eventID),
+            "event": .string(step.eventKind.rawValue), "key_id": .string(step.keyID), "resource_crn": .string(step.resourceCRN),
+            "service": .string(step.service), "attempt": .stringConvertible(step.attempt),
+        ]
+        switch step.result {
+        case .delivered(let times):
+            metadata["outcome"] = "sent"
+            if times > 1 { metadata["times"] = .stringConvertible(times) }
+            logger.info("Notification sent", metadata: metadata)
+        case .dropped:
+            metadata["outcome"] = "dropped"
+            logger.info("Notification dropped (injected fault)", metadata: metadata)
+        case .delayed(let until):
+            metadata["outcome"] = "delayed"
+            metadata["until"] = .string(DeliveryRecord.format(until))
+            logger.info("Notification delayed (injected fault)", metadata: metadata)
+        case .failed(let error, let retryAt):
+            metadata["outcome"] = "failed"
+            metadata["error"] = .string(error)
+            metadata["retry_at"] = .string(DeliveryRecord.format(retryAt))
+            logger.warning("Notification delivery failed; will retry", metadata: metadata)
+        case .dead(let error):
+            metadata["outcome"] = "dead"
+            metadata["error"] = .string(error)
+            logger.error("Notification dead letter", metadata: metadata)
         }
     }
 
