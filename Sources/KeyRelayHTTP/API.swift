@@ -22,6 +22,8 @@ public struct KeyProtectAPI: Sendable {
     public let simulation: SimulatedCloud?
     /// The port reported by `GET /api/v2/instance/allowed_ip_port`.
     public let privateEndpointPort: Int
+    /// Where audit events go (`keyrelay serve --audit`); `nil` writes none.
+    public let audit: (any AuditSink)?
     let wire: Representations
     let logger: Logger
 
@@ -29,17 +31,20 @@ public struct KeyProtectAPI: Sendable {
     ///   - devClock: enables `GET/POST /api/v2/_dev/clock` (use with `--dev --manual-clock` only).
     ///   - background: what the dev clock drains; defaults to engine housekeeping (expiry only).
     ///   - simulation: simulated services on the background's bus; enables `/api/v2/_sim/…`.
+    ///   - audit: receives one ``AuditEvent`` per Key Protect API request (``AuditActions``).
+    ///   - logger: the access lines (one per request) and unexpected errors.
     ///
     /// Import tokens are the engine's (their RSA size is ``KeyRelayConfiguration/importTokenKeySize``).
     public init(engine: KeyRelayEngine, access: AccessControl, devClock: ManualClock? = nil,
                 background: (any BackgroundWork)? = nil, simulation: SimulatedCloud? = nil, privateEndpointPort: Int = 8888,
-                logger: Logger = Logger(label: "keyrelay.http")) {
+                audit: (any AuditSink)? = nil, logger: Logger = Logger(label: "keyrelay.http")) {
         self.engine = engine
         self.access = access
         self.devClock = devClock
         self.background = background ?? EngineHousekeeping(engine: engine)
         self.simulation = simulation
         self.privateEndpointPort = privateEndpointPort
+        self.audit = audit
         self.wire = Representations(region: engine.configuration.region, account: engine.configuration.account,
                                     rules: engine.lifecycleRules)
         self.logger = logger
@@ -51,10 +56,17 @@ public struct KeyProtectAPI: Sendable {
     /// one route group per permission.
     public func makeRouter() -> Router<KeyRelayRequestContext> {
         let router = Router(context: KeyRelayRequestContext.self)
-        // Middleware applies to the routes added after it: these three come first.
-        router.add(middleware: ErrorRenderingMiddleware<KeyRelayRequestContext>(logger: logger, clock: engine.clock))
-        router.add(middleware: PokeMiddleware<KeyRelayRequestContext>(background: background))
+        // Middleware applies to the routes added after it: these come first. Authentication only reads the
+        // credentials (it refuses nothing), so the access line after it can name the principal; the access line
+        // sits outside the error renderer to log the status answered, the audit inside it to see the reason code.
         router.add(middleware: AuthenticationMiddleware(access: access))
+        router.add(middleware: AccessLogMiddleware(logger: logger))
+        router.add(middleware: ErrorRenderingMiddleware<KeyRelayRequestContext>(logger: logger, clock: engine.clock))
+        if let audit {
+            router.add(middleware: AuditMiddleware(sink: audit, clock: engine.clock, region: engine.configuration.region,
+                                                   account: engine.configuration.account))
+        }
+        router.add(middleware: PokeMiddleware<KeyRelayRequestContext>(background: background))
         addRoutes(to: router)
         if let simulation { addSimulationRoutes(to: router, simulation: simulation) }
         ConsoleRoutes.add(to: router, api: self)

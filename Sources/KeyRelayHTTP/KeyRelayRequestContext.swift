@@ -19,11 +19,19 @@ public struct KeyRelayRequestContext: Hummingbird.RequestContext {
     public var grant: AccessGrant? { credentials.grant }
     /// Who acts, in which instance and key ring: set by the route group's permission check.
     public internal(set) var authorized: KeyRelay.RequestContext?
+    /// Where an audited handler leaves what the route does not say (``AuditMiddleware``); `nil` when not audited.
+    var auditNote: AuditNote?
+    /// The connection the request came on: its peer is the audit's `initiator.host.address`.
+    let channel: (any Channel)?
 
     /// A context for a new request, before authentication.
     public init(source: Source) {
         coreContext = .init(source: source)
+        channel = source.channel
     }
+
+    /// The caller's IP address, when the connection has one.
+    var remoteAddress: String? { channel?.remoteAddress?.ipAddress }
 
     /// Request bodies decode into Key Protect's wire types, refusing with Key Protect's errors.
     public var requestDecoder: KeyProtectRequestDecoder { KeyProtectRequestDecoder() }

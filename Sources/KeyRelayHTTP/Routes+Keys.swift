@@ -86,6 +86,7 @@ extension KeyProtectAPI {
         }
         // The key ring is the caller's scope (`X-Kms-Key-Ring`), applied by the engine.
         let key = try await engine.createKey(spec, context: caller)
+        context.auditNote?.keyID = key.id
         // No body, so no Content-Type either: an empty body is not JSON of any media type.
         if Self.prefersMinimal(request) { return emptyResponse(.created) }
         // The vendor type matters: the official Python client then hands the caller the raw response.

@@ -29,6 +29,12 @@ public struct ServeOptions: Sendable {
     public var webhookSecretFile: String?
     /// How long a webhook receiver has to answer; otherwise `KEYRELAY_WEBHOOK_TIMEOUT`, else 10 s.
     public var webhookTimeout: TimeInterval?
+    /// The lowest level logged (`--log-level`); the CLI bootstraps the logging system with it too.
+    public var logLevel: Logger.Level = .info
+    /// How log lines are written (`--log-format`); applied by the CLI's logging bootstrap.
+    public var logFormat: LogFormat = .text
+    /// The audit trail: a file appended to (created with mode 0600), `-` for standard output, `nil` for none.
+    public var auditFile: String?
 
     public init(databasePath: String) { self.databasePath = databasePath }
 }
@@ -45,6 +51,15 @@ public enum KeyRelayServer {
         /// The webhook transport subscribed on the dispatcher's bus, if webhooks are configured: shut it down
         /// after the background work has stopped (``run(_:background:print:)`` does).
         public var webhookTransport: WebhookTransport?
+        /// The audit trail of `--audit`: finish it after the server has stopped (``run(_:background:print:)`` does).
+        public var audit: AuditTrail?
+    }
+
+    /// A logger for the server's parts at the configured level.
+    static func logger(_ label: String, _ options: ServeOptions) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = options.logLevel
+        return logger
     }
 
     /// Makes the background work for an engine (and the manual clock in `--manual-clock` mode).
@@ -120,8 +135,10 @@ public enum KeyRelayServer {
         let clock: ManualClock? = options.manualClock ? ManualClock(start: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))) : nil
         var configuration = KeyRelayConfiguration()
         configuration.importTokenKeySize = options.importTokenKeySize
-        let engine = try await KeyRelayEngine.open(path: options.databasePath, masterKey: masterKey!,
-                                                   clock: clock ?? SystemClock(), configuration: configuration)
+        let engine = try await KeyRelayEngine.open(.file(options.databasePath), masterKey: masterKey!,
+                                                   clock: clock ?? SystemClock(), configuration: configuration,
+                                                   logger: logger("keyrelay.engine", options))
+        let audit = try options.auditFile.map { try AuditTrail.open($0, logger: logger("keyrelay.audit", options)) }
         let work = try await background(engine, clock)
         // The simulated services run inside the server, on the dispatcher's bus.
         let simulation = (work as? DispatcherBackground).map { SimulatedCloud(engine: engine, bus: $0.dispatcher.bus) }
@@ -140,8 +157,8 @@ public enum KeyRelayServer {
             notices.append("Webhooks (signed CloudEvents, timeout \(DurationText.goStyle(timeout))): \(subscriptions)")
         }
         let api = KeyProtectAPI(engine: engine, access: access, devClock: clock, background: work, simulation: simulation,
-                                privateEndpointPort: options.port)
-        return Prepared(api: api, devToken: devToken, notices: notices, webhookTransport: transport)
+                                privateEndpointPort: options.port, audit: audit, logger: logger("keyrelay.http", options))
+        return Prepared(api: api, devToken: devToken, notices: notices, webhookTransport: transport, audit: audit)
     }
 
     /// Runs the API and its background work until SIGINT/SIGTERM.
@@ -157,7 +174,7 @@ public enum KeyRelayServer {
                                   output("KeyRelay listening on http://\(host):\(port)")
                                   output("console: http://\(host):\(port)/ui")
                               },
-                              logger: Logger(label: "keyrelay.serve"))
+                              logger: logger("keyrelay.serve", options))
         let work = prepared.api.background
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -171,10 +188,13 @@ public enum KeyRelayServer {
             }
         } catch {
             try? await prepared.webhookTransport?.shutdown()
+            await prepared.audit?.finish()
             throw error
         }
         // The dispatcher has stopped: no delivery uses the webhook client any more.
         try? await prepared.webhookTransport?.shutdown()
+        // No request is in flight: every audit event is queued; write them out.
+        await prepared.audit?.finish()
     }
 
     static func randomToken() -> String {

@@ -18,7 +18,7 @@ struct KeyRelayCommand: AsyncParsableCommand {
 
     static var allSubcommands: [any ParsableCommand.Type] {
         [ScenarioCommand.self, Serve.self, SimulateCommand.self, KeyCommand.self, ResourceCommand.self, StatusCommand.self,
-         EventsCommand.self, DeliverCommand.self, BackupCommand.self]
+         EventsCommand.self, DeliverCommand.self, BackupCommand.self, AuditCommand.self]
     }
 }
 

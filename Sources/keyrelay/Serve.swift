@@ -3,6 +3,7 @@ import Foundation
 import KeyRelay
 import KeyRelayBus
 import KeyRelayHTTP
+import Logging
 
 /// `keyrelay serve`: the Key Protect–compatible HTTP API (all logic lives in KeyRelayHTTP).
 struct Serve: AsyncParsableCommand {
@@ -54,7 +55,32 @@ struct Serve: AsyncParsableCommand {
         valueName: "DURATION"))
     var webhookTimeout: String?
 
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(
+        "The lowest level logged: trace, debug, info, notice, warning, error or critical (default info).", valueName: "LEVEL"))
+    var logLevel: String = "info"
+
+    @Option(name: .customLong("log-format"), help: ArgumentHelp(
+        "Log lines as text or json (one object per line), on standard error (default text).", valueName: "FORMAT"))
+    var logFormat: String = "text"
+
+    @Option(name: .customLong("audit"), help: ArgumentHelp(
+        "Append the audit trail (Activity Tracker CADF events, one JSON object per line) to FILE, created with mode 0600; - for standard output.",
+        valueName: "FILE"))
+    var audit: String?
+
+    /// `--log-level` as a level (validated by ``validate()``).
+    var level: Logger.Level { Logger.Level(rawValue: logLevel) ?? .info }
+    /// `--log-format` as a format (validated by ``validate()``).
+    var format: LogFormat { LogFormat(rawValue: logFormat) ?? .text }
+
     func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of \(Logger.Level.names.joined(separator: ", ")), not '\(logLevel)'")
+        }
+        guard LogFormat(rawValue: logFormat) != nil else {
+            throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
+        }
+        if let audit, audit.isEmpty { throw ValidationError("--audit needs a file name (or - for standard output)") }
         do throws(WebhookConfigurationError) { _ = try WebhookSubscriptions(parsing: webhooks) } catch { throw ValidationError(error.message) }
         if let webhookTimeout, DurationText.parse(webhookTimeout) == nil {
             throw ValidationError("--webhook-timeout must be a duration such as 10s or 500ms, not '\(webhookTimeout)'")
@@ -84,6 +110,9 @@ struct Serve: AsyncParsableCommand {
         options.webhooks = try WebhookSubscriptions(parsing: webhooks)
         options.webhookSecretFile = webhookSecretFile
         options.webhookTimeout = webhookTimeout.flatMap(DurationText.parse)
+        options.logLevel = level
+        options.logFormat = format
+        options.auditFile = audit
         do {
             try await KeyRelayServer.run(options)
         } catch let error as KeyRelayError {

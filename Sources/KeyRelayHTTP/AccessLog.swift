@@ -1,0 +1,64 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// One access line per request, and the request's correlation id.
+///
+/// The correlation id is the caller's `Correlation-Id` (Key Protect's clients send one; the Go client always does)
+/// or, without one, a new v4 UUID. It goes into the engine's context (so the events the request causes carry it),
+/// into the audit event, into the access line, and back to the caller in the answer's `Correlation-Id` header.
+///
+/// It runs after ``AuthenticationMiddleware`` (which only reads the credentials, it refuses nothing) and before
+/// ``ErrorRenderingMiddleware``, so it sees who called and the status actually answered. The line carries the
+/// route template (`/api/v2/keys/{id}/actions/sync`, Hummingbird's `endpointPath`), never the path itself, a
+/// header, a query or a body: no key id in a cardinality-sensitive field, and no token or key material anywhere.
+struct AccessLogMiddleware: RouterMiddleware {
+    let logger: Logger
+
+    /// The longest caller correlation id kept; a longer one is replaced by a generated id.
+    static let maxCorrelationIDLength = 128
+
+    func handle(_ request: Request, context: KeyRelayRequestContext,
+                next: (Request, KeyRelayRequestContext) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var context = context
+        let correlationID = Self.correlationID(context.credentials.correlationID)
+        context.credentials.correlationID = correlationID
+        do {
+            var response = try await next(request, context)
+            response.headers[.correlationID] = correlationID
+            log(request, context, status: response.status.code, since: start)
+            return response
+        } catch {
+            // The error renderer sits inside this middleware; a thrown error here is one it did not turn into an
+            // answer. Log the status Hummingbird will answer with.
+            log(request, context, status: (error as? any HTTPResponseError)?.status.code ?? 500, since: start)
+            throw error
+        }
+    }
+
+    /// The caller's id when it is usable, else a new one.
+    static func correlationID(_ given: String?) -> String {
+        if let given, !given.isEmpty, given.count <= maxCorrelationIDLength, given.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
+            return given
+        }
+        return UUID().uuidString.lowercased()
+    }
+
+    private func log(_ request: Request, _ context: KeyRelayRequestContext, status: Int, since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let route = context.endpointPath ?? "NotFound"
+        let metadata: Logger.Metadata = [
+            "correlation_id": .string(context.credentials.correlationID ?? "-"),
+            "method": .string(request.method.rawValue),
+            "route": .string(route),
+            "status": .stringConvertible(status),
+            "duration_ms": .string(String(format: "%.3f", milliseconds)),
+            "principal": .string(context.credentials.grant?.principal ?? "-"),
+            "instance": .string(context.credentials.instance ?? "-"),
+        ]
+        logger.log(level: status >= 500 ? .error : .info, "\(request.method.rawValue) \(route) \(status)", metadata: metadata)
+    }
+}
