@@ -47,18 +47,27 @@ struct AccessLogMiddleware: RouterMiddleware {
     }
 
     private func log(_ request: Request, _ context: KeyRelayRequestContext, status: Int, since start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let level: Logger.Level = status >= 500 ? .error : .info
+        // Below the configured level, build nothing.
+        guard logger.logLevel <= level else { return }
         let route = context.endpointPath ?? "NotFound"
         let metadata: Logger.Metadata = [
             "correlation_id": .string(context.credentials.correlationID ?? "-"),
             "method": .string(request.method.rawValue),
             "route": .string(route),
             "status": .stringConvertible(status),
-            "duration_ms": .string(String(format: "%.3f", milliseconds)),
+            "duration_ms": .string(Self.milliseconds(ContinuousClock.now - start)),
             "principal": .string(context.credentials.grant?.principal ?? "-"),
             "instance": .string(context.credentials.instance ?? "-"),
         ]
-        logger.log(level: status >= 500 ? .error : .info, "\(request.method.rawValue) \(route) \(status)", metadata: metadata)
+        logger.log(level: level, "\(request.method.rawValue) \(route) \(status)", metadata: metadata)
+    }
+
+    /// A duration in milliseconds with three decimals ("12.034"), from whole microseconds (no `String(format:)`,
+    /// which is slow on Linux, on every request).
+    static func milliseconds(_ duration: Duration) -> String {
+        let micros = max(0, duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)
+        let fraction = String(micros % 1000)
+        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 }

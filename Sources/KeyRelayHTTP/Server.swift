@@ -81,6 +81,8 @@ public enum KeyRelayServer {
         }
         // Webhook settings first: a missing secret must not leave a generated dev master key behind.
         let webhooks = try webhookSettings(options, environment: environment, operation: op)
+        // The audit file too: one that cannot be opened is refused before a dev master key is generated.
+        let audit = try options.auditFile.map { try AuditTrail.open($0, logger: logger("keyrelay.audit", options)) }
         // Master key.
         var masterKey: MasterKey?
         do {
@@ -138,7 +140,6 @@ public enum KeyRelayServer {
         let engine = try await KeyRelayEngine.open(.file(options.databasePath), masterKey: masterKey!,
                                                    clock: clock ?? SystemClock(), configuration: configuration,
                                                    logger: logger("keyrelay.engine", options))
-        let audit = try options.auditFile.map { try AuditTrail.open($0, logger: logger("keyrelay.audit", options)) }
         let work = try await background(engine, clock)
         // The simulated services run inside the server, on the dispatcher's bus.
         let simulation = (work as? DispatcherBackground).map { SimulatedCloud(engine: engine, bus: $0.dispatcher.bus) }

@@ -293,6 +293,14 @@ struct LogsAndAuditTests {
         #expect(AuditActions.severity(action: "kms.secrets.create", status: 409) == "warning")
     }
 
+    @Test("access-line durations are milliseconds with three decimals")
+    func durations() {
+        #expect(AccessLogMiddleware.milliseconds(.microseconds(12_034)) == "12.034")
+        #expect(AccessLogMiddleware.milliseconds(.nanoseconds(5_900)) == "0.005")
+        #expect(AccessLogMiddleware.milliseconds(.seconds(2)) == "2000.000")
+        #expect(AccessLogMiddleware.milliseconds(.zero) == "0.000")
+    }
+
     @Test("the audit file is appended to, created with mode 0600, and holds every event after finish")
     func auditFile() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID().uuidString).jsonl").path

@@ -63,6 +63,11 @@ struct AuditCommandTests {
         let format = try run(["serve", "--dev", "--db", dir.appendingPathComponent("k.sqlite").path, "--log-format", "xml"])
         #expect(format.status != 0 && format.stderr.contains("--log-format must be text or json, not 'xml'"))
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("k.sqlite.master-key").path))
+        // An audit file that cannot be opened is refused by name, before a dev master key is generated.
+        let audit = try run(["serve", "--dev", "--port", "0", "--db", dir.appendingPathComponent("k.sqlite").path,
+                             "--audit", dir.appendingPathComponent("missing/audit.jsonl").path])
+        #expect(audit.status == 2 && audit.stderr.contains("--audit \(dir.appendingPathComponent("missing/audit.jsonl").path): the audit file cannot be opened"))
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("k.sqlite.master-key").path))
         let help = try run(["serve", "--help"])
         #expect(help.stdout.contains("--log-level") && help.stdout.contains("--log-format") && help.stdout.contains("--audit"))
     }
