@@ -96,8 +96,7 @@ let package = Package(
         // Test support: a process the crash tests SIGKILL at random moments (not shipped to users).
         .executableTarget(
             name: "KeyRelayCrashChild",
-            dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus", "KeyRelayAdapters",
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: ["KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus", "KeyRelayAdapters"],
             swiftSettings: strict),
         // Benchmarks (issue #6): `scripts/bench`.
         .executableTarget(
@@ -106,15 +105,13 @@ let package = Package(
                 "KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus", "KeyRelayAdapters", "KeyRelayHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         // Power-cut test (issue #15), test support only: a SQLite VFS that keeps every write since the last fsync in
         // a volatile layer and loses it at a seeded moment, and the child process that runs the engine on it
         // (Tests/KeyRelayTests/PowerCutTests.swift cuts it 200+ times).
         .target(name: "CPowerCutVFS", linkerSettings: [.linkedLibrary("sqlite3")]),
-        .executableTarget(name: "KeyRelayPowerCutChild", dependencies: ["KeyRelay", "KeyRelayBus", "CPowerCutVFS",
-                                                                        .product(name: "Logging", package: "swift-log")],
+        .executableTarget(name: "KeyRelayPowerCutChild", dependencies: ["KeyRelay", "KeyRelayBus", "CPowerCutVFS"],
                           swiftSettings: strict),
         .executableTarget(name: "StoryExample", dependencies: ["KeyRelay"], path: "Examples/Story", swiftSettings: strict),
 

@@ -36,7 +36,7 @@ public actor KeyRelayEngine {
     /// - Throws: `KeyRelayError` when the master key is not the one the database was sealed with.
     package init(storage: any KeyRelayStorage, masterKey: MasterKey, clock: any KeyRelayClock = SystemClock(),
                 ids: any IdentifierSource = RandomIdentifiers(), configuration: KeyRelayConfiguration = KeyRelayConfiguration(),
-                logger: Logger = Logger(label: "keyrelay")) async throws {
+                logger: Logger = KeyRelayEngine.loggingDisabled) async throws {
         self.storage = storage
         self.clock = clock
         self.ids = ids
@@ -64,7 +64,7 @@ public actor KeyRelayEngine {
     public static func open(_ location: StoreLocation, masterKey: MasterKey, clock: any KeyRelayClock = SystemClock(),
                             ids: any IdentifierSource = RandomIdentifiers(),
                             configuration: KeyRelayConfiguration = KeyRelayConfiguration(),
-                            logger: Logger = Logger(label: "keyrelay")) async throws -> KeyRelayEngine {
+                            logger: Logger = KeyRelayEngine.loggingDisabled) async throws -> KeyRelayEngine {
         try await KeyRelayEngine(storage: try location.openStore(), masterKey: masterKey, clock: clock, ids: ids,
                                  configuration: configuration, logger: logger)
     }
@@ -86,6 +86,12 @@ public actor KeyRelayEngine {
 
     /// The lifecycle rules in force.
     public nonisolated var lifecycleRules: LifecycleRules { rules }
+
+    /// The default logger: it logs nothing. Pass a logger to ``open(_:masterKey:clock:ids:configuration:logger:)``
+    /// to get the engine's lines (each lifecycle command at info, a refusal at warning) and its dispatcher's (each
+    /// delivery step); as with AsyncHTTPClient's `HTTPClient.loggingDisabled`, an embedder's standard output stays
+    /// its own unless it asks.
+    public static let loggingDisabled = Logger(label: "keyrelay", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Now, from the injected clock, at the millisecond precision the store keeps.
     nonisolated func now() -> Date {

@@ -1,13 +1,9 @@
 import Foundation
-import Logging
 
 // KeyRelayBench (issue #6): KeyRelay measured against SQLite's own limits, in the same run. See docs/performance.md.
 //
 //   KeyRelayBench [--quick] [--json FILE] [--only NAME,…] [--dir DIR]
 //   KeyRelayBench --rss-child DB --registrations N  (measures peak RSS of one sync, in a fresh process)
-
-// The engine, dispatcher and HTTP edge log every command, delivery and request: measure the work, not the logging.
-LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 

@@ -102,7 +102,7 @@ public actor Dispatcher {
     ///   - logger: where each delivery step is logged (never a notification's body or a webhook secret).
     public init(outbox: any Outbox, bus: ServiceBus, clock: any KeyRelayClock, policy: DeliveryPolicy = DeliveryPolicy(),
                 seed: UInt64 = 0, scheduled: [ScheduledWork] = [], batchSize: Int = 100, logLimit: Int = 10_000,
-                maximumIdle: TimeInterval = 30, logger: Logger = Logger(label: "keyrelay.delivery")) {
+                maximumIdle: TimeInterval = 30, logger: Logger = Dispatcher.loggingDisabled) {
         self.outbox = outbox
         self.bus = bus
         self.clock = clock
@@ -114,6 +114,9 @@ public actor Dispatcher {
         self.maximumIdle = maximumIdle
         self.logger = logger
     }
+
+    /// The default logger: it logs nothing (pass one to see each delivery step).
+    public static let loggingDisabled = Logger(label: "keyrelay.delivery", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// The delivery log, oldest first (at most `logLimit` records).
     public var log: [DeliveryRecord] { records }

@@ -8,10 +8,6 @@
 // The master key comes from KEYRELAY_MASTER_KEY.
 import Foundation
 import KeyRelay
-import Logging
-
-// Standard output is the protocol with the parent: the engine's log lines must not go there.
-LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
 
 /// Writes one line straight to the stdout file descriptor (no buffering: a SIGKILL must not eat it).
 func emit(_ line: String) {

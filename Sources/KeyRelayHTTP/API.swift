@@ -32,12 +32,12 @@ public struct KeyProtectAPI: Sendable {
     ///   - background: what the dev clock drains; defaults to engine housekeeping (expiry only).
     ///   - simulation: simulated services on the background's bus; enables `/api/v2/_sim/…`.
     ///   - audit: receives one ``AuditEvent`` per Key Protect API request (``AuditActions``).
-    ///   - logger: the access lines (one per request) and unexpected errors.
+    ///   - logger: the access lines (one per request) and unexpected errors; by default, nothing is logged.
     ///
     /// Import tokens are the engine's (their RSA size is ``KeyRelayConfiguration/importTokenKeySize``).
     public init(engine: KeyRelayEngine, access: AccessControl, devClock: ManualClock? = nil,
                 background: (any BackgroundWork)? = nil, simulation: SimulatedCloud? = nil, privateEndpointPort: Int = 8888,
-                audit: (any AuditSink)? = nil, logger: Logger = Logger(label: "keyrelay.http")) {
+                audit: (any AuditSink)? = nil, logger: Logger = KeyRelayEngine.loggingDisabled) {
         self.engine = engine
         self.access = access
         self.devClock = devClock

@@ -22,10 +22,6 @@ import CPowerCutVFS
 import Foundation
 import KeyRelay
 import KeyRelayBus
-import Logging
-
-// Standard output is the protocol with the parent: the engine's log lines must not go there.
-LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
 
 /// Writes one whole line with one `write(2)` (unbuffered: the cut must not eat a printed line, nor print half).
 func emit(_ line: String) {
