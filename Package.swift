@@ -13,6 +13,10 @@ let package = Package(
         .library(name: "KeyRelay", targets: ["KeyRelay"]),
         .library(name: "KeyRelayScenario", targets: ["KeyRelayScenario"]),
         .library(name: "KeyRelayHTTP", targets: ["KeyRelayHTTP"]),
+        // The bus (dispatcher, ServiceBus, webhook transport) and the simulated services, for embedders that
+        // deliver notifications in their own process (see Examples/Embedding).
+        .library(name: "KeyRelayBus", targets: ["KeyRelayBus"]),
+        .library(name: "KeyRelayAdapters", targets: ["KeyRelayAdapters"]),
         .executable(name: "keyrelay", targets: ["keyrelay"]),
     ],
     dependencies: [
