@@ -26,21 +26,28 @@ public final class LiveAccess: Sendable {
 }
 
 /// Re-reads the access file on every `SIGHUP`, as a `Service` of the server's `ServiceGroup`. A bad file keeps the
-/// table in force and logs the reason at error level; it never stops the server.
+/// table in force and logs the reason at error level; it never stops the server. Without a file (`--dev`), a
+/// `SIGHUP` is logged and ignored (rather than ending the process, as its default action would).
 public struct AccessReloader: Service {
     let access: LiveAccess
-    let file: String
+    let file: String?
     let logger: Logger
+    let signals: UnixSignalsSequence
 
-    public init(access: LiveAccess, file: String, logger: Logger) {
+    /// Traps `SIGHUP` now (before the server announces that it listens, so that an early `SIGHUP` cannot end it).
+    public init(access: LiveAccess, file: String?, logger: Logger) async {
         self.access = access
         self.file = file
         self.logger = logger
+        signals = await UnixSignalsSequence(trapping: .sighup)
     }
 
     public func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
+            guard let file else {
+                logger.notice("SIGHUP: no --access file to re-read (dev mode): nothing changed")
+                continue
+            }
             do {
                 try access.reload(file: file)
                 logger.info("SIGHUP: reloaded the access file \(file)")

@@ -68,7 +68,10 @@ public enum KeyRelayServer {
     /// subscribes the simulated COS and Cloud Databases services (``SimulatedCloud``) to `dispatcher.bus`.
     public static let defaultBackground: BackgroundFactory = { engine, _ in DispatcherBackground(engine: engine) }
 
-    /// Validates the options, loads or (dev) creates the master key and access, opens the engine.
+    /// Validates the options, loads TLS, loads or (dev) creates the master key and access, opens the engine.
+    ///
+    /// The API records metrics into ``ServerMetrics/shared``, whose first use bootstraps swift-metrics'
+    /// `MetricsSystem` (a process that has bootstrapped it already should build its ``KeyProtectAPI`` itself).
     public static func prepare(_ options: ServeOptions, environment: [String: String] = ProcessInfo.processInfo.environment,
                                background: BackgroundFactory = defaultBackground) async throws -> Prepared {
         let op = "Server could not be started"
@@ -190,10 +193,8 @@ public enum KeyRelayServer {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: prepared.api.background, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "dispatcher"),
         ]
-        if let file = prepared.accessFile {
-            services.append(.init(service: AccessReloader(access: prepared.api.liveAccess, file: file, logger: logger),
-                                  successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "access-reloader"))
-        }
+        services.append(.init(service: await AccessReloader(access: prepared.api.liveAccess, file: prepared.accessFile, logger: logger),
+                              successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "access-reloader"))
         services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http"))
         services.append(.init(service: ShutdownNotice(print: output), successTerminationBehavior: .gracefullyShutdownGroup,
                               serviceName: "shutdown-notice"))

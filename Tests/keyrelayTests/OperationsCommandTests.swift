@@ -91,6 +91,11 @@ import Darwin
         ])
         defer { serve.stop() }
         let url = try await serve.waitForURL(after: "KeyRelay listening on ")
+        // In dev mode there is no access file: SIGHUP is logged and ignored, it does not end the server.
+        serve.send(signal: SIGHUP)
+        _ = try await eventually("the dev-mode SIGHUP to be logged\n\(serve.printed)", timeout: .seconds(15)) {
+            serve.printed.contains("no --access file to re-read") ? true : nil
+        }
         let headers = ["authorization": "Bearer \(token)", "bluemix-instance": "ops-instance"]
         let created = try await send("POST", url + "/api/v2/keys", headers: headers, json: [
             "metadata": ["collectionType": "application/vnd.ibm.kms.key+json", "collectionTotal": 1],
