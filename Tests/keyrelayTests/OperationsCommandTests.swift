@@ -70,6 +70,16 @@ import Darwin
         #expect(status != nil && status != 0)
         #expect(serve.printed.contains("KEYRELAY_PORT must be a port"))
         #expect(serve.printed.contains("'eighty'"))
+
+        // The flag wins over its variable: the bad variable is not even read.
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let flagged = try KeyrelayChild("serve", ["serve", "--dev", "--port", "0"], environment: [
+            "KEYRELAY_PORT": "eighty", "KEYRELAY_DB": directory.appendingPathComponent("env.sqlite").path,
+        ])
+        defer { flagged.stop() }
+        _ = try await flagged.waitForURL(after: "KeyRelay listening on ")
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("env.sqlite").path), "KEYRELAY_DB was used")
     }
 
     @Test func sigtermWithADeliveryInFlightFinishesItThenExitsZero() async throws {
