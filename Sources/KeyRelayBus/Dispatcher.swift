@@ -73,6 +73,8 @@ public struct DeliveryRecord: Sendable, Equatable, CustomStringConvertible {
 ///   acknowledgement deadlines, scheduled work such as key expirations) up to the target, draining at each.
 /// - ``start()`` / ``run()`` deliver in the background on a real clock: the loop sleeps until the next due date
 ///   or until ``poke()`` (call it after a write), never spins, and ends promptly when cancelled (``stop()``).
+/// - As a swift-service-lifecycle `Service` in a `ServiceGroup` (what `keyrelay serve` does), ``run()`` ends on a
+///   graceful shutdown once the delivery in flight is recorded (``requestStop()`` does the same by hand).
 ///
 /// Deterministic: with a manual clock and the same seed, the same writes give the same delivery log and timings.
 public actor Dispatcher {

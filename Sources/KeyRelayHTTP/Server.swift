@@ -84,8 +84,10 @@ public enum KeyRelayServer {
         switch (options.tlsCertificateFile, options.tlsKeyFile) {
         case (nil, nil): tls = nil
         case let (certificate?, key?): tls = try ServerTLS(certificateFile: certificate, keyFile: key)
-        case (_?, nil): throw KeyRelayError(.badBody, "--tls-cert needs --tls-key (the certificate's private key): give both or neither", operation: op)
-        case (nil, _?): throw KeyRelayError(.badBody, "--tls-key needs --tls-cert (the key's certificate): give both or neither", operation: op)
+        case (_?, nil):
+            throw KeyRelayError(.badBody, "--tls-cert needs --tls-key (the certificate's private key): give both or neither", operation: op)
+        case (nil, _?):
+            throw KeyRelayError(.badBody, "--tls-key needs --tls-cert (the key's certificate): give both or neither", operation: op)
         }
         // Webhook settings first: a missing secret must not leave a generated dev master key behind.
         let webhooks = try webhookSettings(options, environment: environment, operation: op)

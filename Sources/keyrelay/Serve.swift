@@ -28,7 +28,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ServeSetting.host.help("The address to listen on (default: 127.0.0.1)."))
     var host: String?
 
-    @Option(name: .long, help: ServeSetting.port.help("The port to listen on, 1-65535; 0 asks the system for any free port, printed once listening (default: 8080)."))
+    @Option(name: .long, help: ServeSetting.port.help(
+        "The port to listen on, 1-65535; 0 asks the system for any free port, printed once listening (default: 8080)."))
     var port: Int?
 
     @Option(name: .customLong("master-key-file"), help: ServeSetting.masterKeyFile.help(
@@ -44,7 +45,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("dev-token"), help: ServeSetting.devToken.help("The dev root token (default: random, printed)."))
     var devToken: String?
 
-    @Flag(name: .customLong("manual-clock"), help: ServeSetting.manualClock.help("Run on a manual clock moved by POST /api/v2/_dev/clock (--dev only)."))
+    @Flag(name: .customLong("manual-clock"), help: ServeSetting.manualClock.help(
+        "Run on a manual clock moved by POST /api/v2/_dev/clock (--dev only)."))
     var manualClock = false
 
     @Option(name: .customLong("webhook"), help: ServeSetting.webhook.help(

@@ -113,7 +113,8 @@ import Darwin
         ])
         let keyID = try #require((created.json["resources"] as? [[String: Any]])?.first?["id"] as? String, "\(created.text)")
         let crn = "crn:v1:bluemix:public:cloud-object-storage:global:a/acct:cos-instance:bucket:in-flight"
-        let registered = try await send("POST", url + "/api/v2/keys/\(keyID)/registrations/\(crn.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)",
+        let encoded = crn.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let registered = try await send("POST", url + "/api/v2/keys/\(keyID)/registrations/\(encoded)",
                                         headers: headers, json: [
                                             "metadata": ["collectionType": "application/vnd.ibm.kms.registration_input+json", "collectionTotal": 1],
                                             "resources": [["preventKeyDeletion": false]],
