@@ -79,7 +79,7 @@ extension KeyRelayEngine {
         let sealed = try vault.seal(material, keyID: keyID, versionID: versionID)
         let ids = ids
         let maxAliases = configuration.lifecycle.maxAliasesPerKey
-        return try await storage.write { tx in
+        return try await countedWrite("create") { tx in
             try tx.ensureInstance(context.instanceID, at: now)
             if spec.keyRingID != KeyRing.defaultID,
                try !tx.keyRings(instanceID: context.instanceID).contains(where: { $0.id == spec.keyRingID }) {
@@ -263,7 +263,7 @@ extension KeyRelayEngine {
         let now = now()
         let rules = rules
         let ids = ids
-        return try await storage.write { tx in
+        return try await countedWrite("purge") { tx in
             let key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.purge.operation)
             try rules.checkPurge(key, at: now)
             var gone = key
@@ -304,7 +304,7 @@ extension KeyRelayEngine {
         let now = now()
         let rules = rules
         let ids = ids
-        return try await storage.write { tx in
+        return try await countedWrite("sync") { tx in
             var key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.sync.operation)
             key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
             var next = try rules.sync(key, at: now, by: context.principal)

@@ -136,7 +136,7 @@ extension KeyRelayEngine {
         let now = now()
         let rules = rules
         let ids = ids
-        return try await storage.write { tx in
+        return try await countedWrite(kind.rawValue) { tx in
             var key = try Self.resolve(reference, in: tx, context: context, operation: operation)
             key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
             var next = try transform(key, now, tx)

@@ -14,7 +14,12 @@ import Logging
 /// ```
 public struct KeyProtectAPI: Sendable {
     public let engine: KeyRelayEngine
-    public let access: AccessControl
+    /// The access table in force (``liveAccess`` holds it; `SIGHUP` may swap it while serving).
+    public var access: AccessControl { liveAccess.current }
+    /// The swappable access table every request reads.
+    public let liveAccess: LiveAccess
+    /// The metrics `/metrics` answers with; `nil` serves no `/metrics` and records no request metrics.
+    public let metrics: ServerMetrics?
     /// The manual clock the dev clock endpoint moves; `nil` disables `/api/v2/_dev/clock`.
     public let devClock: ManualClock?
     public let background: any BackgroundWork
@@ -33,9 +38,10 @@ public struct KeyProtectAPI: Sendable {
     /// Import tokens are the engine's (their RSA size is ``KeyRelayConfiguration/importTokenKeySize``).
     public init(engine: KeyRelayEngine, access: AccessControl, devClock: ManualClock? = nil,
                 background: (any BackgroundWork)? = nil, simulation: SimulatedCloud? = nil, privateEndpointPort: Int = 8888,
-                logger: Logger = Logger(label: "keyrelay.http")) {
+                logger: Logger = Logger(label: "keyrelay.http"), liveAccess: LiveAccess? = nil, metrics: ServerMetrics? = nil) {
         self.engine = engine
-        self.access = access
+        self.liveAccess = liveAccess ?? LiveAccess(access)
+        self.metrics = metrics
         self.devClock = devClock
         self.background = background ?? EngineHousekeeping(engine: engine)
         self.simulation = simulation
@@ -51,10 +57,15 @@ public struct KeyProtectAPI: Sendable {
     /// one route group per permission.
     public func makeRouter() -> Router<KeyRelayRequestContext> {
         let router = Router(context: KeyRelayRequestContext.self)
+        // Request metrics first: they see every answer as rendered, errors included.
+        if let metrics { metrics.addRequestMetrics(to: router) }
+        // Unauthenticated operations endpoints (`/health`, `/ready`, `/metrics`), before authentication.
+        HealthRoutes.add(to: router, engine: engine)
+        if let metrics { metrics.addRoute(to: router, engine: engine) }
         // Middleware applies to the routes added after it: these three come first.
         router.add(middleware: ErrorRenderingMiddleware<KeyRelayRequestContext>(logger: logger, clock: engine.clock))
         router.add(middleware: PokeMiddleware<KeyRelayRequestContext>(background: background))
-        router.add(middleware: AuthenticationMiddleware(access: access))
+        router.add(middleware: AuthenticationMiddleware(access: liveAccess))
         addRoutes(to: router)
         if let simulation { addSimulationRoutes(to: router, simulation: simulation) }
         ConsoleRoutes.add(to: router, api: self)
