@@ -13,6 +13,10 @@ let package = Package(
         .library(name: "KeyRelay", targets: ["KeyRelay"]),
         .library(name: "KeyRelayScenario", targets: ["KeyRelayScenario"]),
         .library(name: "KeyRelayHTTP", targets: ["KeyRelayHTTP"]),
+        // The bus (dispatcher, ServiceBus, webhook transport) and the simulated services, for embedders that
+        // deliver notifications in their own process (see Examples/Embedding).
+        .library(name: "KeyRelayBus", targets: ["KeyRelayBus"]),
+        .library(name: "KeyRelayAdapters", targets: ["KeyRelayAdapters"]),
         .executable(name: "keyrelay", targets: ["keyrelay"]),
     ],
     dependencies: [
@@ -24,6 +28,13 @@ let package = Package(
         // Webhook transport (issue #11): the HTTP client, and NIO's time and test-server types it speaks in.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Operating `serve` (issue #14): metrics in Prometheus text format, graceful shutdown of the server and the
+        // dispatcher together, and (test only) a self-signed certificate for the TLS test.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .target(name: "KeyRelayCore", swiftSettings: strict),
@@ -32,7 +43,9 @@ let package = Package(
         // The embedded backend: GRDB on SQLite, migrations from schema/sqlite/.
         .target(
             name: "KeyRelaySQLite",
-            dependencies: ["KeyRelayCore", "KeyRelayStore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["KeyRelayCore", "KeyRelayStore", .product(name: "GRDB", package: "GRDB.swift"),
+                           // Group-commit batch sizes as a histogram (`keyrelay_group_commit_batch_size`).
+                           .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: strict,
             plugins: ["EmbedSchema"]),
         // The contract suite every backend's tests run (a library: it does not import a test framework).
@@ -48,6 +61,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 // Delivery outcomes (sent, failed, dead letter) on the dispatcher's logger.
                 .product(name: "Logging", package: "swift-log"),
+                // Delivery attempts and dead letters by service; the dispatcher is a Service of a ServiceGroup.
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
         .target(
@@ -65,6 +81,8 @@ let package = Package(
                 // RSA-OAEP for import tokens (secure import is the engine's).
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                // Lifecycle commands by action and outcome.
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict),
         .target(name: "KeyRelayScenario", dependencies: ["KeyRelay", "KeyRelayBus", "KeyRelayAdapters"], swiftSettings: strict),
@@ -75,6 +93,13 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                // Operating `serve` (issue #14): TLS, /metrics, one ServiceGroup for the server and its background.
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict,
             plugins: ["EmbedConsole"]),
@@ -138,15 +163,25 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                // The dispatcher's graceful shutdown, inside a ServiceGroup.
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         .testTarget(name: "KeyRelayAdaptersTests", dependencies: ["KeyRelayAdapters", "KeyRelay"]),
         .testTarget(name: "KeyRelayScenarioTests", dependencies: ["KeyRelayScenario"], resources: []),
         .testTarget(
             name: "KeyRelayHTTPTests",
-            dependencies: ["KeyRelayHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")]),
+            dependencies: ["KeyRelayHTTP", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           // The TLS test: a self-signed certificate made in the test, and a client that trusts it.
+                           .product(name: "X509", package: "swift-certificates"),
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                           .product(name: "Prometheus", package: "swift-prometheus")]),
         // The cross-process story runs the built `keyrelay` twice (serve + simulate cos) and talks HTTP to both.
         .testTarget(name: "keyrelayTests", dependencies: [
             "keyrelay", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+            // The shutdown test's webhook receiver, which holds its answer while `serve` is told to stop.
+            .product(name: "Hummingbird", package: "hummingbird"),
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -85,7 +85,7 @@ extension KeyRelayEngine {
         let sealed = try vault.seal(material, keyID: keyID, versionID: versionID)
         let ids = ids
         let maxAliases = configuration.lifecycle.maxAliasesPerKey
-        return try await storage.write { tx in
+        return try await countedWrite("create") { tx in
             try tx.ensureInstance(context.instanceID, at: now)
             if spec.keyRingID != KeyRing.defaultID,
                try !tx.keyRings(instanceID: context.instanceID).contains(where: { $0.id == spec.keyRingID }) {
@@ -270,7 +270,7 @@ extension KeyRelayEngine {
         let rules = rules
         let ids = ids
         return try await logged(LifecycleEventKind.purge.rawValue, reference, context: context, keyID: { $0.id }) {
-            try await storage.write { tx in
+            try await countedWrite("purge") { tx in
                 let key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.purge.operation)
                 try rules.checkPurge(key, at: now)
                 var gone = key
@@ -317,7 +317,7 @@ extension KeyRelayEngine {
         let rules = rules
         let ids = ids
         return try await logged(LifecycleEventKind.sync.rawValue, reference, context: context, keyID: { $0.event.keyID }) {
-            try await storage.write { tx in
+            try await countedWrite("sync") { tx in
                 var key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.sync.operation)
                 key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
                 var next = try rules.sync(key, at: now, by: context.principal)

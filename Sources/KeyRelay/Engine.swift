@@ -143,7 +143,7 @@ extension KeyRelayEngine {
         let rules = rules
         let ids = ids
         return try await logged(kind.rawValue, reference, context: context, keyID: { $0.id }) {
-            try await storage.write { tx in
+            try await countedWrite(kind.rawValue) { tx in
                 var key = try Self.resolve(reference, in: tx, context: context, operation: operation)
                 key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
                 var next = try transform(key, now, tx)

@@ -1,6 +1,8 @@
 import Foundation
 import KeyRelayCore
 import Logging
+import Metrics
+import ServiceLifecycle
 import Synchronization
 
 /// One step of the dispatcher's work, for transcripts and determinism checks.
@@ -72,6 +74,8 @@ public struct DeliveryRecord: Sendable, Equatable, CustomStringConvertible {
 ///   acknowledgement deadlines, scheduled work such as key expirations) up to the target, draining at each.
 /// - ``start()`` / ``run()`` deliver in the background on a real clock: the loop sleeps until the next due date
 ///   or until ``poke()`` (call it after a write), never spins, and ends promptly when cancelled (``stop()``).
+/// - As a swift-service-lifecycle `Service` in a `ServiceGroup` (what `keyrelay serve` does), ``run()`` ends on a
+///   graceful shutdown once the delivery in flight is recorded (``requestStop()`` does the same by hand).
 ///
 /// Deterministic: with a manual clock and the same seed, the same writes give the same delivery log and timings.
 public actor Dispatcher {
@@ -88,6 +92,8 @@ public actor Dispatcher {
     private let logLimit: Int
     private var loop: Task<Void, Never>?
     private let wakeup = WakeSignal()
+    /// Set by a graceful shutdown: the loop finishes the delivery in flight, starts no other, and returns.
+    private let stopping = Atomic<Bool>(false)
     /// The longest the background loop sleeps without looking again (a clock may be moved by hand).
     private let maximumIdle: TimeInterval
     /// Every delivery step: handed over at info, a failed attempt at warning, a dead letter at error.
@@ -148,6 +154,8 @@ public actor Dispatcher {
             let fresh = due.filter { seen[$0.id, default: 0] <= policy.maxAttempts + 1 }
             if fresh.isEmpty { break }
             for notification in fresh {
+                // Shutting down: the delivery in flight has been recorded; the rest stay due for the next start.
+                if stopping.load(ordering: .relaxed) { return steps }
                 seen[notification.id, default: 0] += 1
                 try await handle(notification, at: now)
                 steps += 1
@@ -163,6 +171,7 @@ public actor Dispatcher {
                                           attempt: attempt, result: result))
             if records.count > logLimit { records.removeFirst(records.count - logLimit) }
             log(records[records.count - 1])
+            Self.count(result, attempt: attempt, service: n.serviceName)
         }
         if n.status == .sent {
             // Handed over, and the acknowledgement window has passed.
@@ -250,6 +259,26 @@ public actor Dispatcher {
         }
     }
 
+    /// Delivery attempts by service and outcome, and dead letters by service, in whatever metrics backend the process
+    /// bootstrapped (swift-metrics; a no-op by default).
+    static func count(_ result: DeliveryRecord.Result, attempt: Int, service: String) {
+        let outcome: String
+        switch result {
+        case .delivered: outcome = "delivered"
+        case .dropped: outcome = "dropped"
+        case .failed: outcome = "failed"
+        case .delayed: outcome = "delayed"
+        case .dead: outcome = "dead"
+        }
+        if case .dead = result {
+            Counter(label: "keyrelay_dead_letters_total", dimensions: [("service", service)]).increment()
+        }
+        // Attempt 0 is an acknowledgement timeout: a dead letter, not an attempt.
+        if attempt > 0 {
+            Counter(label: "keyrelay_delivery_attempts_total", dimensions: [("service", service), ("outcome", outcome)]).increment()
+        }
+    }
+
     /// `date + ms`, computed on whole milliseconds (no floating-point drift below the store's precision).
     static func adding(milliseconds: Int64, to date: Date) -> Date {
         let base = Int64((date.timeIntervalSince1970 * 1000).rounded())
@@ -316,10 +345,29 @@ public actor Dispatcher {
         await task.value
     }
 
-    /// Delivers until cancelled: drains, then sleeps until the next due date (at most `maximumIdle`) or a poke.
-    /// Errors of a round are retried after a short pause.
+    /// Delivers until cancelled or (in a `ServiceGroup`) until a graceful shutdown: drains, then sleeps until the
+    /// next due date (at most `maximumIdle`) or a poke. Errors of a round are retried after a short pause.
+    ///
+    /// A graceful shutdown lets the delivery in flight finish and its outcome be recorded (a webhook that answers
+    /// 2xx is recorded sent), then returns; what is still due stays due for the next start. Cancellation is
+    /// immediate (a delivery cut off mid-way stays due: delivery is at-least-once).
     public func run() async {
-        while !Task.isCancelled {
+        stopping.store(false, ordering: .relaxed)
+        await withGracefulShutdownHandler {
+            await self.loop()
+        } onGracefulShutdown: {
+            self.requestStop()
+        }
+    }
+
+    /// Asks the background loop to stop after the delivery in flight (what a graceful shutdown does).
+    public nonisolated func requestStop() {
+        stopping.store(true, ordering: .relaxed)
+        wakeup.signal()
+    }
+
+    private func loop() async {
+        while !Task.isCancelled, !stopping.load(ordering: .relaxed) {
             var wait: TimeInterval = maximumIdle
             do {
                 try await drain()
@@ -329,11 +377,15 @@ public actor Dispatcher {
             } catch {
                 wait = min(maximumIdle, 1)
             }
-            if Task.isCancelled { break }
+            if Task.isCancelled || stopping.load(ordering: .relaxed) { break }
             await wakeup.wait(timeout: wait)
         }
     }
 }
+
+/// The dispatcher runs as a swift-service-lifecycle `Service`: `run()` until a graceful shutdown, which finishes the
+/// delivery in flight.
+extension Dispatcher: Service {}
 
 /// A one-waiter wake-up signal: a poke that arrives while nobody waits is remembered for the next wait.
 final class WakeSignal: Sendable {

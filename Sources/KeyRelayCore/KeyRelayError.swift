@@ -156,6 +156,14 @@ public struct KeyRelayError: Error, Sendable, Equatable, CustomStringConvertible
 
 }
 
+extension KeyRelayError: LocalizedError {
+    /// The message a person can act on (``message``): what `localizedDescription` shows.
+    public var errorDescription: String? { message }
+    /// The operation that failed with Key Protect's reason code and status, e.g.
+    /// "Key could not be deleted (PROTECTED_RESOURCE_ERR, 409)".
+    public var failureReason: String? { "\(operation) (\(code.rawValue), \(statusCode))" }
+}
+
 extension ReasonCode {
     /// Matches an error against a reason code: `catch KeyRelayError.requestTooEarly` (or `catch ReasonCode.…`).
     public static func ~= (code: ReasonCode, error: any Error) -> Bool {

@@ -14,7 +14,12 @@ import Logging
 /// ```
 public struct KeyProtectAPI: Sendable {
     public let engine: KeyRelayEngine
-    public let access: AccessControl
+    /// The access table in force (``liveAccess`` holds it; `SIGHUP` may swap it while serving).
+    public var access: AccessControl { liveAccess.current }
+    /// The swappable access table every request reads.
+    public let liveAccess: LiveAccess
+    /// The metrics `/metrics` answers with; `nil` serves no `/metrics` and records no request metrics.
+    public let metrics: ServerMetrics?
     /// The manual clock the dev clock endpoint moves; `nil` disables `/api/v2/_dev/clock`.
     public let devClock: ManualClock?
     public let background: any BackgroundWork
@@ -37,9 +42,11 @@ public struct KeyProtectAPI: Sendable {
     /// Import tokens are the engine's (their RSA size is ``KeyRelayConfiguration/importTokenKeySize``).
     public init(engine: KeyRelayEngine, access: AccessControl, devClock: ManualClock? = nil,
                 background: (any BackgroundWork)? = nil, simulation: SimulatedCloud? = nil, privateEndpointPort: Int = 8888,
-                audit: (any AuditSink)? = nil, logger: Logger = KeyRelayEngine.loggingDisabled) {
+                audit: (any AuditSink)? = nil, logger: Logger = KeyRelayEngine.loggingDisabled, liveAccess: LiveAccess? = nil,
+                metrics: ServerMetrics? = nil) {
         self.engine = engine
-        self.access = access
+        self.liveAccess = liveAccess ?? LiveAccess(access)
+        self.metrics = metrics
         self.devClock = devClock
         self.background = background ?? EngineHousekeeping(engine: engine)
         self.simulation = simulation
@@ -56,10 +63,15 @@ public struct KeyProtectAPI: Sendable {
     /// one route group per permission.
     public func makeRouter() -> Router<KeyRelayRequestContext> {
         let router = Router(context: KeyRelayRequestContext.self)
+        // Request metrics first: they see every answer as rendered, errors included.
+        if let metrics { metrics.addRequestMetrics(to: router) }
+        // Unauthenticated operations endpoints (`/health`, `/ready`, `/metrics`), before authentication.
+        HealthRoutes.add(to: router, engine: engine)
+        if let metrics { metrics.addRoute(to: router, engine: engine) }
         // Middleware applies to the routes added after it: these come first. Authentication only reads the
         // credentials (it refuses nothing), so the access line after it can name the principal; the access line
         // sits outside the error renderer to log the status answered, the audit inside it to see the reason code.
-        router.add(middleware: AuthenticationMiddleware(access: access))
+        router.add(middleware: AuthenticationMiddleware(access: liveAccess))
         router.add(middleware: AccessLogMiddleware(logger: logger))
         router.add(middleware: ErrorRenderingMiddleware<KeyRelayRequestContext>(logger: logger, clock: engine.clock))
         if let audit {

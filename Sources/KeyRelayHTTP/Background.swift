@@ -1,11 +1,15 @@
 import Foundation
 import KeyRelay
 import KeyRelayBus
+import ServiceLifecycle
 
 /// The background work a server runs beside the API: expiring keys, delivering notifications over the bus,
 /// retrying, and declaring dead letters. ``DispatcherBackground`` plugs the bus dispatcher in here.
-public protocol BackgroundWork: Sendable {
-    /// Runs until cancelled, on a real clock.
+///
+/// A `Service` of the server's `ServiceGroup`: `run()` ends on a graceful shutdown (SIGTERM/SIGINT) after the work
+/// in flight, and at once on cancellation.
+public protocol BackgroundWork: Service {
+    /// Runs until a graceful shutdown or cancellation, on a real clock.
     func run() async throws
     /// Moves a manual clock forward by `interval` and performs everything that falls due on the way
     /// (the dev clock endpoint calls this).
@@ -32,9 +36,12 @@ public struct EngineHousekeeping: BackgroundWork {
     }
 
     public func run() async throws {
-        while !Task.isCancelled {
-            try await drain()
-            try await Task.sleep(for: period)
+        // A graceful shutdown cancels the sleep between rounds; a round in flight is one short transaction.
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await drain()
+                try await Task.sleep(for: period)
+            }
         }
     }
 
@@ -60,6 +67,7 @@ public struct DispatcherBackground: BackgroundWork {
         dispatcher = engine.makeDispatcher(bus: bus)
     }
 
+    /// Delivers until a graceful shutdown, which lets the delivery in flight finish (``Dispatcher/run()``).
     public func run() async throws { await dispatcher.run() }
 
     public func advance(_ clock: ManualClock, by interval: TimeInterval) async throws {

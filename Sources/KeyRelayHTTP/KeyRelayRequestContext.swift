@@ -52,12 +52,12 @@ public struct KeyRelayRequestContext: Hummingbird.RequestContext {
 /// Reads the bearer token and Key Protect's request headers into ``KeyRelayRequestContext``, once per request. It
 /// refuses nothing: each route group's ``PermissionMiddleware`` decides.
 struct AuthenticationMiddleware: RouterMiddleware {
-    let access: AccessControl
+    let access: LiveAccess
 
     func handle(_ request: Request, context: KeyRelayRequestContext,
                 next: (Request, KeyRelayRequestContext) async throws -> Response) async throws -> Response {
         var context = context
-        context.credentials = Credentials(request, access: access)
+        context.credentials = Credentials(request, access: access.current)
         return try await next(request, context)
     }
 }

@@ -1,8 +1,10 @@
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 import KeyRelay
 import KeyRelayBus
 import Logging
+import ServiceLifecycle
 
 /// How `keyrelay serve` is configured.
 public struct ServeOptions: Sendable {
@@ -29,6 +31,12 @@ public struct ServeOptions: Sendable {
     public var webhookSecretFile: String?
     /// How long a webhook receiver has to answer; otherwise `KEYRELAY_WEBHOOK_TIMEOUT`, else 10 s.
     public var webhookTimeout: TimeInterval?
+    /// The PEM certificate chain to serve HTTPS with (`--tls-cert`); with ``tlsKeyFile``, both or neither.
+    public var tlsCertificateFile: String?
+    /// The PEM private key of ``tlsCertificateFile`` (`--tls-key`).
+    public var tlsKeyFile: String?
+    /// How long a graceful shutdown may take (in-flight requests and deliveries) before the rest is cancelled.
+    public var shutdownTimeout: Duration = .seconds(30)
     /// The lowest level logged (`--log-level`); the CLI bootstraps the logging system with it too.
     public var logLevel: Logger.Level = .info
     /// How log lines are written (`--log-format`); applied by the CLI's logging bootstrap.
@@ -51,6 +59,10 @@ public enum KeyRelayServer {
         /// The webhook transport subscribed on the dispatcher's bus, if webhooks are configured: shut it down
         /// after the background work has stopped (``run(_:background:print:)`` does).
         public var webhookTransport: WebhookTransport?
+        /// TLS, when `--tls-cert` and `--tls-key` are given (loaded and checked by ``prepare(_:environment:background:)``).
+        public var tls: ServerTLS?
+        /// The access file `SIGHUP` re-reads into `api.liveAccess` (nil in dev mode).
+        public var accessFile: String?
         /// The audit trail of `--audit`: finish it after the server has stopped (``run(_:background:print:)`` does).
         public var audit: AuditTrail?
     }
@@ -71,13 +83,26 @@ public enum KeyRelayServer {
     /// subscribes the simulated COS and Cloud Databases services (``SimulatedCloud``) to `dispatcher.bus`.
     public static let defaultBackground: BackgroundFactory = { engine, _ in DispatcherBackground(engine: engine) }
 
-    /// Validates the options, loads or (dev) creates the master key and access, opens the engine.
+    /// Validates the options, loads TLS, loads or (dev) creates the master key and access, opens the engine.
+    ///
+    /// The API records metrics into ``ServerMetrics/shared``, whose first use bootstraps swift-metrics'
+    /// `MetricsSystem` (a process that has bootstrapped it already should build its ``KeyProtectAPI`` itself).
     public static func prepare(_ options: ServeOptions, environment: [String: String] = ProcessInfo.processInfo.environment,
                                background: BackgroundFactory = defaultBackground) async throws -> Prepared {
         let op = "Server could not be started"
         var notices: [String] = []
         if options.manualClock, !options.dev {
             throw KeyRelayError(.badBody, "--manual-clock is only available with --dev", operation: op)
+        }
+        // TLS before anything is printed or written: a bad PEM is one line naming its flag.
+        let tls: ServerTLS?
+        switch (options.tlsCertificateFile, options.tlsKeyFile) {
+        case (nil, nil): tls = nil
+        case let (certificate?, key?): tls = try ServerTLS(certificateFile: certificate, keyFile: key)
+        case (_?, nil):
+            throw KeyRelayError(.badBody, "--tls-cert needs --tls-key (the certificate's private key): give both or neither", operation: op)
+        case (nil, _?):
+            throw KeyRelayError(.badBody, "--tls-key needs --tls-cert (the key's certificate): give both or neither", operation: op)
         }
         // Webhook settings first: a missing secret must not leave a generated dev master key behind.
         let webhooks = try webhookSettings(options, environment: environment, operation: op)
@@ -158,35 +183,46 @@ public enum KeyRelayServer {
             notices.append("Webhooks (signed CloudEvents, timeout \(DurationText.goStyle(timeout))): \(subscriptions)")
         }
         let api = KeyProtectAPI(engine: engine, access: access, devClock: clock, background: work, simulation: simulation,
-                                privateEndpointPort: options.port, audit: audit, logger: logger("keyrelay.http", options))
-        return Prepared(api: api, devToken: devToken, notices: notices, webhookTransport: transport, audit: audit)
+                                privateEndpointPort: options.port, audit: audit, logger: logger("keyrelay.http", options),
+                                metrics: ServerMetrics.shared)
+        return Prepared(api: api, devToken: devToken, notices: notices, webhookTransport: transport, tls: tls,
+                        accessFile: options.dev ? nil : options.accessFile, audit: audit)
     }
 
-    /// Runs the API and its background work until SIGINT/SIGTERM.
+    /// Runs the API and its background work until SIGTERM/SIGINT, as one `ServiceGroup`: the background work (the
+    /// dispatcher), the `SIGHUP` access reloader and the HTTP server. A signal shuts them down gracefully, in reverse
+    /// order: the server stops accepting and finishes its requests, then the dispatcher finishes the delivery in
+    /// flight (recording its outcome) and starts no other. Prints "shutting down…" on the signal and "stopped" at the
+    /// end; a shutdown that outlasts `options.shutdownTimeout` cancels what is left.
     public static func run(_ options: ServeOptions, background: BackgroundFactory = defaultBackground,
                            print output: @escaping @Sendable (String) -> Void = { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }) async throws {
         let prepared = try await prepare(options, background: background)
         for line in prepared.notices { output(line) }
         let host = options.host
+        let scheme = prepared.tls == nil ? "http" : "https"
+        let logger = Self.logger("keyrelay.serve", options)
         let app = Application(router: prepared.api.makeRouter(),
+                              server: try prepared.tls.map { try .tls(.http1(), tlsConfiguration: $0.configuration) } ?? .http1(),
                               configuration: .init(address: .hostname(host, port: options.port), serverName: "KeyRelay"),
                               onServerRunning: { channel in
                                   let port = channel.localAddress?.port ?? options.port
-                                  output("KeyRelay listening on http://\(host):\(port)")
-                                  output("console: http://\(host):\(port)/ui")
+                                  output("KeyRelay listening on \(scheme)://\(host):\(port)")
+                                  output("console: \(scheme)://\(host):\(port)/ui")
                               },
-                              logger: logger("keyrelay.serve", options))
-        let work = prepared.api.background
+                              logger: logger)
+        // Shut down in reverse order: the notice first, then the server, then the reloader, then the dispatcher.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: prepared.api.background, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "dispatcher"),
+        ]
+        services.append(.init(service: await AccessReloader(access: prepared.api.liveAccess, file: prepared.accessFile, logger: logger),
+                              successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "access-reloader"))
+        services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http"))
+        services.append(.init(service: ShutdownNotice(print: output), successTerminationBehavior: .gracefullyShutdownGroup,
+                              serviceName: "shutdown-notice"))
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = options.shutdownTimeout
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await app.runService() }
-                group.addTask {
-                    do { try await work.run() } catch is CancellationError {}
-                }
-                // The server ends on a signal; then stop the background work.
-                try await group.next()
-                group.cancelAll()
-            }
+            try await ServiceGroup(configuration: configuration).run()
         } catch {
             try? await prepared.webhookTransport?.shutdown()
             await prepared.audit?.finish()
@@ -196,10 +232,22 @@ public enum KeyRelayServer {
         try? await prepared.webhookTransport?.shutdown()
         // No request is in flight: every audit event is queued; write them out.
         await prepared.audit?.finish()
+        output("KeyRelay stopped")
     }
 
     static func randomToken() -> String {
         var generator = SystemRandomNumberGenerator()
         return (0..<4).map { _ in String(generator.next() as UInt64, radix: 16) }.joined()
+    }
+}
+
+/// Prints the shutdown line as soon as a graceful shutdown starts (it is the group's last service, so the first
+/// told), then ends.
+struct ShutdownNotice: Service {
+    let print: @Sendable (String) -> Void
+
+    func run() async throws {
+        do { try await gracefulShutdown() } catch { return }
+        print("KeyRelay shutting down… (finishing in-flight requests and deliveries)")
     }
 }

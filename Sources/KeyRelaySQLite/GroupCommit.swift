@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Metrics
 import Synchronization
 
 /// How group commit has batched the writes so far (for benchmarks and diagnostics, never for correctness).
@@ -133,6 +134,8 @@ public final class GroupCommitter: Sendable {
             }
             return true
         }
+        // Whatever metrics backend the process bootstrapped (a no-op by default) sees every batch's size.
+        if !batch.isEmpty { Recorder(label: "keyrelay_group_commit_batch_size").record(batch.count) }
         observer?(.batchFinished(batch.count))
         // The batch is committed (or failed as a whole): now, and only now, its callers learn their outcome.
         for resume in resumptions { resume() }

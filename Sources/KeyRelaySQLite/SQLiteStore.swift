@@ -102,8 +102,14 @@ public final class SQLiteStore: KeyRelayStorage {
     public func write<T: Sendable>(_ command: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T {
         // Group commit (issue #6): the command runs in its own savepoint of a shared transaction, and this returns
         // only after that transaction's COMMIT. See GroupCommit.swift.
-        try await committer.submit { db in try command(SQLiteTransaction(db: db)) }
+        let value = try await committer.submit { db in try command(SQLiteTransaction(db: db)) }
+        commits.signal()
+        return value
     }
+
+    /// Signalled after each write commits. Only this process's writes: another process writing the same file is
+    /// seen by readers that also poll (the engine's event stream takes a poll interval for that).
+    public let commits = CommitFeed()
 
     /// How group commit has batched this store's writes so far (benchmarks, diagnostics). Issue #6.
     public var groupCommitStatistics: GroupCommitStatistics { committer.statistics }

@@ -16,6 +16,9 @@ public protocol KeyRelayStorage: Sendable {
     /// backup: the copy is one snapshot, a transaction is in it entirely or not at all).
     /// - Throws: ``StoreError/backupDestinationExists(path:)`` when `path` exists: a backup never overwrites.
     func backup(to path: String) async throws
+    /// Signalled after every durable commit of this store (and, for a store shared by several processes, of the
+    /// others when they announce it): what a reader tailing the store waits on.
+    var commits: CommitFeed { get }
 }
 
 extension KeyRelayStorage {

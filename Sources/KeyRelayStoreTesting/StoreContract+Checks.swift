@@ -609,4 +609,24 @@ extension StoreContract {
             error as? StoreError == .newerSchema(unknown: ["9999_from_the_future"])
         }
     }
+
+    static let commitsSignalled = StoreContractCheck(
+        "commitsSignalled",
+        "Every committed write moves the store's commit feed and wakes a reader waiting on it; a refused command does not count as a commit a reader can see."
+    ) { backend in
+        let store = try await backend.makeStore()
+        let before = store.commits.generation
+        // A reader that started waiting before the write: the write must wake it (no timeout, so a store that
+        // never signals hangs here; the contract runner bounds the wait).
+        let woken = Task { await store.commits.wait(after: before, timeout: .seconds(2)); return store.commits.generation }
+        try await store.write { tx in try F.seed(tx, F.key("k1")) }
+        let after = await woken.value
+        try require(after != before, "a reader waiting on the commit feed was not woken by a committed write")
+        try require(store.commits.generation != before, "the commit feed did not move after a committed write")
+        // Waiting after an already-seen generation returns at once when a commit happened since.
+        let seen = store.commits.generation
+        _ = try await store.write { tx in try tx.appendEvent(F.event(F.key("k1"), 1)) }
+        await store.commits.wait(after: seen, timeout: .seconds(2))
+        try require(store.commits.generation != seen, "a commit made before the wait was missed")
+    }
 }

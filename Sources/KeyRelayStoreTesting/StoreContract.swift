@@ -22,7 +22,7 @@ public enum StoreContract {
     public static let checks: [StoreContractCheck] = [
         commandAtomicity, concurrentCommandsStayIndependent, roundTrip, fanOut, dueNotificationOrder,
         deliveryOutcomes, acknowledgementSupersedes, paging, filters, eventSequence, purge, meta, durableAcrossReopen,
-        newerSchemaRefused,
+        newerSchemaRefused, commitsSignalled,
     ]
 
     /// The checks a backend can run: those that reopen a database only when it has ``StoreContractBackend/reopening``.

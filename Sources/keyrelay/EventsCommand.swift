@@ -11,7 +11,7 @@ struct EventsCommand: AsyncParsableCommand {
     @Option(help: "Only events after this sequence number.") var after: Int64 = 0
     @Option(help: "Only this key's events (id or alias; the id of a purged key too).") var key: String?
     @Flag(help: "Keep printing new events as they are written.") var follow = false
-    @Option(help: "With --follow, seconds between polls (0.1 to 3600).") var interval: Double = 1
+    @Option(help: "With --follow, seconds between looks for events another process wrote (0.1 to 3600).") var interval: Double = 1
     @Flag(help: "With --key: the key's events newest first, each with its deliveries (data.deliveries).")
     var deliveries = false
 
@@ -41,6 +41,16 @@ struct EventsCommand: AsyncParsableCommand {
                     guard page.items.count == 1000 else { return }
                 }
             }
+            if follow {
+                // The engine's event stream: every stored event, then each new one; another process (serve)
+                // writing the database is seen every --interval. Runs until interrupted.
+                for try await event in engine.eventStream(after: after, keyID: key, context: options.context,
+                                                          pollInterval: .milliseconds(Int64((interval * 1000).rounded()))) {
+                    print(CLIJSON.encode(CloudEvent(event, configuration: engine.configuration)))
+                    fflush(nil)
+                }
+                return
+            }
             var cursor = after
             while true {
                 let events = try await engine.events(after: cursor, keyID: key, limit: 1000, context: options.context)
@@ -48,10 +58,7 @@ struct EventsCommand: AsyncParsableCommand {
                     print(CLIJSON.encode(CloudEvent(event, configuration: engine.configuration)))
                     cursor = max(cursor, event.sequence)
                 }
-                fflush(nil)
-                if events.count == 1000 { continue }
-                guard follow else { return }
-                try await Task.sleep(for: .seconds(interval))
+                guard events.count == 1000 else { return }
             }
         }
     }

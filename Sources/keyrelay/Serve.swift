@@ -14,87 +14,147 @@ struct Serve: AsyncParsableCommand {
             required. --dev prints a root token, grants it Manager, KeyPurge and Service on every instance and, if no \
             master key is given, generates one beside a new database (mode 0600); an existing database needs the key it was created with. --manual-clock (with --dev) adds \
             POST /api/v2/_dev/clock.
+
+            Every option can also be set in the environment: KEYRELAY_ and the flag in upper snake case \
+            (KEYRELAY_DB, KEYRELAY_PORT, KEYRELAY_TLS_CERT, KEYRELAY_DEV=1, ...); a flag on the command line wins. \
+            GET /health, /ready and /metrics (Prometheus) answer without a token. SIGHUP re-reads --access; SIGTERM \
+            or SIGINT stops gracefully, finishing in-flight requests and deliveries. See docs/operations.md.
             """)
 
-    @Option(name: .long, help: "The SQLite database file (created if missing).")
-    var db: String = "keyrelay.sqlite"
+    // Every option is also an environment variable (ServeSetting: KEYRELAY_ + the flag in upper snake case); the
+    // flag wins. `validate()` folds the environment in, so `run()` reads resolved values.
+    @Option(name: .long, help: ServeSetting.db.help("The SQLite database file, created if missing (default: keyrelay.sqlite)."))
+    var db: String?
 
-    @Option(name: .long, help: "The address to listen on.")
-    var host: String = "127.0.0.1"
+    @Option(name: .long, help: ServeSetting.host.help("The address to listen on (default: 127.0.0.1)."))
+    var host: String?
 
-    @Option(name: .long, help: "The port to listen on (1-65535; 0 asks the system for any free port, printed once listening).")
-    var port: Int = 8080
+    @Option(name: .long, help: ServeSetting.port.help(
+        "The port to listen on, 1-65535; 0 asks the system for any free port, printed once listening (default: 8080)."))
+    var port: Int?
 
-    @Option(name: .customLong("master-key-file"), help: "A file holding the base64 master key (32 bytes).")
+    @Option(name: .customLong("master-key-file"), help: ServeSetting.masterKeyFile.help(
+        "A file holding the base64 master key (32 bytes); or give the key itself in KEYRELAY_MASTER_KEY."))
     var masterKeyFile: String?
 
-    @Option(name: .long, help: "The access file (JSON: tokens → principal, role, instances).")
+    @Option(name: .long, help: ServeSetting.access.help("The access file (JSON: tokens → principal, role, instances); SIGHUP re-reads it."))
     var access: String?
 
-    @Flag(name: .long, help: "Development mode: a root token on every instance; generated master key if none.")
+    @Flag(name: .long, help: ServeSetting.dev.help("Development mode: a root token on every instance; generated master key if none."))
     var dev = false
 
-    @Option(name: .customLong("dev-token"), help: "The dev root token (default: random, printed).")
+    @Option(name: .customLong("dev-token"), help: ServeSetting.devToken.help("The dev root token (default: random, printed)."))
     var devToken: String?
 
-    @Flag(name: .customLong("manual-clock"), help: "Run on a manual clock moved by POST /api/v2/_dev/clock (--dev only).")
+    @Flag(name: .customLong("manual-clock"), help: ServeSetting.manualClock.help(
+        "Run on a manual clock moved by POST /api/v2/_dev/clock (--dev only)."))
     var manualClock = false
 
-    @Option(name: .customLong("webhook"), help: ArgumentHelp(
-        "Deliver SERVICE's notifications as signed CloudEvents webhooks to URL (repeatable; or KEYRELAY_WEBHOOKS).",
+    @Option(name: .customLong("webhook"), help: ServeSetting.webhook.help(
+        "Deliver SERVICE's notifications as signed CloudEvents webhooks to URL (repeatable).",
         valueName: "SERVICE=URL"))
     var webhooks: [String] = []
 
-    @Option(name: .customLong("webhook-secret-file"), help: ArgumentHelp(
-        "The file holding the webhook signing secret, whsec_ + base64 (or KEYRELAY_WEBHOOK_SECRET). Required with webhooks.",
+    @Option(name: .customLong("webhook-secret-file"), help: ServeSetting.webhookSecretFile.help(
+        "The file holding the webhook signing secret, whsec_ + base64 (or the secret itself in KEYRELAY_WEBHOOK_SECRET). Required with webhooks.",
         valueName: "FILE"))
     var webhookSecretFile: String?
 
-    @Option(name: .customLong("webhook-timeout"), help: ArgumentHelp(
-        "How long a webhook receiver has to answer, e.g. 10s or 500ms (or KEYRELAY_WEBHOOK_TIMEOUT; default 10s).",
+    @Option(name: .customLong("webhook-timeout"), help: ServeSetting.webhookTimeout.help(
+        "How long a webhook receiver has to answer, e.g. 10s or 500ms (default: 10s).",
         valueName: "DURATION"))
     var webhookTimeout: String?
 
-    @Option(name: .customLong("log-level"), help: ArgumentHelp(
-        "The lowest level logged: trace, debug, info, notice, warning, error or critical (default info).", valueName: "LEVEL"))
-    var logLevel: String = "info"
+    @Option(name: .customLong("tls-cert"), help: ServeSetting.tlsCert.help(
+        "Serve HTTPS with this PEM certificate chain, leaf first (with --tls-key).", valueName: "FILE"))
+    var tlsCert: String?
 
-    @Option(name: .customLong("log-format"), help: ArgumentHelp(
-        "Log lines as text or json (one object per line), on standard error (default text).", valueName: "FORMAT"))
-    var logFormat: String = "text"
+    @Option(name: .customLong("tls-key"), help: ServeSetting.tlsKey.help("The PEM private key of --tls-cert.", valueName: "FILE"))
+    var tlsKey: String?
 
-    @Option(name: .customLong("audit"), help: ArgumentHelp(
+    @Option(name: .customLong("shutdown-timeout"), help: ServeSetting.shutdownTimeout.help(
+        "How long SIGTERM/SIGINT waits for in-flight requests and deliveries before cancelling them, e.g. 30s (default: 30s).",
+        valueName: "DURATION"))
+    var shutdownTimeout: String?
+
+    @Option(name: .customLong("log-level"), help: ServeSetting.logLevel.help(
+        "The lowest level logged: trace, debug, info, notice, warning, error or critical (default: info).", valueName: "LEVEL"))
+    var logLevel: String?
+
+    @Option(name: .customLong("log-format"), help: ServeSetting.logFormat.help(
+        "Log lines as text or json (one object per line), on standard error (default: text).", valueName: "FORMAT"))
+    var logFormat: String?
+
+    @Option(name: .customLong("audit"), help: ServeSetting.audit.help(
         "Append the audit trail (Activity Tracker CADF events, one JSON object per line) to FILE, created with mode 0600; - for standard output.",
         valueName: "FILE"))
     var audit: String?
 
     /// `--log-level` as a level (validated by ``validate()``).
-    var level: Logger.Level { Logger.Level(rawValue: logLevel) ?? .info }
+    var level: Logger.Level { logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info }
     /// `--log-format` as a format (validated by ``validate()``).
-    var format: LogFormat { LogFormat(rawValue: logFormat) ?? .text }
+    var format: LogFormat { logFormat.flatMap(LogFormat.init(rawValue:)) ?? .text }
 
-    func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of \(Logger.Level.names.joined(separator: ", ")), not '\(logLevel)'")
+    mutating func validate() throws {
+        let environment = ServeEnvironment()
+        db = environment.string(.db, db) ?? "keyrelay.sqlite"
+        host = environment.string(.host, host) ?? "127.0.0.1"
+        // Port 0 asks the system for a free port; anything outside 0–65535 would fail deep inside the bind (or wrap).
+        port = try environment.integer(.port, port, in: 0...65535, what: "a port from 1 to 65535 (or 0 for any free port)") ?? 8080
+        masterKeyFile = environment.string(.masterKeyFile, masterKeyFile)
+        access = environment.string(.access, access)
+        dev = try environment.flag(.dev, dev)
+        devToken = environment.string(.devToken, devToken)
+        manualClock = try environment.flag(.manualClock, manualClock)
+        webhookSecretFile = environment.string(.webhookSecretFile, webhookSecretFile)
+        tlsCert = environment.string(.tlsCert, tlsCert)
+        tlsKey = environment.string(.tlsKey, tlsKey)
+        if shutdownTimeout == nil, let text = environment.string(.shutdownTimeout, nil) {
+            guard DurationText.parse(text) != nil else {
+                throw ValidationError("\(ServeSetting.shutdownTimeout.variable) must be a duration such as 30s or 500ms, not '\(text.prefix(64))'")
+            }
+            shutdownTimeout = text
         }
-        guard LogFormat(rawValue: logFormat) != nil else {
-            throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
+        // KEYRELAY_WEBHOOKS, KEYRELAY_WEBHOOK_SECRET and KEYRELAY_WEBHOOK_TIMEOUT are read by the server itself.
+        // Logging: a bad value names where it came from, the flag or its variable.
+        let levelSource = logLevel == nil ? ServeSetting.logLevel.variable : ServeSetting.logLevel.flag
+        logLevel = environment.string(.logLevel, logLevel)
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("\(levelSource) must be one of \(Logger.Level.names.joined(separator: ", ")), not '\(logLevel.prefix(64))'")
+        }
+        let formatSource = logFormat == nil ? ServeSetting.logFormat.variable : ServeSetting.logFormat.flag
+        logFormat = environment.string(.logFormat, logFormat)
+        if let logFormat, LogFormat(rawValue: logFormat) == nil {
+            throw ValidationError("\(formatSource) must be text or json, not '\(logFormat.prefix(64))'")
         }
         if let audit, audit.isEmpty { throw ValidationError("--audit needs a file name (or - for standard output)") }
+        audit = environment.string(.audit, audit)
         do throws(WebhookConfigurationError) { _ = try WebhookSubscriptions(parsing: webhooks) } catch { throw ValidationError(error.message) }
         if let webhookTimeout, DurationText.parse(webhookTimeout) == nil {
             throw ValidationError("--webhook-timeout must be a duration such as 10s or 500ms, not '\(webhookTimeout)'")
         }
-        // Port 0 asks the system for a free port; anything outside 0–65535 would fail deep inside the bind (or wrap).
-        guard (0...65535).contains(port) else {
-            throw ValidationError("--port must be from 1 to 65535 (or 0 for any free port), not \(port)")
+        if let shutdownTimeout, DurationText.parse(shutdownTimeout) == nil {
+            throw ValidationError("--shutdown-timeout must be a duration such as 30s or 500ms, not '\(shutdownTimeout)'")
+        }
+        guard let port, (0...65535).contains(port) else {
+            throw ValidationError("--port must be from 1 to 65535 (or 0 for any free port), not \(port ?? -1)")
+        }
+        switch (tlsCert, tlsKey) {
+        case (_?, nil): throw ValidationError("--tls-cert needs --tls-key (the certificate's private key): give both or neither")
+        case (nil, _?): throw ValidationError("--tls-key needs --tls-cert (the key's certificate): give both or neither")
+        default: break
         }
     }
 
     func run() async throws {
+        // validate() has resolved these from the flags, the environment and the defaults.
+        let db = db ?? "keyrelay.sqlite", host = host ?? "127.0.0.1", port = port ?? 8080
         var options = ServeOptions(databasePath: db)
         options.host = host
         options.port = port
+        options.tlsCertificateFile = tlsCert
+        options.tlsKeyFile = tlsKey
+        if let seconds = shutdownTimeout.flatMap(DurationText.parse) { options.shutdownTimeout = .milliseconds(Int64((seconds * 1000).rounded())) }
         options.masterKeyFile = masterKeyFile
         options.accessFile = access
         options.dev = dev

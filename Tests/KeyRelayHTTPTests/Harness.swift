@@ -54,7 +54,7 @@ struct Harness {
 
     /// Runs `body` against a fresh API. `devClock` enables `/api/v2/_dev/clock`.
     /// `simulation` runs the simulated COS and Cloud Databases services on the dispatcher's bus, as `serve` does.
-    static func run(devClock: Bool = true, simulation: Bool = false,
+    static func run(devClock: Bool = true, simulation: Bool = false, metrics: ServerMetrics? = nil,
                     _ body: @Sendable @escaping (Harness) async throws -> Void) async throws {
         let clock = ManualClock()
         var configuration = KeyRelayConfiguration()
@@ -63,7 +63,7 @@ struct Harness {
         let background = DispatcherBackground(engine: engine)
         let simulated = simulation ? SimulatedCloud(engine: engine, bus: background.dispatcher.bus) : nil
         let api = KeyProtectAPI(engine: engine, access: access(), devClock: devClock ? clock : nil,
-                                background: background, simulation: simulated)
+                                background: background, simulation: simulated, metrics: metrics)
         let app = Application(router: api.makeRouter())
         try await app.test(.router) { client in
             try await body(Harness(clock: clock, engine: engine, api: api, client: client))

@@ -17,6 +17,8 @@ struct NonAtomicStore: KeyRelayStorage {
     func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T {
         try await base.read(query)
     }
+
+    var commits: CommitFeed { base.commits }
 }
 
 /// A store that never makes anything durable: every command runs and is rolled back, though its caller is told
@@ -37,6 +39,22 @@ struct ForgetfulStore: KeyRelayStorage {
     func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T {
         try await base.read(query)
     }
+
+    var commits: CommitFeed { base.commits }
+}
+
+/// A store whose commit feed never moves: a reader tailing it (the engine's event stream) would wait forever.
+struct SilentStore: KeyRelayStorage {
+    let base: SQLiteStore
+    let commits = CommitFeed()
+
+    func write<T: Sendable>(_ command: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T {
+        try await base.write(command)
+    }
+
+    func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T {
+        try await base.read(query)
+    }
 }
 
 /// The contract suite can fail: each deliberately broken store is caught by the checks that name its bug.
@@ -44,6 +62,14 @@ struct ForgetfulStore: KeyRelayStorage {
 struct BrokenStoreTests {
     static let nonAtomic = StoreContractBackend(name: "non-atomic", makeStore: { NonAtomicStore(base: try SQLiteStore(.inMemory)) })
     static let forgetful = StoreContractBackend(name: "forgetful", makeStore: { ForgetfulStore(base: try SQLiteStore(.inMemory)) })
+
+    static let silent = StoreContractBackend(name: "silent", makeStore: { SilentStore(base: try SQLiteStore(.inMemory)) })
+
+    @Test func aStoreThatNeverSignalsItsCommitsFails() async throws {
+        let check = try Self.check("commitsSignalled")
+        let violation = await #expect(throws: ContractViolation.self) { try await check.run(Self.silent) }
+        #expect(violation?.check == "commitsSignalled")
+    }
 
     static func check(_ name: String) throws -> StoreContractCheck {
         try #require(StoreContract.checks.first { $0.name == name }, "no check named \(name)")

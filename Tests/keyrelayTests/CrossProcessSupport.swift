@@ -122,6 +122,16 @@ final class KeyrelayChild {
         }
     }
 
+    /// Sends `signal` (SIGHUP, SIGTERM, …) to the process.
+    func send(signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits (bounded) for the process to exit; its exit status, or nil if it still runs after `timeout`.
+    func waitForExit(timeout: Duration) async throws -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
     /// Sends SIGTERM, waits (bounded) for the exit, then SIGKILL if it is still running.
     func stop() {
         guard process.isRunning else { return }
