@@ -17,7 +17,7 @@ struct EventsFollowTests {
 
         let follower = try KeyrelayChild("events --follow", ["events", "--follow", "--interval", "0.1", "--db", db], environment: env)
         defer { follower.stop() }
-        try await eventually("the stored create event", timeout: .seconds(30)) {
+        _ = try await eventually("the stored create event", timeout: .seconds(30)) {
             follower.printed.contains("com.ibm.kms.key.create") ? true : nil
         }
         let rotated = try run(["key", "rotate", id, "--db", db], environment: env)
