@@ -68,7 +68,19 @@ struct AuditCommandTests {
                              "--audit", dir.appendingPathComponent("missing/audit.jsonl").path])
         #expect(audit.status == 2 && audit.stderr.contains("--audit \(dir.appendingPathComponent("missing/audit.jsonl").path): the audit file cannot be opened"))
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("k.sqlite.master-key").path))
+        // From the environment, the error names the variable; a flag wins over its variable.
+        let fromEnvironment = try run(["serve", "--dev", "--db", dir.appendingPathComponent("k.sqlite").path],
+                                      environment: ["KEYRELAY_LOG_LEVEL": "loud"])
+        #expect(fromEnvironment.status != 0 && fromEnvironment.stderr.contains("KEYRELAY_LOG_LEVEL must be one of trace,"))
+        let flagWins = try run(["serve", "--dev", "--port", "0", "--db", dir.appendingPathComponent("k.sqlite").path, "--log-format", "json",
+                                "--audit", dir.appendingPathComponent("missing/audit.jsonl").path],
+                               environment: ["KEYRELAY_LOG_FORMAT": "xml"])
+        #expect(flagWins.status == 2 && flagWins.stderr.contains("the audit file cannot be opened"))
+        let auditFromEnvironment = try run(["serve", "--dev", "--port", "0", "--db", dir.appendingPathComponent("k.sqlite").path],
+                                           environment: ["KEYRELAY_AUDIT": dir.appendingPathComponent("missing/env.jsonl").path])
+        #expect(auditFromEnvironment.status == 2 && auditFromEnvironment.stderr.contains("missing/env.jsonl: the audit file cannot be opened"))
         let help = try run(["serve", "--help"])
         #expect(help.stdout.contains("--log-level") && help.stdout.contains("--log-format") && help.stdout.contains("--audit"))
+        #expect(help.stdout.contains("KEYRELAY_LOG_LEVEL") && help.stdout.contains("KEYRELAY_LOG_FORMAT") && help.stdout.contains("KEYRELAY_AUDIT"))
     }
 }
