@@ -336,7 +336,8 @@ struct AuditMiddleware: RouterMiddleware {
             reason: .init(reasonCode: reasonCode, reasonType: Self.reasonType(reasonCode),
                           reasonForFailure: failed ? (error?.errorMsg ?? HTTPStatusPhrase.phrase(for: status)) : nil),
             initiator: .init(id: grant?.principal ?? "unknown",
-                             typeURI: grant?.roles.contains(.service) == true ? "service/security/account/serviceid" : "service/security/account/user",
+                             typeURI: grant?.roles.contains(.service) == true
+                                 ? "service/security/account/serviceid" : "service/security/account/user",
                              credential: request.headers[.authorization] == nil ? nil : .init(type: "token"),
                              host: .init(address: context.remoteAddress)),
             target: .init(id: target, typeURI: "kms/secrets"),

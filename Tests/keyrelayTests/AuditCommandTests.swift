@@ -6,7 +6,9 @@ struct AuditCommandTests {
     /// One event of the trail, in the shape `serve --audit` writes.
     static func line(_ time: String, _ action: String, key: String, outcome: String = "success", status: Int = 200,
                      code: String? = nil, correlation: String) -> String {
-        let failure = code.map { #","reasonForFailure":"Conflict: Sync could not be performed: Please see 'reasons' for more details (\#($0))""# } ?? ""
+        let failure = code.map {
+            #","reasonForFailure":"Conflict: Sync could not be performed: Please see 'reasons' for more details (\#($0))""#
+        } ?? ""
         let errorCode = code.map { #","errorCode":"\#($0)""# } ?? ""
         return #"{"action":"\#(action)","correlationId":"\#(correlation)","eventTime":"\#(time)","#
             + #""initiator":{"credential":{"type":"token"},"host":{"address":"127.0.0.1"},"id":"alice","typeURI":"service/security/account/user"},"#
@@ -66,7 +68,8 @@ struct AuditCommandTests {
         // An audit file that cannot be opened is refused by name, before a dev master key is generated.
         let audit = try run(["serve", "--dev", "--port", "0", "--db", dir.appendingPathComponent("k.sqlite").path,
                              "--audit", dir.appendingPathComponent("missing/audit.jsonl").path])
-        #expect(audit.status == 2 && audit.stderr.contains("--audit \(dir.appendingPathComponent("missing/audit.jsonl").path): the audit file cannot be opened"))
+        let missing = dir.appendingPathComponent("missing/audit.jsonl").path
+        #expect(audit.status == 2 && audit.stderr.contains("--audit \(missing): the audit file cannot be opened"))
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("k.sqlite.master-key").path))
         // From the environment, the error names the variable; a flag wins over its variable.
         let fromEnvironment = try run(["serve", "--dev", "--db", dir.appendingPathComponent("k.sqlite").path],
