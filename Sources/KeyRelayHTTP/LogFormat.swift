@@ -54,9 +54,10 @@ public struct JSONLogHandler: LogHandler {
         self.write = write
     }
 
-    /// Writes a line to standard error with one `write(2)`, so concurrent lines never interleave.
+    /// Writes a line to standard error with one `write(2)`, so concurrent lines never interleave. A failed write
+    /// (standard error closed) loses the line rather than stopping the server.
     public static let standardError: @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Data(line.utf8))
+        try? FileHandle.standardError.write(contentsOf: Data(line.utf8))
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
