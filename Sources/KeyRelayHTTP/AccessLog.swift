@@ -47,7 +47,8 @@ struct AccessLogMiddleware: RouterMiddleware {
     }
 
     private func log(_ request: Request, _ context: KeyRelayRequestContext, status: Int, since start: ContinuousClock.Instant) {
-        let level: Logger.Level = status >= 500 ? .error : .info
+        // A 5xx is the server's failure, except 501: KMIP's deliberate "not implemented" answer.
+        let level: Logger.Level = status >= 500 && status != 501 ? .error : .info
         // Below the configured level, build nothing.
         guard logger.logLevel <= level else { return }
         let route = context.endpointPath ?? "NotFound"
