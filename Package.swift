@@ -24,6 +24,8 @@ let package = Package(
         // Webhook transport (issue #11): the HTTP client, and NIO's time and test-server types it speaks in.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // KMIP client certificates (issue #13): the engine parses and validates the PEM X.509 certificates it keeps.
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
     ],
     targets: [
         .target(name: "KeyRelayCore", swiftSettings: strict),
@@ -63,6 +65,8 @@ let package = Package(
                 // RSA-OAEP for import tokens (secure import is the engine's).
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                // Client certificates of KMIP adapters are parsed and checked by the engine.
+                .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict),
         .target(name: "KeyRelayScenario", dependencies: ["KeyRelay", "KeyRelayBus", "KeyRelayAdapters"], swiftSettings: strict),
