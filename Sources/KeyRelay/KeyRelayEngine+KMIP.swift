@@ -1,7 +1,8 @@
 import Foundation
 import KeyRelayCore
 internal import KeyRelayStore
-import X509
+// Not re-exported: no X509 type is part of the engine's API.
+internal import X509
 
 /// What a new KMIP adapter is made of (one resource of Key Protect's create-adapter body).
 public struct KMIPAdapterSpec: Sendable, Equatable {
