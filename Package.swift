@@ -29,7 +29,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // Operating `serve` (issue #14): metrics in Prometheus text format, graceful shutdown of the server and the
-        // dispatcher together, and (test only) a self-signed certificate for the TLS test.
+        // dispatcher together. swift-certificates: KMIP client certificates (issue #13), parsed and validated by the
+        // engine, and the TLS test's self-signed certificate.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -81,6 +82,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // Lifecycle commands by action and outcome.
                 .product(name: "Metrics", package: "swift-metrics"),
+                // Client certificates of KMIP adapters are parsed and checked by the engine.
+                .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict),
         .target(name: "KeyRelayScenario", dependencies: ["KeyRelay", "KeyRelayBus", "KeyRelayAdapters"], swiftSettings: strict),

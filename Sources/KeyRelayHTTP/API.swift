@@ -184,17 +184,8 @@ public struct KeyProtectAPI: Sendable {
         // Import token.
         create.post("/api/v2/import_token") { request, context in try await api.createImportToken(request, context) }
         create.get("/api/v2/import_token") { request, context in try await api.getImportToken(request, context) }
-        // KMIP: not supported, answered with a clear error body (501, so that clients do not retry).
-        for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
-            for path in ["/api/v2/kmip_adapters", "/api/v2/kmip_adapters/{adapter}", "/api/v2/kmip_adapters/{adapter}/{kind}",
-                         "/api/v2/kmip_adapters/{adapter}/{kind}/{object}"] {
-                read.on(RouterPath(path), method: method) { _, _ -> Response in
-                    throw KeyRelayError(.featureRestricted,
-                                        "This action is not permitted on this resource: KMIP is not supported by KeyRelay (KMIP adapters, KMIP objects and client certificates are not implemented)",
-                                        operation: "KMIP request could not be processed", status: 501)
-                }
-            }
-        }
+        // KMIP adapter management (Routes+KMIP.swift).
+        addKMIPRoutes(read: read, manage: manage)
         // Development clock (KeyRelay extension), only with a manual clock.
         if devClock != nil {
             group(router, .read, instance: false).get("/api/v2/_dev/clock") { _, _ in
