@@ -24,6 +24,8 @@ let package = Package(
         // Webhook transport (issue #11): the HTTP client, and NIO's time and test-server types it speaks in.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // HTTP/1 parts as swift-http-types (Hummingbird's own dependency): the server's malformed-request handler.
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .target(name: "KeyRelayCore", swiftSettings: strict),
@@ -73,6 +75,10 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                // The malformed-request handler sits in Hummingbird's HTTP/1 pipeline (NIO's parser errors).
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ],
             swiftSettings: strict,
             plugins: ["EmbedConsole"]),
@@ -139,7 +145,9 @@ let package = Package(
         .testTarget(name: "KeyRelayScenarioTests", dependencies: ["KeyRelayScenario"], resources: []),
         .testTarget(
             name: "KeyRelayHTTPTests",
-            dependencies: ["KeyRelayHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")]),
+            dependencies: ["KeyRelayHTTP", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           // Raw-socket clients for the malformed-request tests.
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         // The cross-process story runs the built `keyrelay` twice (serve + simulate cos) and talks HTTP to both.
         .testTarget(name: "keyrelayTests", dependencies: [
             "keyrelay", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),

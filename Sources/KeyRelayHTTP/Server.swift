@@ -3,6 +3,7 @@ import Hummingbird
 import KeyRelay
 import KeyRelayBus
 import Logging
+import NIOCore
 
 /// How `keyrelay serve` is configured.
 public struct ServeOptions: Sendable {
@@ -150,14 +151,11 @@ public enum KeyRelayServer {
         let prepared = try await prepare(options, background: background)
         for line in prepared.notices { output(line) }
         let host = options.host
-        let app = Application(router: prepared.api.makeRouter(),
-                              configuration: .init(address: .hostname(host, port: options.port), serverName: "KeyRelay"),
-                              onServerRunning: { channel in
-                                  let port = channel.localAddress?.port ?? options.port
-                                  output("KeyRelay listening on http://\(host):\(port)")
-                                  output("console: http://\(host):\(port)/ui")
-                              },
-                              logger: Logger(label: "keyrelay.serve"))
+        let app = makeApplication(api: prepared.api, host: host, port: options.port) { channel in
+            let port = channel.localAddress?.port ?? options.port
+            output("KeyRelay listening on http://\(host):\(port)")
+            output("console: http://\(host):\(port)/ui")
+        }
         let work = prepared.api.background
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -175,6 +173,19 @@ public enum KeyRelayServer {
         }
         // The dispatcher has stopped: no delivery uses the webhook client any more.
         try? await prepared.webhookTransport?.shutdown()
+    }
+
+    /// The HTTP application `serve` runs (and the tests that talk to a real socket): the API's router on
+    /// Hummingbird's HTTP/1.1 server with Key Protect's envelope for the requests refused below the router
+    /// (``Hummingbird/HTTPServerBuilder/keyRelayHTTP1()``). Port 0 picks a free port; `onServerRunning` gets the
+    /// listening channel.
+    public static func makeApplication(api: KeyProtectAPI, host: String, port: Int,
+                                       logger: Logger = Logger(label: "keyrelay.serve"),
+                                       onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
+        -> Application<RouterResponder<KeyRelayRequestContext>> {
+        Application(router: api.makeRouter(), server: .keyRelayHTTP1(),
+                    configuration: .init(address: .hostname(host, port: port), serverName: "KeyRelay"),
+                    onServerRunning: onServerRunning, logger: logger)
     }
 
     static func randomToken() -> String {
