@@ -70,22 +70,6 @@ public struct KeyProtectAPI: Sendable {
             .add(middleware: PermissionMiddleware(permission: permission, requiresInstance: instance))
     }
 
-    // MARK: - Caller (the console's and the simulation's own endpoints)
-
-    /// Who is calling and for which instance.
-    struct Caller {
-        var grant: AccessGrant
-        var context: KeyRelay.RequestContext
-    }
-
-    /// Authenticates a request outside the permission groups (the console's endpoints), with the same checks.
-    func authorize(_ request: Request, _ permission: AccessPermission, instance: Bool = true) throws -> Caller {
-        let credentials = Credentials(request, access: access)
-        let caller = try PermissionMiddleware.authorize(credentials, permission, requiresInstance: instance)
-        guard let grant = credentials.grant else { throw Self.unauthorized }
-        return Caller(grant: grant, context: caller)
-    }
-
     /// The 401 answer (its body carries only `errorMsg`).
     static let unauthorized = KeyRelayError(.unauthorized, UnauthorizedBody.message, operation: "Request could not be processed")
 
