@@ -12,8 +12,9 @@ import Testing
 /// the server closes the connection by itself, also while the client is still uploading.
 @Suite struct MalformedRequestTests {
     static let head = "Host: localhost\r\nAuthorization: Bearer \(Tokens.manager)\r\nBluemix-Instance: \(instanceA)\r\n"
-    /// Sent after some requests, as a client that keeps uploading would: 4 MiB.
-    static let upload = 4 * 1024 * 1024
+    /// Sent after some requests, as a client that keeps uploading would: 64 MiB, more than the socket buffers on
+    /// both sides hold, so a server that stops reading stalls the client.
+    static let upload = 64 * 1024 * 1024
 
     @Test func anUnknownMethodIs400WithTheEnvelope() async throws {
         try await Self.live { port in
