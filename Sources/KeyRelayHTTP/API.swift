@@ -10,7 +10,7 @@ import Logging
 ///
 /// ```swift
 /// let api = KeyProtectAPI(engine: engine, access: .development(token: "root"))
-/// let app = Application(router: api.makeRouter())
+/// let app = Application(router: api.makeRouter())   // or, as `serve` runs it: KeyRelayServer.makeApplication(api:host:port:)
 /// ```
 public struct KeyProtectAPI: Sendable {
     public let engine: KeyRelayEngine
