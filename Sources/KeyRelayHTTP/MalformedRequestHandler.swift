@@ -92,6 +92,8 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var readingBody = false
     private var inputClosed = false
     private var outputClosed = false
+    /// The promise of a half-close asked for while this handler's answer is still being written (linger does it).
+    private var deferredOutputClose: EventLoopPromise<Void>?
     private var lingerTimer: Scheduled<Void>?
     private let raw: RawResponseWriter
     private let logger: Logger
@@ -222,6 +224,11 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
             promise?.succeed(())
             return
         }
+        if case .answering = phase {
+            // Not before the answer is on the wire: shutting the output down fails the writes still pending.
+            deferredOutputClose = promise
+            return
+        }
         // Hummingbird half-closes after an answer with `Connection: close`: drain what the client still sends (a
         // body the router did not read) rather than stall it.
         outputClosed = true
@@ -253,7 +260,8 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
         readingBody = false
         if !outputClosed {
             outputClosed = true
-            context.close(mode: .output, promise: nil)
+            context.close(mode: .output, promise: deferredOutputClose)
+            deferredOutputClose = nil
         }
         if inputClosed {
             context.close(promise: nil)
