@@ -46,10 +46,10 @@ struct KeyRelayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 
 /// Answers, with Key Protect's error envelope, the requests that never reach the router, and closes cleanly.
 ///
-/// Hummingbird answers an `HTTPParserError` with an empty `400` and then stops reading the connection (its async
-/// channel's back-pressure), so a client still uploading stalls until its own timeout. This handler sits after
-/// the HTTP codec and, when the bytes on the wire are refused (an error from the decoder or the codec that is not
-/// an I/O error), either
+/// Hummingbird answers an `HTTPParserError` with an empty `400`; and after an answer with `Connection: close` it
+/// stops reading (its async channel's back-pressure), so a client still uploading a body the router did not read
+/// stalls until its own timeout. This handler sits after the HTTP codec and, when the bytes on the wire are refused
+/// (an error from the decoder or the codec that is not an I/O error), either
 /// - answers `400 BAD_BODY_ERR` itself, when no answer is owed (between requests, or a request whose head the parser
 ///   refused) — after the router's owed answers when requests were pipelined; or
 /// - lets the router answer, when the request whose body broke is being handled: its body read fails with the
