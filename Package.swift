@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // HTTP/1 parts as swift-http-types (Hummingbird's own dependency): the server's malformed-request handler.
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .target(name: "KeyRelayCore", swiftSettings: strict),
@@ -101,6 +103,10 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                // The malformed-request handler sits in Hummingbird's HTTP/1 pipeline (NIO's parser errors).
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ],
             swiftSettings: strict,
             plugins: ["EmbedConsole"]),
@@ -175,7 +181,9 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                           .product(name: "Prometheus", package: "swift-prometheus")]),
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           // Raw-socket clients for the malformed-request tests.
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         // The cross-process story runs the built `keyrelay` twice (serve + simulate cos) and talks HTTP to both.
         .testTarget(name: "keyrelayTests", dependencies: [
             "keyrelay", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),

@@ -10,7 +10,7 @@ import Logging
 ///
 /// ```swift
 /// let api = KeyProtectAPI(engine: engine, access: .development(token: "root"))
-/// let app = Application(router: api.makeRouter())
+/// let app = Application(router: api.makeRouter())   // or, as `serve` runs it: KeyRelayServer.makeApplication(api:host:port:)
 /// ```
 public struct KeyProtectAPI: Sendable {
     public let engine: KeyRelayEngine
@@ -79,22 +79,6 @@ public struct KeyProtectAPI: Sendable {
         router.group()
             .add(middleware: ContentSecurityMiddleware(contentSecurityPolicy: [.defaultSrc(.none), .frameAncestors(.none)]))
             .add(middleware: PermissionMiddleware(permission: permission, requiresInstance: instance))
-    }
-
-    // MARK: - Caller (the console's and the simulation's own endpoints)
-
-    /// Who is calling and for which instance.
-    struct Caller {
-        var grant: AccessGrant
-        var context: KeyRelay.RequestContext
-    }
-
-    /// Authenticates a request outside the permission groups (the console's endpoints), with the same checks.
-    func authorize(_ request: Request, _ permission: AccessPermission, instance: Bool = true) throws -> Caller {
-        let credentials = Credentials(request, access: access)
-        let caller = try PermissionMiddleware.authorize(credentials, permission, requiresInstance: instance)
-        guard let grant = credentials.grant else { throw Self.unauthorized }
-        return Caller(grant: grant, context: caller)
     }
 
     /// The 401 answer (its body carries only `errorMsg`).
