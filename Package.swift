@@ -29,12 +29,15 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // Operating `serve` (issue #14): metrics in Prometheus text format, graceful shutdown of the server and the
-        // dispatcher together, and (test only) a self-signed certificate for the TLS test.
+        // dispatcher together. swift-certificates: KMIP client certificates (issue #13), parsed and validated by the
+        // engine, and the TLS test's self-signed certificate.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // HTTP/1 parts as swift-http-types (Hummingbird's own dependency): the server's malformed-request handler.
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .target(name: "KeyRelayCore", swiftSettings: strict),
@@ -83,6 +86,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // Lifecycle commands by action and outcome.
                 .product(name: "Metrics", package: "swift-metrics"),
+                // Client certificates of KMIP adapters are parsed and checked by the engine.
+                .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict),
         .target(name: "KeyRelayScenario", dependencies: ["KeyRelay", "KeyRelayBus", "KeyRelayAdapters"], swiftSettings: strict),
@@ -100,6 +105,10 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                // The malformed-request handler sits in Hummingbird's HTTP/1 pipeline (NIO's parser errors).
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ],
             swiftSettings: strict,
             plugins: ["EmbedConsole"]),
@@ -176,7 +185,9 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                           .product(name: "Prometheus", package: "swift-prometheus")]),
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           // Raw-socket clients for the malformed-request tests.
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         // The cross-process story runs the built `keyrelay` twice (serve + simulate cos) and talks HTTP to both.
         .testTarget(name: "keyrelayTests", dependencies: [
             "keyrelay", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),

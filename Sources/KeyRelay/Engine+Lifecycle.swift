@@ -244,12 +244,15 @@ extension KeyRelayEngine {
 
     /// Deletes a key (→ destroyed). Registrations block it unless `force`; a registration with
     /// `preventKeyDeletion` blocks it even with `force`. Registrations stay associated (sync still reaches them).
+    /// A KMIP adapter on the key blocks it even with `force`: delete the adapter first.
     @discardableResult
     public func delete(_ reference: String, force: Bool = false, context: RequestContext) async throws -> Key {
         let rules = rules
         return try await lifecycleCommand(reference, context: context, kind: .delete, operation: KeyAction.delete.operation) { key, now, tx in
             let summary = try tx.registrationSummary(keyID: key.id)
-            return try rules.delete(key, at: now, by: context.principal, force: force, registrations: summary)
+            let deleted = try rules.delete(key, at: now, by: context.principal, force: force, registrations: summary)
+            try Self.checkNoKMIPAdapter(key, in: tx, operation: KeyAction.delete.operation)
+            return deleted
         }
     }
 

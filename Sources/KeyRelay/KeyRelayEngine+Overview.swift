@@ -71,6 +71,8 @@ extension KeyRelayEngine {
     ///   - includingDestroyedWithDrift: also list destroyed keys (whatever `query.states` says) that a registered
     ///     resource has not yet acknowledged as deleted: a force-deleted key whose bucket still serves data must not
     ///     vanish from a "not deleted" view together with its drift.
+    ///
+    /// A context scoped to a key ring (``RequestContext/keyRingID``) lists that ring's keys only, as ``listKeys(_:context:)``.
     public func keyOverviews(_ query: KeyQuery = KeyQuery(), includingDestroyedWithDrift: Bool = false,
                              context: RequestContext) async throws -> Page<KeyOverview> {
         let operation = "Key overview could not be retrieved"
@@ -80,6 +82,7 @@ extension KeyRelayEngine {
                                 operation: operation, target: ErrorTarget(.queryParam, "limit"))
         }
         var query = query
+        if let ring = context.keyRingID { query.keyRingID = ring }
         if includingDestroyedWithDrift {
             // For a destroyed key, `Registration.isDrifted` is "the last acknowledged state is not the deleted one"
             // (an unacknowledged registration reads as enabled, so it drifts too): exactly the store's predicate.
@@ -95,25 +98,26 @@ extension KeyRelayEngine {
         }
     }
 
-    /// One key's overview, by id or alias.
+    /// One key's overview, by id or alias, in the context's key ring when it names one.
     public func keyOverview(_ reference: String, context: RequestContext) async throws -> KeyOverview {
         let now = now()
         let rules = rules
         return try await storage.read { tx in
-            let key = self.effective(try Self.resolve(reference, in: tx, instanceID: context.instanceID), at: now)
+            let key = self.effective(try Self.resolve(reference, in: tx, context: context), at: now)
             return try Self.overviews(of: [key], in: tx, rules: rules, at: now, principal: context.principal)[0]
         }
     }
 
     /// A key's overview and a page of its registrations, each with its drift, on one snapshot: the overview's
-    /// counts and the rows agree.
+    /// counts and the rows agree. The key must lie in the context's key ring when it names one.
     public func associations(keyID reference: String, limit: Int = 200, offset: Int = 0,
                              context: RequestContext) async throws -> KeyAssociations {
-        try Self.validatePaging(limit: limit, offset: offset, operation: "Associated resources could not be retrieved")
+        let operation = "Associated resources could not be retrieved"
+        try Self.validatePaging(limit: limit, offset: offset, operation: operation)
         let now = now()
         let rules = rules
         return try await storage.read { tx in
-            let key = self.effective(try Self.resolve(reference, in: tx, instanceID: context.instanceID), at: now)
+            let key = self.effective(try Self.resolve(reference, in: tx, context: context, operation: operation), at: now)
             let overview = try Self.overviews(of: [key], in: tx, rules: rules, at: now, principal: context.principal)[0]
             let page = try tx.registrations(instanceID: context.instanceID, keyID: key.id, filter: RegistrationFilter(),
                                             limit: limit, offset: offset)
@@ -123,7 +127,8 @@ extension KeyRelayEngine {
     }
 
     /// A page of one key's lifecycle events, newest first, each with its deliveries: two statements for the page
-    /// (events, then their notifications), never one per event.
+    /// (events, then their notifications), never one per event. The key must lie in the context's key ring when it
+    /// names one.
     /// - Parameters:
     ///   - limit: 1–1000 events.
     public func eventsWithDeliveries(keyID reference: String, limit: Int = 50, offset: Int = 0,
@@ -136,7 +141,7 @@ extension KeyRelayEngine {
         }
         let now = now()
         return try await storage.read { tx in
-            let key = self.effective(try Self.resolve(reference, in: tx, instanceID: context.instanceID, operation: operation), at: now)
+            let key = self.effective(try Self.resolve(reference, in: tx, context: context, operation: operation), at: now)
             let events = try tx.eventsNewestFirst(keyID: key.id, limit: limit, offset: offset)
             var deliveries: [Int64: [ResourceNotification]] = [:]
             for notification in try tx.notifications(eventSequences: events.map(\.sequence)) {

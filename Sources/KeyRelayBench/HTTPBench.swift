@@ -5,10 +5,10 @@ import KeyRelay
 /// HTTP figures over loopback, measured the same way: the bare Hummingbird route (the baseline) and KeyRelay's.
 enum HTTPBench {
     /// Starts `app` on an ephemeral loopback port, runs `body` with the port, then stops the server.
-    static func serving<App: ApplicationProtocol>(_ makeApp: (@escaping @Sendable (Int) async -> Void) -> App,
+    static func serving<App: ApplicationProtocol>(_ makeApp: (@escaping @Sendable (Int) async -> Void) throws -> App,
                                                   _ body: (Int) async throws -> Void) async throws {
         let ports = AsyncStream<Int>.makeStream()
-        let app = makeApp { port in ports.continuation.yield(port) }
+        let app = try makeApp { port in ports.continuation.yield(port) }
         let server = Task { try await app.runService(gracefulShutdownSignals: []) }
         var port: Int?
         for await bound in ports.stream {

@@ -43,8 +43,9 @@ enum KeyRelayHTTPBench {
             ("http_sync_rps", LoadGenerator.request("POST", "/api/v2/keys/\(key.id)/actions/sync", headers: headers), 409),
         ]
         try await HTTPBench.serving({ onPort in
-            Application(router: api.makeRouter(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                        onServerRunning: { channel in await onPort(channel.localAddress?.port ?? 0) })
+            // The server `serve` runs (its malformed-request handler included).
+            try KeyRelayServer.makeApplication(api: api, host: "127.0.0.1", port: 0,
+                                           onServerRunning: { channel in await onPort(channel.localAddress?.port ?? 0) })
         }) { port in
             for (name, request, expected) in routes {
                 let load = LoadGenerator.run(port: port, requests: [request], connections: connections, seconds: seconds)

@@ -52,6 +52,10 @@ public enum ReasonCode: String, Sendable, Codable, CaseIterable {
     case keyRingQuotaExceeded = "KEY_RING_QUOTA_ERR"
     case keyRingMismatch = "KEY_RING_MISMATCH_ERR"
     case registrationExists = "REGISTRATION_EXISTS_ERR"
+    /// A KMIP adapter (in the instance) or client certificate (in the adapter) already has this name.
+    case kmipNameNotUnique = "KMIP_NAME_NOT_UNIQUE_ERR"
+    /// An adapter already holds the most client certificates it may.
+    case kmipCertificateQuotaExceeded = "KMIP_CERTIFICATE_QUOTA_ERR"
     // 410
     case keyDeleted = "KEY_DELETED_ERR"
     // 422
@@ -79,7 +83,7 @@ public enum ReasonCode: String, Sendable, Codable, CaseIterable {
         case .keyActionInvalidState, .protectedResource, .keyCreateImportAccess, .authorizationsNotMet,
              .importTokenExpired, .preventKeyDeletion, .notDualAuth, .requestTooEarly, .keyRotationNotPermitted,
              .aliasNotUnique, .aliasQuotaExceeded, .keyRingExists, .keyRingNotEmpty, .keyRingQuotaExceeded,
-             .keyRingMismatch, .registrationExists:
+             .keyRingMismatch, .registrationExists, .kmipNameNotUnique, .kmipCertificateQuotaExceeded:
             return 409
         case .keyDeleted:
             return 410

@@ -10,7 +10,7 @@ import Logging
 ///
 /// ```swift
 /// let api = KeyProtectAPI(engine: engine, access: .development(token: "root"))
-/// let app = Application(router: api.makeRouter())
+/// let app = Application(router: api.makeRouter())   // or, as `serve` runs it: KeyRelayServer.makeApplication(api:host:port:)
 /// ```
 public struct KeyProtectAPI: Sendable {
     public let engine: KeyRelayEngine
@@ -92,22 +92,6 @@ public struct KeyProtectAPI: Sendable {
         router.group()
             .add(middleware: ContentSecurityMiddleware(contentSecurityPolicy: [.defaultSrc(.none), .frameAncestors(.none)]))
             .add(middleware: PermissionMiddleware(permission: permission, requiresInstance: instance))
-    }
-
-    // MARK: - Caller (the console's and the simulation's own endpoints)
-
-    /// Who is calling and for which instance.
-    struct Caller {
-        var grant: AccessGrant
-        var context: KeyRelay.RequestContext
-    }
-
-    /// Authenticates a request outside the permission groups (the console's endpoints), with the same checks.
-    func authorize(_ request: Request, _ permission: AccessPermission, instance: Bool = true) throws -> Caller {
-        let credentials = Credentials(request, access: access)
-        let caller = try PermissionMiddleware.authorize(credentials, permission, requiresInstance: instance)
-        guard let grant = credentials.grant else { throw Self.unauthorized }
-        return Caller(grant: grant, context: caller)
     }
 
     /// The 401 answer (its body carries only `errorMsg`).
@@ -197,17 +181,8 @@ public struct KeyProtectAPI: Sendable {
         // Import token.
         create.post("/api/v2/import_token") { request, context in try await api.createImportToken(request, context) }
         create.get("/api/v2/import_token") { request, context in try await api.getImportToken(request, context) }
-        // KMIP: not supported, answered with a clear error body (501, so that clients do not retry).
-        for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
-            for path in ["/api/v2/kmip_adapters", "/api/v2/kmip_adapters/{adapter}", "/api/v2/kmip_adapters/{adapter}/{kind}",
-                         "/api/v2/kmip_adapters/{adapter}/{kind}/{object}"] {
-                read.on(RouterPath(path), method: method) { _, _ -> Response in
-                    throw KeyRelayError(.featureRestricted,
-                                        "This action is not permitted on this resource: KMIP is not supported by KeyRelay (KMIP adapters, KMIP objects and client certificates are not implemented)",
-                                        operation: "KMIP request could not be processed", status: 501)
-                }
-            }
-        }
+        // KMIP adapter management (Routes+KMIP.swift).
+        addKMIPRoutes(read: read, manage: manage)
         // Development clock (KeyRelay extension), only with a manual clock.
         if devClock != nil {
             group(router, .read, instance: false).get("/api/v2/_dev/clock") { _, _ in

@@ -44,15 +44,17 @@ extension KeyRelayError: HTTPResponseError {
             let seconds = max(1.0, (earliest.timeIntervalSince(now)).rounded(.up))
             headers[.retryAfter] = String(Int(min(seconds, 1e9)))
         }
-        let body: ByteBuffer
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: wireBody))
+    }
+
+    /// The body: the envelope, or for a 401 only `errorMsg`.
+    var wireBody: ByteBuffer {
         if code == .unauthorized {
-            body = WireJSON.encode(UnauthorizedBody())
-        } else {
-            let reason = ErrorReason(code: code.rawValue, message: message, status: statusCode, moreInfo: ErrorReason.moreInfo,
-                                     target: wireTarget.map { ErrorReason.Target(type: $0.type.rawValue, name: $0.name) })
-            body = WireJSON.encode(WireCollection(MediaTypes.error, [ErrorResource(errorMsg: errorMsg, reasons: [reason])]))
+            return WireJSON.encode(UnauthorizedBody())
         }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
+        let reason = ErrorReason(code: code.rawValue, message: message, status: statusCode, moreInfo: ErrorReason.moreInfo,
+                                 target: wireTarget.map { ErrorReason.Target(type: $0.type.rawValue, name: $0.name) })
+        return WireJSON.encode(WireCollection(MediaTypes.error, [ErrorResource(errorMsg: errorMsg, reasons: [reason])]))
     }
 }
 

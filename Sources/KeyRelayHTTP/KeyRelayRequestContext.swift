@@ -4,6 +4,7 @@ import Hummingbird
 import KeyRelay
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// The request context of ``KeyProtectAPI``'s router: Hummingbird's core storage plus who is calling.
 ///
@@ -155,6 +156,9 @@ struct ErrorRenderingMiddleware<Context: Hummingbird.RequestContext>: RouterMidd
             return error
         case is NIOTooManyBytesError:
             return KeyProtectAPI.tooLarge(maxSize: context.maxUploadSize, operation: op)
+        case is HTTPParserError:
+            // The body broke under the parser (cut short, a bad chunk): MalformedRequestHandler closes after this.
+            return .malformedRequest(error)
         case let error as HTTPError where error.status == .notFound:
             return KeyRelayError(.notFound, "No KeyRelay endpoint matches \(request.method) \(request.uri.path): see docs/api-coverage.md for the supported endpoints",
                                  operation: op)

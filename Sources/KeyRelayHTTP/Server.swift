@@ -1,9 +1,11 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import KeyRelay
 import KeyRelayBus
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// How `keyrelay serve` is configured.
@@ -201,15 +203,11 @@ public enum KeyRelayServer {
         let host = options.host
         let scheme = prepared.tls == nil ? "http" : "https"
         let logger = Self.logger("keyrelay.serve", options)
-        let app = Application(router: prepared.api.makeRouter(),
-                              server: try prepared.tls.map { try .tls(.http1(), tlsConfiguration: $0.configuration) } ?? .http1(),
-                              configuration: .init(address: .hostname(host, port: options.port), serverName: "KeyRelay"),
-                              onServerRunning: { channel in
-                                  let port = channel.localAddress?.port ?? options.port
-                                  output("KeyRelay listening on \(scheme)://\(host):\(port)")
-                                  output("console: \(scheme)://\(host):\(port)/ui")
-                              },
-                              logger: logger)
+        let app = try makeApplication(api: prepared.api, host: host, port: options.port, tls: prepared.tls, logger: logger) { channel in
+            let port = channel.localAddress?.port ?? options.port
+            output("KeyRelay listening on \(scheme)://\(host):\(port)")
+            output("console: \(scheme)://\(host):\(port)/ui")
+        }
         // Shut down in reverse order: the notice first, then the server, then the reloader, then the dispatcher.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: prepared.api.background, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "dispatcher"),
@@ -233,6 +231,20 @@ public enum KeyRelayServer {
         // No request is in flight: every audit event is queued; write them out.
         await prepared.audit?.finish()
         output("KeyRelay stopped")
+    }
+
+    /// The HTTP application `serve` runs (and the tests that talk to a real socket): the API's router on
+    /// Hummingbird's HTTP/1.1 server with Key Protect's envelope for the requests refused below the router
+    /// (``Hummingbird/HTTPServerBuilder/keyRelayHTTP1()``), wrapped in TLS when `tls` is given. Port 0 picks a free
+    /// port; `onServerRunning` gets the listening channel.
+    public static func makeApplication(api: KeyProtectAPI, host: String, port: Int, tls: ServerTLS? = nil,
+                                       logger: Logger = Logger(label: "keyrelay.serve"),
+                                       onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws
+        -> Application<RouterResponder<KeyRelayRequestContext>> {
+        let server: HTTPServerBuilder = try tls.map { try .tls(.keyRelayHTTP1(), tlsConfiguration: $0.configuration) } ?? .keyRelayHTTP1()
+        return Application(router: api.makeRouter(), server: server,
+                           configuration: .init(address: .hostname(host, port: port), serverName: "KeyRelay"),
+                           onServerRunning: onServerRunning, logger: logger)
     }
 
     static func randomToken() -> String {

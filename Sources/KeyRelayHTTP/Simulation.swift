@@ -132,15 +132,7 @@ extension KeyProtectAPI {
         do {
             return try await body()
         } catch let error as ServiceAccessError {
-            let op = "Simulated service request could not be processed"
-            switch error {
-            case .noSuchResource, .noSuchItem:
-                throw KeyRelayError(.notFound, error.description, operation: op)
-            case .accessDenied:
-                throw KeyRelayError(.featureRestricted, error.description, operation: op)
-            case .resourceExists:
-                throw KeyRelayError(.registrationExists, error.description, operation: op)
-            }
+            throw KeyRelayError(error)
         }
     }
 }
@@ -180,4 +172,19 @@ struct SimulatedResource: Codable, Sendable {
 /// `{"resources": [...]}` of `/api/v2/_sim` lists.
 struct SimulatedResources: Codable, Sendable {
     var resources: [SimulatedResource]
+}
+
+extension KeyRelayError {
+    /// A simulated service's data-plane refusal as KeyRelay's error (over HTTP and on the command line alike): 404
+    /// for an unknown resource or item, 403 for denied access, 409 for a duplicate.
+    public init(_ error: ServiceAccessError, operation: String = "Simulated service request could not be processed") {
+        switch error {
+        case .noSuchResource, .noSuchItem:
+            self.init(.notFound, error.description, operation: operation)
+        case .accessDenied:
+            self.init(.featureRestricted, error.description, operation: operation)
+        case .resourceExists:
+            self.init(.registrationExists, error.description, operation: operation)
+        }
+    }
 }

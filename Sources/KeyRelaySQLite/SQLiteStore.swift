@@ -921,3 +921,146 @@ extension SQLiteTransaction {
             """, arguments: [try jsonArray(eventSequences)]).map(decodeNotification)
     }
 }
+
+// MARK: - KMIP adapter management
+
+private func decodeKMIPAdapter(_ row: Row) throws -> KMIPAdapter {
+    let r = StoredRow(row: row, table: "kmip_adapters")
+    return KMIPAdapter(id: try r.value("id"), instanceID: try r.value("instance_id"), name: try r.value("name"),
+                       description: try r.value("description"), profile: try r.value("profile"), crkID: try r.value("crk_id"),
+                       createdAt: try r.date("created_at"), createdBy: try r.value("created_by"),
+                       updatedAt: try r.date("updated_at"), updatedBy: try r.value("updated_by"))
+}
+
+private func decodeKMIPClientCertificate(_ row: Row) throws -> KMIPClientCertificate {
+    let r = StoredRow(row: row, table: "kmip_client_certificates")
+    return KMIPClientCertificate(id: try r.value("id"), adapterID: try r.value("adapter_id"), name: try r.value("name"),
+                                 certificate: try r.value("certificate"), createdAt: try r.date("created_at"),
+                                 createdBy: try r.value("created_by"))
+}
+
+private func decodeKMIPObject(_ row: Row) throws -> KMIPObject {
+    let r = StoredRow(row: row, table: "kmip_objects")
+    var object = KMIPObject(id: try r.value("id"), adapterID: try r.value("adapter_id"), objectType: try r.value("object_type"),
+                            state: try r.code("state", as: KMIPObjectState.self), createdAt: try r.date("created_at"),
+                            createdBy: try r.value("created_by"), createdByCertificateID: try r.value("created_by_certificate_id"))
+    object.updatedAt = try r.optionalDate("updated_at")
+    object.updatedBy = try r.value("updated_by")
+    object.updatedByCertificateID = try r.value("updated_by_certificate_id")
+    object.destroyedAt = try r.optionalDate("destroyed_at")
+    object.destroyedBy = try r.value("destroyed_by")
+    object.destroyedByCertificateID = try r.value("destroyed_by_certificate_id")
+    return object
+}
+
+private let kmipAdapterColumns = "id, instance_id, name, description, profile, crk_id, created_at, created_by, updated_at, updated_by"
+private let kmipCertificateColumns = "id, adapter_id, name, certificate, created_at, created_by"
+private let kmipObjectColumns = """
+    id, adapter_id, object_type, state, created_at, created_by, created_by_certificate_id, updated_at, updated_by,
+    updated_by_certificate_id, destroyed_at, destroyed_by, destroyed_by_certificate_id
+    """
+
+extension SQLiteTransaction {
+    func kmipAdapter(id: String, instanceID: String) throws -> KMIPAdapter? {
+        try Row.fetchOne(db, cachedSQL: "SELECT \(kmipAdapterColumns) FROM kmip_adapters WHERE id = ? AND instance_id = ?",
+                         arguments: [id, instanceID]).map(decodeKMIPAdapter)
+    }
+
+    func kmipAdapter(name: String, instanceID: String) throws -> KMIPAdapter? {
+        try Row.fetchOne(db, cachedSQL: "SELECT \(kmipAdapterColumns) FROM kmip_adapters WHERE instance_id = ? AND name = ?",
+                         arguments: [instanceID, name]).map(decodeKMIPAdapter)
+    }
+
+    private func adapterFilter(instanceID: String, crkID: String?, keyRingID: String?) -> (String, StatementArguments) {
+        var sql = "instance_id = ?"
+        var arguments: StatementArguments = [instanceID]
+        if let crkID {
+            sql += " AND crk_id = ?"
+            arguments += [crkID]
+        }
+        if let keyRingID {
+            sql += " AND crk_id IN (SELECT id FROM keys WHERE instance_id = ? AND key_ring_id = ?)"
+            arguments += [instanceID, keyRingID]
+        }
+        return (sql, arguments)
+    }
+
+    func kmipAdapters(instanceID: String, crkID: String?, keyRingID: String?, limit: Int, offset: Int) throws -> [KMIPAdapter] {
+        let (filter, arguments) = adapterFilter(instanceID: instanceID, crkID: crkID, keyRingID: keyRingID)
+        return try Row.fetchAll(db, cachedSQL: "SELECT \(kmipAdapterColumns) FROM kmip_adapters WHERE \(filter) ORDER BY created_at, id LIMIT ? OFFSET ?",
+                                arguments: arguments + [limit, offset]).map(decodeKMIPAdapter)
+    }
+
+    func countKMIPAdapters(instanceID: String, crkID: String?, keyRingID: String?) throws -> Int {
+        let (filter, arguments) = adapterFilter(instanceID: instanceID, crkID: crkID, keyRingID: keyRingID)
+        return try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM kmip_adapters WHERE \(filter)", arguments: arguments) ?? 0
+    }
+
+    func kmipClientCertificate(id: String, adapterID: String) throws -> KMIPClientCertificate? {
+        try Row.fetchOne(db, cachedSQL: "SELECT \(kmipCertificateColumns) FROM kmip_client_certificates WHERE id = ? AND adapter_id = ?",
+                         arguments: [id, adapterID]).map(decodeKMIPClientCertificate)
+    }
+
+    func kmipClientCertificate(name: String, adapterID: String) throws -> KMIPClientCertificate? {
+        try Row.fetchOne(db, cachedSQL: "SELECT \(kmipCertificateColumns) FROM kmip_client_certificates WHERE adapter_id = ? AND name = ?",
+                         arguments: [adapterID, name]).map(decodeKMIPClientCertificate)
+    }
+
+    func kmipClientCertificates(adapterID: String, limit: Int, offset: Int) throws -> [KMIPClientCertificate] {
+        try Row.fetchAll(db, cachedSQL: "SELECT \(kmipCertificateColumns) FROM kmip_client_certificates WHERE adapter_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",
+                         arguments: [adapterID, limit, offset]).map(decodeKMIPClientCertificate)
+    }
+
+    func countKMIPClientCertificates(adapterID: String) throws -> Int {
+        try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM kmip_client_certificates WHERE adapter_id = ?", arguments: [adapterID]) ?? 0
+    }
+
+    func kmipObject(id: String, adapterID: String) throws -> KMIPObject? {
+        try Row.fetchOne(db, cachedSQL: "SELECT \(kmipObjectColumns) FROM kmip_objects WHERE id = ? AND adapter_id = ?",
+                         arguments: [id, adapterID]).map(decodeKMIPObject)
+    }
+
+    /// `state IN (…)` from the states' codes: at most 2^6 distinct statements, values are codes, never user text.
+    private func stateList(_ states: Set<KMIPObjectState>) -> String {
+        states.isEmpty ? "NULL" : states.sorted().map { String($0.rawValue) }.joined(separator: ", ")
+    }
+
+    func kmipObjects(adapterID: String, states: Set<KMIPObjectState>, limit: Int, offset: Int) throws -> [KMIPObject] {
+        try Row.fetchAll(db, cachedSQL: "SELECT \(kmipObjectColumns) FROM kmip_objects WHERE adapter_id = ? AND state IN (\(stateList(states))) ORDER BY created_at, id LIMIT ? OFFSET ?",
+                         arguments: [adapterID, limit, offset]).map(decodeKMIPObject)
+    }
+
+    func countKMIPObjects(adapterID: String, states: Set<KMIPObjectState>) throws -> Int {
+        try Int.fetchOne(db, cachedSQL: "SELECT COUNT(*) FROM kmip_objects WHERE adapter_id = ? AND state IN (\(stateList(states)))",
+                         arguments: [adapterID]) ?? 0
+    }
+
+    func insertKMIPAdapter(_ a: KMIPAdapter) throws {
+        try db.execute(cachedSQL: "INSERT INTO kmip_adapters (\(kmipAdapterColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       arguments: [a.id, a.instanceID, a.name, a.description, a.profile, a.crkID, a.createdAt.storageMilliseconds,
+                                   a.createdBy, a.updatedAt.storageMilliseconds, a.updatedBy])
+    }
+
+    func deleteKMIPAdapter(id: String) throws -> Bool {
+        // Certificates and objects go by ON DELETE CASCADE.
+        try db.execute(cachedSQL: "DELETE FROM kmip_adapters WHERE id = ?", arguments: [id])
+        return db.changesCount > 0
+    }
+
+    func insertKMIPClientCertificate(_ c: KMIPClientCertificate) throws {
+        try db.execute(cachedSQL: "INSERT INTO kmip_client_certificates (\(kmipCertificateColumns)) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [c.id, c.adapterID, c.name, c.certificate, c.createdAt.storageMilliseconds, c.createdBy])
+    }
+
+    func deleteKMIPClientCertificate(id: String) throws -> Bool {
+        try db.execute(cachedSQL: "DELETE FROM kmip_client_certificates WHERE id = ?", arguments: [id])
+        return db.changesCount > 0
+    }
+
+    func saveKMIPObject(_ o: KMIPObject) throws {
+        try db.execute(cachedSQL: "INSERT OR REPLACE INTO kmip_objects (\(kmipObjectColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       arguments: [o.id, o.adapterID, o.objectType, o.state.rawValue, o.createdAt.storageMilliseconds, o.createdBy,
+                                   o.createdByCertificateID, ms(o.updatedAt), o.updatedBy, o.updatedByCertificateID, ms(o.destroyedAt),
+                                   o.destroyedBy, o.destroyedByCertificateID])
+    }
+}

@@ -80,6 +80,23 @@ public protocol StorageReader {
     func countEvents(keyID: String) throws -> Int
     /// The notifications of the events with these global sequences, ordered by event (newest first) and CRN.
     func notifications(eventSequences: [Int64]) throws -> [ResourceNotification]
+
+    // KMIP adapter management (reference §1.5). Lists are ordered by creation time, then id.
+
+    func kmipAdapter(id: String, instanceID: String) throws -> KMIPAdapter?
+    func kmipAdapter(name: String, instanceID: String) throws -> KMIPAdapter?
+    /// The instance's adapters; only those on root key `crkID`, and only those whose root key is in ring
+    /// `keyRingID`, when given.
+    func kmipAdapters(instanceID: String, crkID: String?, keyRingID: String?, limit: Int, offset: Int) throws -> [KMIPAdapter]
+    func countKMIPAdapters(instanceID: String, crkID: String?, keyRingID: String?) throws -> Int
+    func kmipClientCertificate(id: String, adapterID: String) throws -> KMIPClientCertificate?
+    func kmipClientCertificate(name: String, adapterID: String) throws -> KMIPClientCertificate?
+    func kmipClientCertificates(adapterID: String, limit: Int, offset: Int) throws -> [KMIPClientCertificate]
+    func countKMIPClientCertificates(adapterID: String) throws -> Int
+    func kmipObject(id: String, adapterID: String) throws -> KMIPObject?
+    /// The adapter's objects in one of `states`.
+    func kmipObjects(adapterID: String, states: Set<KMIPObjectState>, limit: Int, offset: Int) throws -> [KMIPObject]
+    func countKMIPObjects(adapterID: String, states: Set<KMIPObjectState>) throws -> Int
 }
 
 /// Writes, available only inside ``KeyRelayStorage/write(_:)``.
@@ -110,6 +127,14 @@ public protocol StorageTransaction: StorageReader {
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int
     func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws
     func setMeta(_ name: String, _ value: Data) throws
+
+    func insertKMIPAdapter(_ adapter: KMIPAdapter) throws
+    /// Removes an adapter with its client certificates and objects; false when there was none.
+    func deleteKMIPAdapter(id: String) throws -> Bool
+    func insertKMIPClientCertificate(_ certificate: KMIPClientCertificate) throws
+    func deleteKMIPClientCertificate(id: String) throws -> Bool
+    /// Writes an object (new, or its new state).
+    func saveKMIPObject(_ object: KMIPObject) throws
 }
 
 /// Errors of the store itself (not of the domain).

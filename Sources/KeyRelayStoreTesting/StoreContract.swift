@@ -6,7 +6,8 @@ import KeyRelayStore
 /// The engine relies on these properties and nothing else of a store: a command is all-or-nothing, an event's
 /// notifications are written with it, due notifications keep per-resource order, delivery outcomes and
 /// acknowledgements move notifications the way the bus expects, paging is exact, event sequences only grow, a
-/// purge erases material but keeps history, and a database from a newer KeyRelay is refused.
+/// purge erases material but keeps history, KMIP adapters keep their certificates and objects (and take them when
+/// deleted), and a database from a newer KeyRelay is refused.
 ///
 /// The library does not import a test framework: a check throws ``ContractViolation`` when the backend misbehaves,
 /// so any runner can use it. With Swift Testing:
@@ -21,7 +22,7 @@ public enum StoreContract {
     /// Every check, in a stable order.
     public static let checks: [StoreContractCheck] = [
         commandAtomicity, concurrentCommandsStayIndependent, roundTrip, fanOut, dueNotificationOrder,
-        deliveryOutcomes, acknowledgementSupersedes, paging, filters, eventSequence, purge, meta, durableAcrossReopen,
+        deliveryOutcomes, acknowledgementSupersedes, paging, filters, eventSequence, purge, meta, kmipAdapters, durableAcrossReopen,
         newerSchemaRefused, commitsSignalled,
     ]
 

@@ -24,7 +24,7 @@ struct BackupCommand: AsyncParsableCommand {
             } catch let error as KeyRelayError {
                 throw error
             } catch {
-                throw CLIError("--to: \(error)")
+                throw KeyRelayError.commandLine("--to: \(error)")
             }
             if options.json {
                 print(CLIJSON.encode(["backup": to, "database": options.db]))

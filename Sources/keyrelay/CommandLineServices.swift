@@ -65,7 +65,7 @@ final class CommandLineServices: ServiceSubscriber {
                 let plain = try AES.GCM.open(try AES.GCM.SealedBox(combined: sealed), using: sealingKey)
                 contents = try JSONDecoder().decode(Contents.self, from: plain)
             } catch {
-                throw CLIError("\(path): the simulated services' file cannot be read with this master key (\(error)); move it away to start the simulation afresh")
+                throw KeyRelayError.commandLine("\(path): the simulated services' file cannot be read with this master key (\(error)); move it away to start the simulation afresh")
             }
         }
         let services = CommandLineServices(engine: engine, path: path, sealingKey: sealingKey, contents: contents)
@@ -104,10 +104,10 @@ final class CommandLineServices: ServiceSubscriber {
         guard let sealed = try AES.GCM.seal(try encoder.encode(contents), using: sealingKey).combined else { return }
         let temporary = path + ".tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: sealed, attributes: [.posixPermissions: 0o600]) else {
-            throw CLIError("\(path): cannot write the simulated services' file")
+            throw KeyRelayError.commandLine(.internalError, "\(path): cannot write the simulated services' file")
         }
         guard rename(temporary, path) == 0 else {
-            throw CLIError("\(path): cannot replace the simulated services' file (\(String(cString: strerror(errno))))")
+            throw KeyRelayError.commandLine(.internalError, "\(path): cannot replace the simulated services' file (\(String(cString: strerror(errno))))")
         }
     }
 
@@ -129,7 +129,7 @@ final class CommandLineServices: ServiceSubscriber {
         } else if let external {
             try await external.deliver(notification)
         } else {
-            throw CLIError("\(notification.resourceCRN) is not a resource this command line simulates, and webhook delivery is not in this build")
+            throw KeyRelayError.commandLine(.notFound, "\(notification.resourceCRN) is not a resource this command line simulates, and webhook delivery is not in this build")
         }
     }
 }
@@ -140,10 +140,10 @@ struct FileLock {
 
     init(_ path: String) throws {
         descriptor = open(path, O_RDWR | O_CREAT, 0o600)
-        guard descriptor >= 0 else { throw CLIError("\(path): cannot open the lock file (\(String(cString: strerror(errno))))") }
+        guard descriptor >= 0 else { throw KeyRelayError.commandLine(.internalError, "\(path): cannot open the lock file (\(String(cString: strerror(errno))))") }
         guard flock(descriptor, LOCK_EX) == 0 else {
             close(descriptor)
-            throw CLIError("\(path): cannot lock (\(String(cString: strerror(errno))))")
+            throw KeyRelayError.commandLine(.internalError, "\(path): cannot lock (\(String(cString: strerror(errno))))")
         }
     }
 

@@ -62,7 +62,7 @@ struct DatabaseOptions: ParsableArguments {
     /// Opens the engine on the database file. Only commands that create keys pass `creating: true`; every other
     /// command refuses a missing file (a typo in `--db` must not leave a new, empty database behind). A missing or
     /// unreadable master key is a usage error naming the option to fix; a wrong master key is the engine's
-    /// `KeyRelayError`; a database that cannot be opened is a ``CLIError`` naming the path.
+    /// `KeyRelayError`; a database that cannot be opened (or is not there) is one too, `BAD_BODY_ERR` naming `--db`.
     func engine(creating: Bool = false) async throws -> KeyRelayEngine {
         let masterKey = try masterKey()
         let location = try StoreLocation(parsing: db)
@@ -71,7 +71,7 @@ struct DatabaseOptions: ParsableArguments {
         } catch let error as KeyRelayError {
             throw error
         } catch {
-            throw CLIError("--db \(db): \(error)")
+            throw KeyRelayError.commandLine("--db \(db): \(error)")
         }
     }
 }

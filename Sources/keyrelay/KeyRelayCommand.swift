@@ -27,16 +27,23 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
-/// A failure of the command line that is neither a usage error nor an engine refusal (a database that is not
-/// there, a file that cannot be written): one line on standard error, exit 1.
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+extension KeyRelayError {
+    /// A failure of the command line's surroundings (a database that is not there, a file that cannot be read or
+    /// written) as the one error type, its message naming the flag or file: `BAD_BODY_ERR` (400) for what the
+    /// command line was given, `INTERNAL_SERVER_ERR` (500) for its own files.
+    static func commandLine(_ code: ReasonCode, _ message: String) -> KeyRelayError {
+        KeyRelayError(code, message, operation: "Command could not be completed")
+    }
+
+    /// `BAD_BODY_ERR`: what the command line was given (a `--db`, a `--to`) does not work.
+    static func commandLine(_ message: String) -> KeyRelayError {
+        commandLine(.badBody, message)
+    }
 }
 
 /// Runs `body`, turning a `KeyRelayError` into its reason code and message on standard error (and, with `--json`, an
-/// error object on standard output) and a non-zero exit; a ``CLIError`` into its line. Anything else is left to
-/// ArgumentParser: the command line's own errors are usage errors (`ValidationError`), printed with the usage.
+/// error object on standard output) and a non-zero exit. Anything else is left to ArgumentParser: the command
+/// line's own errors are usage errors (`ValidationError`), printed with the usage.
 /// The engine's messages use Key Protect's wording, which names API fields (`force=true`); they are shown with the
 /// command line's flags instead (``CLIVocabulary``).
 func reportingErrors<T>(json: Bool, _ body: () async throws -> T) async throws -> T {
@@ -49,10 +56,6 @@ func reportingErrors<T>(json: Bool, _ body: () async throws -> T) async throws -
                                            errorMsg: error.errorMsg)))
         }
         printError("error: \(error.code.rawValue) (\(error.statusCode)): \(message)")
-        throw ExitCode.failure
-    } catch let error as CLIError {
-        if json { print(CLIJSON.encode(["error": error.description])) }
-        printError("error: \(error.description)")
         throw ExitCode.failure
     }
 }

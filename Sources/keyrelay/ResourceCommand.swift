@@ -119,12 +119,12 @@ struct ResourceCommand: AsyncParsableCommand {
         }
     }
 
-    /// A simulated service's own refusal (no such bucket, access denied) as one line, exit 1.
+    /// A simulated service's own refusal (no such bucket, access denied) as the API renders it (404, 403, 409).
     static func service<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as ServiceAccessError {
-            throw CLIError(error.description)
+            throw KeyRelayError(error, operation: "Command could not be completed")
         }
     }
 

@@ -38,6 +38,47 @@ import Testing
         }
     }
 
+    /// The console's endpoints sit behind the API's own authentication middleware and pass the request's
+    /// `X-Kms-Key-Ring` to the engine: a key outside the ring, and a bad token, answer as the API does.
+    @Test func consoleEndpointsAuthenticateAndScopeByKeyRingLikeTheAPI() async throws {
+        try await Harness.run { h in
+            #expect(try await h.call(.post, "/api/v2/key_rings/ring-1").status == .created)
+            let outside = try #require(try await h.createKey("in-default")["id"] as? String)
+            let inside = try #require(try await h.createKey("in-ring-1", headers: ["X-Kms-Key-Ring": "ring-1"])["id"] as? String)
+            let ring = ["X-Kms-Key-Ring": "ring-1"]
+            let api = try await h.call(.get, "/api/v2/keys/\(outside)", headers: ring)
+            #expect(api.code == "KEY_RING_MISMATCH_ERR")
+            for path in ["/api/v2/_keyrelay/keys/\(outside)/associations", "/api/v2/_keyrelay/keys/\(outside)/events"] {
+                let console = try await h.call(.get, path, headers: ring)
+                #expect(console.status == api.status, "\(path): \(console.text)")
+                #expect(console.code == api.code, "\(path)")
+                #expect(console.reason["message"] as? String == api.reason["message"] as? String, "\(path)")
+                #expect((console.reason["target"] as? [String: String]) == ["type": "header", "name": "X-Kms-Key-Ring"])
+                #expect(try await h.call(.get, path, headers: ["X-Kms-Key-Ring": "default"]).status == .ok)
+            }
+            #expect(try await h.call(.get, "/api/v2/_keyrelay/keys/\(inside)/associations", headers: ring).status == .ok)
+            // The overview lists the ring's keys only, as the key list does.
+            for scope in [ring, ["X-Kms-Key-Ring": "default"], [:]] {
+                let listed = try await h.call(.get, "/api/v2/keys", headers: scope).resources.compactMap { $0["id"] as? String }
+                let overview = try await h.call(.get, "/api/v2/_keyrelay/keys/overview", headers: scope)
+                #expect(overview.status == .ok)
+                #expect(Set(overview.resources.compactMap { $0["keyId"] as? String }) == Set(listed), "\(scope)")
+            }
+            #expect(try await h.call(.get, "/api/v2/_keyrelay/keys/overview", headers: ring).resources.count == 1)
+            // A bad token, or none: the API's 401 body.
+            let denied = try await h.call(.get, "/api/v2/keys/\(outside)", token: "not-a-token-not-a-token")
+            #expect(denied.status == .unauthorized)
+            for path in ["/api/v2/_keyrelay/keys/overview", "/api/v2/_keyrelay/keys/\(outside)/associations",
+                         "/api/v2/_keyrelay/keys/\(outside)/events", "/api/v2/_dev/bus?service=cloud-object-storage"] {
+                for token in ["not-a-token-not-a-token", nil] {
+                    let console = try await h.call(.get, path, token: token)
+                    #expect(console.status == .unauthorized, "\(path)")
+                    #expect(console.text == denied.text && console.contentType == denied.contentType, "\(path): \(console.text)")
+                }
+            }
+        }
+    }
+
     @Test func assetsAreServedByFileMiddlewareWithTypesAndRevalidation() async throws {
         try await Harness.run { h in
             let script = try await h.call(.get, "/ui/assets/console.js", token: nil, instance: nil)

@@ -64,7 +64,8 @@ struct Harness {
         let simulated = simulation ? SimulatedCloud(engine: engine, bus: background.dispatcher.bus) : nil
         let api = KeyProtectAPI(engine: engine, access: access(), devClock: devClock ? clock : nil,
                                 background: background, simulation: simulated, metrics: metrics)
-        let app = Application(router: api.makeRouter())
+        // The application `serve` runs; `.router` drives its responder without a socket (MalformedRequestTests use one).
+        let app = try KeyRelayServer.makeApplication(api: api, host: "127.0.0.1", port: 0)
         try await app.test(.router) { client in
             try await body(Harness(clock: clock, engine: engine, api: api, client: client))
         }

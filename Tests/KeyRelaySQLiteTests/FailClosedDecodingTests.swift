@@ -51,6 +51,22 @@ struct FailClosedDecodingTests {
         #expect(try await store.read { tx in try tx.keysDueForExpiry(at: .distantFuture, limit: 10) }.isEmpty)
     }
 
+    @Test func anUnknownKMIPObjectStateIsRefusedNotReadAsDestroyed() async throws {
+        let store = try await Self.seededStore()
+        try await store.write { tx in
+            try tx.insertKMIPAdapter(KMIPAdapter(id: "ad1", instanceID: "i1", name: "adapter", description: nil, crkID: "k1",
+                                                 createdAt: epoch, createdBy: "op"))
+            try tx.saveKMIPObject(KMIPObject(id: "o1", adapterID: "ad1", state: .active, createdAt: epoch))
+        }
+        try await Self.tamper(store, "UPDATE kmip_objects SET state = 9 WHERE id = 'o1'")
+        let expected = StoreError.corruptRow(table: "kmip_objects", column: "state", value: "9")
+        await #expect(throws: expected) { try await store.read { tx in try tx.kmipObject(id: "o1", adapterID: "ad1") } }
+        // Lists select known states only: the unreadable object is in none of them (never shown as, say, active).
+        #expect(try await store.read { tx in
+            try tx.kmipObjects(adapterID: "ad1", states: Set(KMIPObjectState.allCases), limit: 10, offset: 0)
+        }.isEmpty)
+    }
+
     @Test func anUnknownNotificationStatusIsRefusedInCounts() async throws {
         let store = try await Self.seededStore()
         try await Self.tamper(store, "UPDATE notifications SET status = 'lost'")

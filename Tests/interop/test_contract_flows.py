@@ -150,7 +150,7 @@ def test_import_token_rings_dev_kmip_console():
     call("DELETE", "/api/v2/key_rings/flow-ring", 409)
     call("DELETE", "/api/v2/key_rings/default", 400)
     call("POST", "/api/v2/key_rings/default", 409)
-    call("GET", "/api/v2/kmip_adapters/a/kmip_objects/o", 501)
+    call("GET", "/api/v2/kmip_adapters/a/kmip_objects/o", 404)
     call("GET", "/api/v2/_dev/bus?service=cloud-object-storage", 200)
     call("POST", "/api/v2/_dev/bus", 200, json={"service": "cloud-object-storage", "delay": "90s", "partition": True, "clear": True})
     call("POST", "/api/v2/_dev/bus", 200, json={"service": "cloud-object-storage", "clear": True})

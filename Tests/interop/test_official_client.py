@@ -15,6 +15,8 @@ import requests
 from ibm_cloud_sdk_core import ApiException
 from ibm_cloud_sdk_core.authenticators import BearerTokenAuthenticator
 from keyprotect import IbmKeyProtectApiV2
+from keyprotect.ibm_key_protect_api_v2 import (CollectionMetadata, CreateKMIPAdapterObject, CreateKMIPClientCertificateObject,
+                                              KMIPProfileDataBodyKMIPProfileDataNative)
 
 URL = os.environ["KEYRELAY_URL"]
 TOKEN = os.environ["KEYRELAY_TOKEN"]
@@ -239,3 +241,92 @@ def test_sync_cooldown(kp):
 
     advance("1h 1s")
     assert kp.sync_associated_resources(root["id"], INSTANCE).get_status_code() == 204
+
+
+# A self-signed P-256 client certificate valid from 2026-12-01 to 2036-11-28.
+KMIP_CERTIFICATE = """-----BEGIN CERTIFICATE-----
+MIIBnjCCAUOgAwIBAgIUea6pD1c3suLSoa8Nk6aGNp/AgrwwCgYIKoZIzj0EAwIw
+JDEiMCAGA1UEAwwZa2V5cmVsYXkta21pcC10ZXN0LWNsaWVudDAeFw0yNjEyMDEx
+MTMyMjVaFw0zNjExMjgxMTMyMjVaMCQxIjAgBgNVBAMMGWtleXJlbGF5LWttaXAt
+dGVzdC1jbGllbnQwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARgR/dVKEi9MGn+
+YwU8cIfJ1PY8QI6ChcOluP1me7RHXUU9dOygMcjTvDf0GuA+Y8hqpgOPx0hibPCC
+EF9/dWWXo1MwUTAdBgNVHQ4EFgQUiTHJ6sUPKYdbAXm84ejgCWQ8WzYwHwYDVR0j
+BBgwFoAUiTHJ6sUPKYdbAXm84ejgCWQ8WzYwDwYDVR0TAQH/BAUwAwEB/zAKBggq
+hkjOPQQDAgNJADBGAiEAsmkA3dXWsriG+trFfzfLE5LFbKMPuK1XQ0eef140eI0C
+IQCjBvg/cmGkP4D1weWh4+ce74QLqjG1YxvlvaCTAMoJQA==
+-----END CERTIFICATE-----
+"""
+KMIP_ADAPTER = "application/vnd.ibm.kms.kmip_adapter+json"
+KMIP_CERT = "application/vnd.ibm.kms.kmip_client_certificate+json"
+
+
+def test_kmip_adapter_management(kp):
+    """All eleven KMIP management operations through the client's own methods and models (reference §1.5)."""
+    root = create(kp, "interop-kmip-root")
+
+    # create_kmip_adapter: application/json in and out, 201.
+    created = kp.create_kmip_adapter(
+        INSTANCE, CollectionMetadata(KMIP_ADAPTER, 1),
+        [CreateKMIPAdapterObject("native_1.0", name="interop-adapter", description="KeyRelay interop",
+                                 profile_data=KMIPProfileDataBodyKMIPProfileDataNative(root["id"]))])
+    assert created.get_status_code() == 201
+    adapter = created.get_result()["resources"][0]
+    assert adapter["name"] == "interop-adapter" and adapter["profile"] == "native_1.0"
+    assert adapter["profile_data"] == {"crk_id": root["id"]}
+
+    # get_kmip_adapters, with the root-key filter and the total.
+    listed = kp.get_kmip_adapters(INSTANCE, total_count=True, crk_id=root["id"], limit=10, offset=0).get_result()
+    assert listed["metadata"]["collectionType"] == KMIP_ADAPTER and listed["metadata"]["totalCount"] == 1
+    assert [a["id"] for a in listed["resources"]] == [adapter["id"]]
+
+    # get_kmip_adapter, by id and by name.
+    assert kp.get_kmip_adapter(adapter["id"], INSTANCE).get_result()["resources"][0]["id"] == adapter["id"]
+    assert kp.get_kmip_adapter("interop-adapter", INSTANCE).get_result()["resources"][0]["id"] == adapter["id"]
+
+    # add_kmip_client_certificate: a vendor media type, so the client hands back the raw response and callers .json() it.
+    added = kp.add_kmip_client_certificate(
+        adapter["id"], INSTANCE, CollectionMetadata(KMIP_CERT, 1),
+        [CreateKMIPClientCertificateObject(KMIP_CERTIFICATE, name="interop-cert")])
+    assert added.get_status_code() == 201
+    raw = added.get_result()
+    assert isinstance(raw, requests.Response) and raw.headers["Content-Type"].startswith(KMIP_CERT)
+    certificate = raw.json()["resources"][0]
+    assert certificate["name"] == "interop-cert" and certificate["certificate"] == KMIP_CERTIFICATE
+
+    with pytest.raises(ApiException) as bad_pem:
+        kp.add_kmip_client_certificate(adapter["id"], INSTANCE, CollectionMetadata(KMIP_CERT, 1),
+                                       [CreateKMIPClientCertificateObject("not a certificate", name="bad-cert")])
+    assert bad_pem.value.status_code == 400 and reason(bad_pem.value) == "INVALID_FIELD_ERR"
+
+    # get_kmip_client_certificates (without the PEM) and get_kmip_client_certificate (with it), by id and by name.
+    certificates = kp.get_kmip_client_certificates(adapter["id"], INSTANCE, total_count=True).get_result()
+    assert certificates["metadata"]["totalCount"] == 1 and "certificate" not in certificates["resources"][0]
+    got = kp.get_kmip_client_certificate(adapter["id"], certificate["id"], INSTANCE).get_result()["resources"][0]
+    assert got["certificate"] == KMIP_CERTIFICATE
+    assert kp.get_kmip_client_certificate("interop-adapter", "interop-cert", INSTANCE).get_result()["resources"][0]["id"] == certificate["id"]
+
+    # get_kmip_objects (empty: KeyRelay has no KMIP endpoint), with and without a state filter; get/delete of an
+    # object that does not exist.
+    objects = kp.get_kmip_objects(adapter["id"], INSTANCE, total_count=True).get_result()
+    assert objects["metadata"] == {"collectionType": "application/vnd.ibm.kms.kmip_object+json", "collectionTotal": 0, "totalCount": 0}
+    assert kp.get_kmip_objects(adapter["id"], INSTANCE, state=[2, 3], limit=5).get_result()["resources"] == []
+    missing = str(uuid.uuid4())
+    with pytest.raises(ApiException) as no_object:
+        kp.get_kmip_object(adapter["id"], missing, INSTANCE)
+    assert no_object.value.status_code == 404 and reason(no_object.value) == "NOT_FOUND_ERR"
+    with pytest.raises(ApiException) as no_delete:
+        kp.delete_kmip_object(adapter["id"], INSTANCE, missing, force=True)
+    assert no_delete.value.status_code == 404
+
+    # The adapter holds its root key: not even a forced delete goes through.
+    with pytest.raises(ApiException) as held:
+        kp.delete_key(root["id"], INSTANCE, force=True)
+    assert held.value.status_code == 409 and reason(held.value) == "PROTECTED_RESOURCE_ERR"
+
+    # delete_kmip_client_certificate and delete_kmip_adapter: 204.
+    assert kp.delete_kmip_client_certificate(adapter["id"], certificate["id"], INSTANCE).get_status_code() == 204
+    assert kp.delete_kmip_adapter("interop-adapter", INSTANCE).get_status_code() == 204
+    with pytest.raises(ApiException) as gone:
+        kp.get_kmip_adapter(adapter["id"], INSTANCE)
+    assert gone.value.status_code == 404
+    assert kp.delete_key(root["id"], INSTANCE).get_status_code() in (200, 204)

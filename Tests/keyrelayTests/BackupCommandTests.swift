@@ -36,6 +36,6 @@ struct BackupCommandTests {
         let wrongKey = try run(["key", "list", "--db", copy], environment: ["KEYRELAY_MASTER_KEY": Data(repeating: 8, count: 32).base64EncodedString()])
         #expect(wrongKey.status == 1 && wrongKey.stderr.contains("UNAUTHORIZED_ERR"))
         let nowhere = try run(["backup", "--db", db, "--to", "/nonexistent-dir/copy.sqlite"], environment: env)
-        #expect(nowhere.stderr == "error: --to: Cannot create '/nonexistent-dir/copy.sqlite': no such file or directory\n", "\(nowhere.stderr)")
+        #expect(nowhere.stderr == "error: BAD_BODY_ERR (400): --to: Cannot create '/nonexistent-dir/copy.sqlite': no such file or directory\n", "\(nowhere.stderr)")
     }
 }

@@ -28,7 +28,7 @@ struct DeadEndTests {
         for command in commands {
             let output = try run(command + ["--db", typo], environment: env)
             #expect(output.status == 1, "\(command): \(output.stderr)")
-            #expect(output.stderr == "error: --db \(typo): There is no KeyRelay database at '\(typo)' (it was not created: only a command that creates keys creates a database)\n",
+            #expect(output.stderr == "error: BAD_BODY_ERR (400): --db \(typo): There is no KeyRelay database at '\(typo)' (it was not created: only a command that creates keys creates a database)\n",
                     "\(command): \(output.stderr)")
             #expect(!FileManager.default.fileExists(atPath: typo), "\(command) created \(typo)")
         }

@@ -59,7 +59,7 @@ struct ReadmeStoryTests {
             ("keyrelay status", 0, ["1 drifted registration(s)", "notifications: 1 pending", "keyrelay deliver"]),
             ("keyrelay key sync orders --clock-offset 4h", 0, ["sync accepted: 1 notification(s) of state destroyed"]),
             ("keyrelay deliver --clock-offset 4h", 0, ["delete", "sync", "delivered", "0 pending, 0 sent, 2 acknowledged, 0 dead"]),
-            ("keyrelay resource bucket get invoices", 1, ["error: Access denied to 'invoices': key deleted"]),
+            ("keyrelay resource bucket get invoices", 1, ["error: FEATURE_RESTRICTED_ERR (403): Access denied to 'invoices': key deleted"]),
             ("keyrelay key sync orders --clock-offset 4h", 1, ["REQ_TOO_EARLY_ERR (409)"]),
             ("keyrelay events --key orders", 0, ["com.ibm.kms.key.create", "com.ibm.kms.key.delete", "com.ibm.kms.key.sync"]),
         ]

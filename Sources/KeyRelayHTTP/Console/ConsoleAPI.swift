@@ -6,25 +6,28 @@ import KeyRelayBus
 
 /// KeyRelay-extension JSON endpoints the web console reads (under `/api/v2/_keyrelay/`): what Key Protect's API
 /// does not give — registration counts, acknowledgements, drift, deliveries, and what each key accepts now (so the
-/// console keeps no copy of any rule). They use the same bearer-token authentication, `Bluemix-Instance` scoping
-/// and permissions as the rest of the API (``AccessPermission/read``), and the same error bodies: every refusal is
-/// a `KeyRelayError`. Each handler is one engine query; the shapes are ``ConsoleJSON``. Documented in
-/// `docs/console.md`.
+/// console keeps no copy of any rule). They sit in the API's permission groups (``AccessPermission/read``), so
+/// the same middleware authenticates them and fills ``KeyRelayRequestContext/caller`` — `Bluemix-Instance` and the
+/// `X-Kms-Key-Ring` scope included, which the engine enforces — and every refusal is the same `KeyRelayError`
+/// body. Each handler is one engine query; the shapes are ``ConsoleJSON``. Documented in `docs/console.md`.
 extension KeyProtectAPI {
     /// Adds the `/api/v2/_keyrelay/…` read endpoints, and the dev bus-fault endpoints on a dev clock.
-    func addConsoleAPIRoutes<Context: Hummingbird.RequestContext>(to router: Router<Context>) {
+    func addConsoleAPIRoutes(to router: Router<KeyRelayRequestContext>) {
         let api = self
-        router.get("/api/v2/_keyrelay/keys/overview") { request, _ in try await api.consoleOverview(request) }
-        router.get("/api/v2/_keyrelay/keys/{id}/associations") { request, context in
-            try await api.consoleAssociations(request, id: try context.parameters.require("id"))
+        let read = group(router, .read)
+        read.get("/api/v2/_keyrelay/keys/overview") { request, context in try await api.consoleOverview(request, context) }
+        read.get("/api/v2/_keyrelay/keys/{id}/associations") { request, context in
+            try await api.consoleAssociations(request, context, id: try context.parameters.require("id"))
         }
-        router.get("/api/v2/_keyrelay/keys/{id}/events") { request, context in
-            try await api.consoleEvents(request, id: try context.parameters.require("id"))
+        read.get("/api/v2/_keyrelay/keys/{id}/events") { request, context in
+            try await api.consoleEvents(request, context, id: try context.parameters.require("id"))
         }
         // Bus fault injection (KeyRelay dev extension): only on a dev clock, with the bus dispatcher.
         if devClock != nil, let bus = (background as? DispatcherBackground)?.dispatcher.bus {
-            router.get("/api/v2/_dev/bus") { request, _ in try api.readBusFaults(request, bus: bus) }
-            router.post("/api/v2/_dev/bus") { request, context in try await api.changeBusFaults(request, context: context, bus: bus) }
+            group(router, .read, instance: false).get("/api/v2/_dev/bus") { request, _ in try api.readBusFaults(request, bus: bus) }
+            group(router, .manage, instance: false).post("/api/v2/_dev/bus") { request, context in
+                try await api.changeBusFaults(request, context: context, bus: bus)
+            }
         }
     }
 
@@ -32,16 +35,15 @@ extension KeyProtectAPI {
     ///
     /// Query: `state` (Key Protect's list, default 1,2,3), `destroyedWithDrift=true` (also destroyed keys whose
     /// resources have not acknowledged the delete), `limit` (1–1000, default 25), `offset`.
-    func consoleOverview(_ request: Request) async throws -> Response {
+    func consoleOverview(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
         let op = "Key overview could not be retrieved"
-        let caller = try authorize(request, .read)
         let query = Query(request: request, operation: op)
         var keys = KeyQuery()
         if let states = try query.states() { keys.states = states }
         keys.limit = try query.int("limit", default: 25)
         keys.offset = try query.int("offset", default: 0)
         let page = try await engine.keyOverviews(keys, includingDestroyedWithDrift: try query.bool("destroyedWithDrift") ?? false,
-                                                 context: caller.context)
+                                                 context: try context.caller)
         let resources = page.items.map(ConsoleJSON.Overview.init)
         return try ConsoleJSON.response(ConsoleJSON.OverviewPage(
             metadata: .init(collectionTotal: resources.count, totalCount: page.total, now: now), resources: resources))
@@ -49,12 +51,11 @@ extension KeyProtectAPI {
 
     /// A key's registrations with their last acknowledgement and drift, the server's clock, and what the key
     /// accepts now (sync included, with the instant it is allowed from).
-    func consoleAssociations(_ request: Request, id: String) async throws -> Response {
+    func consoleAssociations(_ request: Request, _ context: KeyRelayRequestContext, id: String) async throws -> Response {
         let op = "Associated resources could not be retrieved"
-        let caller = try authorize(request, .read)
         let query = Query(request: request, operation: op)
         let answer = try await engine.associations(keyID: id, limit: try query.int("limit", default: 50),
-                                                   offset: try query.int("offset", default: 0), context: caller.context)
+                                                   offset: try query.int("offset", default: 0), context: try context.caller)
         let overview = answer.overview
         let rows = answer.registrations.items.map(ConsoleJSON.Association.init)
         return try ConsoleJSON.response(ConsoleJSON.AssociationsPage(
@@ -64,13 +65,12 @@ extension KeyProtectAPI {
 
     /// A key's lifecycle events, newest first, each with its deliveries (one per associated resource).
     /// Query: `limit` (1–1000, default 50), `offset`.
-    func consoleEvents(_ request: Request, id: String) async throws -> Response {
+    func consoleEvents(_ request: Request, _ context: KeyRelayRequestContext, id: String) async throws -> Response {
         let op = "Key events could not be retrieved"
-        let caller = try authorize(request, .read)
         let query = Query(request: request, operation: op)
         let limit = try query.int("limit", default: 50)
         let offset = try query.int("offset", default: 0)
-        let answer = try await engine.eventsWithDeliveries(keyID: id, limit: limit, offset: offset, context: caller.context)
+        let answer = try await engine.eventsWithDeliveries(keyID: id, limit: limit, offset: offset, context: try context.caller)
         let key = answer.key
         let events = answer.events.items.map(ConsoleJSON.Event.init)
         return try ConsoleJSON.response(ConsoleJSON.EventsPage(
@@ -83,7 +83,6 @@ extension KeyProtectAPI {
 
     func readBusFaults(_ request: Request, bus: ServiceBus) throws -> Response {
         let op = "Bus faults could not be read"
-        _ = try authorize(request, .read, instance: false)
         guard let service = Query(request: request, operation: op).string("service"), !service.isEmpty else {
             throw KeyRelayError(.invalidQueryParam, "The query_param 'service' must be: a service name such as cloud-object-storage",
                                 operation: op, target: ErrorTarget(.queryParam, "service"))
@@ -98,9 +97,8 @@ extension KeyProtectAPI {
 
     /// `{"service": "cloud-object-storage", "dropNext": 1}`; also `failNext`, `duplicateNext`, `delay` ("30s"),
     /// `partition` (true/false) and `clear` (true: remove every fault first).
-    func changeBusFaults<Context: Hummingbird.RequestContext>(_ request: Request, context: Context, bus: ServiceBus) async throws -> Response {
+    func changeBusFaults(_ request: Request, context: KeyRelayRequestContext, bus: ServiceBus) async throws -> Response {
         let op = "Bus faults could not be changed"
-        _ = try authorize(request, .manage, instance: false)
         var request = request
         let buffer = try await request.collectBody(upTo: context.maxUploadSize)
         guard buffer.readableBytes > 0 else { throw KeyRelayError(.noBody, "Missing body in request", operation: op) }

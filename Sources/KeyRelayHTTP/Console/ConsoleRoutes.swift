@@ -16,10 +16,11 @@ public enum ConsoleRoutes {
     /// Adds the console pages (`/ui`, `/ui/keys`, `/ui/keys/{id}/resources`, `/ui/keys/{id}/events`), their
     /// assets (`/ui/assets/…`, by Hummingbird's FileMiddleware over the embedded files) and the console's
     /// KeyRelay-extension endpoints (`/api/v2/_keyrelay/…`, plus `/api/v2/_dev/bus` when the API runs on a dev
-    /// clock with a bus) to `router`. Every `/ui` answer carries the console's content security policy.
-    public static func add<Context: Hummingbird.RequestContext>(to router: Router<Context>, api: KeyProtectAPI) {
+    /// clock with a bus) to `router`. Every `/ui` answer carries the console's content security policy. The
+    /// endpoints are authenticated by the router's middleware, as the API is (``KeyProtectAPI/makeRouter()``).
+    public static func add(to router: Router<KeyRelayRequestContext>, api: KeyProtectAPI) {
         api.addConsoleAPIRoutes(to: router)
-        router.addMiddleware { ConsoleMiddleware<Context>() }
+        router.addMiddleware { ConsoleMiddleware<KeyRelayRequestContext>() }
         let pages = ConsolePages.shared
         router.get("/ui") { _, _ in Response.redirect(to: "/ui/keys", type: .found) }
         router.get("/ui/keys") { _, _ in pages.response(.keys) }
