@@ -107,7 +107,7 @@ public struct AuditEvent: Codable, Sendable, Equatable {
 // MARK: - Route → action, in one table
 
 /// Key Protect's Activity Tracker action for each audited route (method + route template). Routes outside the
-/// table (the console's pages and views, `_dev`, `_sim`, KMIP) are not audited.
+/// table (the console's pages and views, `_dev`, `_sim`) are not audited.
 public enum AuditActions {
     /// `(method, route template) → action`.
     public static let table: [String: String] = [
@@ -153,6 +153,17 @@ public enum AuditActions {
         "GET /api/v2/instance/allowed_ip_port": "kms.instance-allowed-ip-port.read",
         "POST /api/v2/import_token": "kms.import-token.create",
         "GET /api/v2/import_token": "kms.import-token.read",
+        "GET /api/v2/kmip_adapters": "kms.kmip-management.list",
+        "POST /api/v2/kmip_adapters": "kms.kmip-management.create",
+        "GET /api/v2/kmip_adapters/{adapter}": "kms.kmip-management.read",
+        "DELETE /api/v2/kmip_adapters/{adapter}": "kms.kmip-management.delete",
+        "GET /api/v2/kmip_adapters/{adapter}/kmip_objects": "kms.kmip-management.list",
+        "GET /api/v2/kmip_adapters/{adapter}/kmip_objects/{id}": "kms.kmip-management.read",
+        "DELETE /api/v2/kmip_adapters/{adapter}/kmip_objects/{id}": "kms.kmip-management.delete",
+        "GET /api/v2/kmip_adapters/{adapter}/certificates": "kms.kmip-management.list",
+        "POST /api/v2/kmip_adapters/{adapter}/certificates": "kms.kmip-management.create",
+        "GET /api/v2/kmip_adapters/{adapter}/certificates/{id}": "kms.kmip-management.read",
+        "DELETE /api/v2/kmip_adapters/{adapter}/certificates/{id}": "kms.kmip-management.delete",
     ]
 
     /// The deprecated `POST /api/v2/keys/{id}?action=…`: the action named by the query.

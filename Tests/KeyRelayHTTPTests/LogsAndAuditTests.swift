@@ -287,6 +287,7 @@ struct LogsAndAuditTests {
         #expect(AuditActions.action(method: .delete, route: "/api/v2/keys/{id}") == "kms.secrets.delete")
         #expect(AuditActions.action(method: .post, route: "/api/v2/keys/{id}", query: "restore") == "kms.secrets.restore")
         #expect(AuditActions.action(method: .post, route: "/api/v2/keys/{id}", query: "bogus") == "kms.secrets.default")
+        #expect(AuditActions.action(method: .delete, route: "/api/v2/kmip_adapters/{adapter}") == "kms.kmip-management.delete")
         #expect(AuditActions.action(method: .get, route: "/ui/keys") == nil)
         #expect(AuditActions.action(method: .get, route: nil) == nil)
         #expect(AuditActions.severity(action: "kms.secrets.delete", status: 200) == "critical")
