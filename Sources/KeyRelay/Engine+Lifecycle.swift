@@ -78,6 +78,7 @@ extension KeyRelayEngine {
         }
         let sealed = try vault.seal(material, keyID: keyID, versionID: versionID)
         let ids = ids
+        let rules = rules
         let maxAliases = configuration.lifecycle.maxAliasesPerKey
         return try await countedWrite("create") { tx in
             try tx.ensureInstance(context.instanceID, at: now)
@@ -103,7 +104,8 @@ extension KeyRelayEngine {
                           imported: spec.payload != nil, creationDate: now, createdBy: context.principal,
                           expirationDate: spec.expirationDate, currentVersion: version,
                           dualAuthDelete: DualAuthDelete(enabled: spec.dualAuthDelete ?? instanceDualAuth),
-                          rotation: spec.extractable ? nil : spec.rotation)
+                          rotation: rules.rotationPolicy(forNewKey: spec.rotation, extractable: spec.extractable,
+                                                         instancePolicy: Self.instanceRotationPolicy(policies)))
             if key.dualAuthDelete.enabled {
                 key.dualAuthStamp = PolicyStamp(createdBy: context.principal, creationDate: now, updatedBy: context.principal, lastUpdateDate: now)
             }
@@ -168,6 +170,14 @@ extension KeyRelayEngine {
                                     target: ErrorTarget(.field, "interval_month"))
             }
         }
+    }
+
+    /// The instance's `rotation` policy as a key rotation policy (`policy_data.attributes.interval_month`), if set.
+    static func instanceRotationPolicy(_ policies: [InstancePolicy]) -> RotationPolicy? {
+        guard let policy = policies.first(where: { $0.policyType == "rotation" }) else { return nil }
+        let attributes = (policy.attributesJSON.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]) ?? [:]
+        guard let months = attributes["interval_month"] as? Int else { return nil }
+        return RotationPolicy(enabled: policy.enabled, intervalMonth: months)
     }
 
     /// Enforces a `keyCreateImportAccess` instance policy, if one is enabled.

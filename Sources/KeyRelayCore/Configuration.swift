@@ -17,6 +17,9 @@ public struct LifecycleConfiguration: Sendable, Equatable, Codable {
     public var dualAuthValidity: TimeInterval = 7 * 86400
     /// Destroyed keys become eligible for automatic purge after this. Key Protect: 90 days.
     public var autoPurgeAfter: TimeInterval = 90 * 86400
+    /// The month of a rotation policy's `interval_month`: a policy of N months rotates N × this after the key's
+    /// last rotation (or its creation). Key Protect: 30 days.
+    public var rotationPolicyMonth: TimeInterval = 30 * 86400
     /// An adopter must acknowledge a notification within this window. Key Protect: 4 hours.
     public var acknowledgementWindow: TimeInterval = 4 * 3600
     /// Maximum aliases per key. Key Protect: 5.

@@ -524,6 +524,24 @@ struct SQLiteTransaction: StorageTransaction {
                          arguments: [date.storageMilliseconds, limit]).map(KeyRow.decode)
     }
 
+    func keysDueForPolicyRotation(at date: Date, month: TimeInterval, limit: Int) throws -> [Key] {
+        // The partial index keys_rotation_policy holds exactly the candidates (enabled policy, active generated
+        // root key): the due instant is computed on those rows only.
+        let due = "COALESCE(k.last_rotate_at, k.created_at) + k.rotation_interval * ?"
+        let monthMilliseconds = Int64((month * 1000).rounded())
+        return try Row.fetchAll(db, cachedSQL: """
+            SELECT \(keyColumns) FROM keys k INDEXED BY keys_rotation_policy
+            WHERE k.rotation_enabled = 1 AND k.state = 1 AND k.extractable = 0 AND k.imported = 0
+              AND \(due) <= ?
+            ORDER BY \(due), k.id LIMIT ?
+            """, arguments: [monthMilliseconds, date.storageMilliseconds, monthMilliseconds, limit]).map(KeyRow.decode)
+    }
+
+    func destroyedKeys(deletedAtOrBefore date: Date, limit: Int) throws -> [Key] {
+        try Row.fetchAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 5 AND k.deleted_at <= ? ORDER BY k.deleted_at, k.id LIMIT ?",
+                         arguments: [date.storageMilliseconds, limit]).map(KeyRow.decode)
+    }
+
     func aliases(keyID: String) throws -> [AliasRecord] {
         try Row.fetchAll(db, cachedSQL: "SELECT alias, key_id, created_at, created_by FROM aliases WHERE key_id = ? ORDER BY created_at, alias",
                          arguments: [keyID]).map {

@@ -38,6 +38,13 @@ public protocol StorageReader {
     func countKeys(instanceID: String, query: KeyQuery) throws -> Int
     /// Active keys whose expiration date is at or before `date`.
     func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key]
+    /// Active, generated (not imported) root keys with an enabled rotation policy whose next policy rotation —
+    /// `interval_month × month` after the last rotation, or after creation — is at or before `date`, earliest
+    /// first (ties by id). Pass `.distantFuture` with limit 1 for the next one.
+    func keysDueForPolicyRotation(at date: Date, month: TimeInterval, limit: Int) throws -> [Key]
+    /// Destroyed keys deleted at or before `date`, earliest deletion first (ties by id): the automatic purge's
+    /// candidates. Pass `.distantFuture` with limit 1 for the earliest deletion.
+    func destroyedKeys(deletedAtOrBefore date: Date, limit: Int) throws -> [Key]
     func aliases(keyID: String) throws -> [AliasRecord]
     /// Versions newest first.
     func versions(keyID: String, limit: Int, offset: Int) throws -> [KeyVersion]
