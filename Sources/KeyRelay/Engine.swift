@@ -96,8 +96,11 @@ public actor KeyRelayEngine {
 // MARK: - Shared command plumbing
 
 extension KeyRelayEngine {
+    /// Key Protect's answer for a key that is not there (never was, another instance's, or purged): whatever the
+    /// request, the lookup is what failed ("Not Found: Key could not be retrieved", message "key does not exist").
     static func notFound(_ reference: String, operation: String = "Key could not be retrieved") -> KeyRelayError {
-        KeyRelayError(.keyNotFound, "Key does not exist: no key with id or alias '\(reference)' in this instance", operation: operation)
+        KeyRelayError(.keyNotFound, "key does not exist", operation: "Key could not be retrieved",
+                      hint: "no key with id or alias '\(reference)' in this instance")
     }
 
     /// Resolves an id or an alias to a key of the caller's instance.

@@ -117,7 +117,7 @@ enum ConsoleJSON {
         init(_ overview: KeyOverview) {
             keyId = overview.key.id
             key = KeySummary(overview)
-            registrations = overview.registrations.count
+            registrations = overview.registrations.total
             preventingDeletion = overview.registrations.preventingDeletion
             drifted = overview.drifted
             driftSince = overview.driftSince
