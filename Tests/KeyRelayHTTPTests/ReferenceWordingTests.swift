@@ -157,6 +157,10 @@ import Testing
             let dual: [String: Any] = ["type": MediaTypes.policy, "dualAuthDelete": ["enabled": true]]
             Self.expect(try await h.call(.put, "/api/v2/keys/\(id)/policies?policy=rotation", json: Harness.envelope(MediaTypes.policy, [dual])),
                         400, "BODY_QUERY_PARAM_MISMATCH_ERR", message: "Data in body does not match data required by query parameter")
+            let twice: [String: Any] = ["policy_type": "dualAuthDelete", "policy_data": ["enabled": false]]
+            Self.expect(try await h.call(.put, "/api/v2/instance/policies?policy=dualAuthDelete", json: Harness.envelope(MediaTypes.policy, [twice, twice])),
+                        400, "NUM_COLLECTION_RESOURCE_ERR",
+                        message: "Only a single instance policy may be created per query parameter: Please pass single resource object")
             let access: [String: Any] = ["policy_type": "keyCreateImportAccess",
                                          "policy_data": ["enabled": true, "attributes": ["create_root_key": false]]]
             #expect(try await h.call(.put, "/api/v2/instance/policies?policy=keyCreateImportAccess",
@@ -187,6 +191,17 @@ import Testing
 
     @Test func registrationRefusals() async throws {
         try await Harness.run { h in
+            let rotated = try #require(try await h.createKey("versions")["id"] as? String)
+            #expect(try await h.register(rotated, bucket: "v").status == .created)
+            let first = try #require((try await h.call(.get, "/api/v2/keys/\(rotated)").first["keyVersion"] as? [String: Any])?["id"] as? String)
+            #expect(try await h.call(.post, "/api/v2/keys/\(rotated)/actions/rotate", json: [:]).status == .noContent)
+            let crn = Harness.encode(Harness.bucketCRN("v"))
+            let latest = try #require((try await h.call(.get, "/api/v2/keys/\(rotated)").first["keyVersion"] as? [String: Any])?["id"] as? String)
+            #expect(try await h.call(.patch, "/api/v2/keys/\(rotated)/registrations/\(crn)",
+                                     json: Harness.envelope(MediaTypes.registrationInput, [["keyVersionId": latest]]), token: Tokens.service).status == .ok)
+            Self.expect(try await h.call(.patch, "/api/v2/keys/\(rotated)/registrations/\(crn)",
+                                         json: Harness.envelope(MediaTypes.registrationInput, [["keyVersionId": first]]), token: Tokens.service),
+                        422, "KEY_VERSION_INVALID", message: "This request requires that the key version is later than current registration key version")
             let standard = try #require(try await h.createKey("standard", extractable: true)["id"] as? String)
             Self.expect(try await h.register(standard, bucket: "std"), 422, "KEY_ROOT_REQ_REG_ERR",
                         message: "Requested action can only be completed with a root key")
