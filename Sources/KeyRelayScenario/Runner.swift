@@ -146,8 +146,9 @@ final class Execution {
         var summary: String {
             switch self {
             case .success(let status): status.map { "success (\($0))" } ?? "success"
-            case .failure(let status, let code, let message, _):
+            case .failure(let status, let code, let message, let hint):
                 [status.map(String.init), code].compactMap { $0 }.joined(separator: " ") + ": " + message
+                    + (hint.map { " (hint: \($0))" } ?? "")
             }
         }
     }
