@@ -210,7 +210,7 @@ struct DeletePurgeRuleTests {
         if let error = caught({ _ = try rules.delete(makeKey(), at: t0, by: "op", force: false, registrations: one) }) {
             #expect(error.code == .protectedResource)
             #expect(error.target == ErrorTarget(.queryParam, "force"))
-            #expect(error.message.hasPrefix("Key is protecting one or more cloud resources"))
+            #expect(error.message == "Key is protecting one or more cloud resources")
         }
         _ = try rules.delete(makeKey(), at: t0, by: "op", force: true, registrations: one)
     }
@@ -226,7 +226,7 @@ struct DeletePurgeRuleTests {
         let deleted = try rules.delete(makeKey(), at: t0, by: "op", force: false, registrations: none)
         if let error = caught({ try rules.checkPurge(deleted, at: t0.addingTimeInterval(4 * 3600 - 1)) }) {
             #expect(error.code == .requestTooEarly)
-            #expect(error.message.hasPrefix("The key was updated recently: Please wait and try again: Purge operation is allowed 4h0m0s after key is deleted"))
+            #expect(error.message == "The key was updated recently: Please wait and try again: Purge operation is allowed 4h0m0s after key is deleted")
             #expect(error.operation == "Key could not be purged")
             #expect(error.earliestAllowed == t0.addingTimeInterval(4 * 3600))
         }
