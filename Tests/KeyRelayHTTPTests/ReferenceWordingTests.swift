@@ -183,8 +183,9 @@ import Testing
             Self.expect(try await h.call(.delete, "/api/v2/keys/\(id)", token: Tokens.service), 403, "RESOURCE_OWNER_ERR",
                         message: "The resource(s) queried does not belong to the service",
                         errorMsg: Self.errorMsg("Forbidden", "Key could not be deleted", "RESOURCE_OWNER_ERR"))
-            let kmip = try await h.call(.get, "/api/v2/kmip_adapters")
-            Self.expect(kmip, 501, "FEATURE_RESTRICTED_ERR",
+            // What KeyRelay does not support (the deprecated registrations?action=deactivate) is 501 with this wording.
+            let deactivate = try await h.call(.post, "/api/v2/keys/\(id)/registrations?action=deactivate", json: [String: Any]())
+            Self.expect(deactivate, 501, "FEATURE_RESTRICTED_ERR",
                         message: "This action is not permitted on this resource: Please contact IBM Key Protect or open a service ticket to enable this feature")
         }
     }
