@@ -21,20 +21,28 @@ public struct RegistrationInput: Sendable, Equatable {
 extension KeyRelayEngine {
     static let registrationOp = "Registration could not be processed"
 
-    /// Registers a resource with a key (service-to-service create). The key must be an active root key.
+    /// Registers a resource with a key (service-to-service create). The key must be an active root key. A
+    /// registration whose protection a forced delete ended is registered again: it protects the key once more.
     @discardableResult
     public func register(keyID reference: String, resourceCRN: String, input: RegistrationInput = RegistrationInput(),
                          context: RequestContext) async throws -> Registration {
         try await saveRegistration(reference, resourceCRN: resourceCRN, context: context, mode: .create) { existing, key, now in
-            guard existing == nil else {
+            if let existing, existing.isProtecting {
                 throw KeyRelayError(.registrationExists, "A registration between this key and resource '\(resourceCRN)' already exists: replace (PUT) or update (PATCH) it instead",
                                     operation: Self.registrationOp)
             }
-            return try Self.newRegistration(key: key, crn: resourceCRN, input: input, context: context, now: now)
+            var next = try Self.newRegistration(key: key, crn: resourceCRN, input: input, context: context, now: now)
+            if let existing {
+                next.createdBy = existing.createdBy
+                next.creationDate = existing.creationDate
+                next.acknowledgement = existing.acknowledgement
+            }
+            return next
         }
     }
 
-    /// Replaces a registration (PUT): creates it, or overwrites every field.
+    /// Replaces a registration (PUT): creates it, or overwrites every field. A replaced registration protects the
+    /// key again if a forced delete had ended its protection.
     @discardableResult
     public func replaceRegistration(keyID reference: String, resourceCRN: String, input: RegistrationInput,
                                     context: RequestContext) async throws -> Registration {
@@ -49,7 +57,8 @@ extension KeyRelayEngine {
         }
     }
 
-    /// Updates some fields of a registration (PATCH).
+    /// Updates some fields of a registration (PATCH). An update does not register again: a registration whose
+    /// protection ended stays ended.
     @discardableResult
     public func updateRegistration(keyID reference: String, resourceCRN: String, input: RegistrationInput,
                                    context: RequestContext) async throws -> Registration {
@@ -68,10 +77,17 @@ extension KeyRelayEngine {
         }
     }
 
-    /// Removes a registration. Allowed in every key state (a service cleaning up after a deleted key).
+    /// Removes a registration: only while the key is active or suspended (422 `KEY_INVALID_STATE_ERR` otherwise,
+    /// as Key Protect). An adopter that acknowledges an event with `deleteRegistration` removes its registration in
+    /// any state.
     public func unregister(keyID reference: String, resourceCRN: String, context: RequestContext) async throws {
+        let now = now()
+        let rules = rules
+        let ids = ids
         try await storage.write { tx in
-            let key = try Self.resolve(reference, in: tx, context: context, operation: Self.registrationOp)
+            var key = try Self.resolve(reference, in: tx, context: context, operation: Self.registrationOp)
+            key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
+            try rules.checkRegistrationRemovable(key)
             guard try tx.deleteRegistration(keyID: key.id, resourceCRN: resourceCRN) else {
                 throw KeyRelayError(.registrationNotFound, "No registration between this key and resource '\(resourceCRN)' exists",
                                     operation: Self.registrationOp)

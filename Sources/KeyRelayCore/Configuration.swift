@@ -113,6 +113,13 @@ public enum Timestamp {
         style.format(Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)))
     }
 
+    /// Formats as Go's `time.Time.String()` of a UTC instant, to whole seconds (`2020-08-14 19:33:47 +0000 UTC`):
+    /// the form Key Protect writes dates in inside `errorMsg` lines.
+    public static func goStyle(_ date: Date) -> String {
+        let text = format(date) // 2020-08-14T19:33:47Z
+        return text.replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " +0000 UTC")
+    }
+
     /// The instants KeyRelay accepts from input: 1970-01-01T00:00:00Z through 9999-12-31T23:59:59Z. Within it
     /// every date converts to stored milliseconds and back, and formats as RFC 3339, without overflow.
     public static let range: ClosedRange<Date> = Date(timeIntervalSince1970: 0)...Date(timeIntervalSince1970: 253_402_300_799)

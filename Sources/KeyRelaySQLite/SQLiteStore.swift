@@ -171,8 +171,21 @@ private let keyColumns = """
 private let registrationColumns = """
     r.key_id, r.resource_crn, r.instance_id, r.service, r.description, r.metadata, r.prevent_key_deletion,
     r.key_version_id, r.key_version_created_at, r.created_by, r.created_at, r.updated_by, r.updated_at,
-    r.ack_event_id, r.ack_state, r.ack_key_version_id, r.ack_processed_at, r.ack_received_at
+    r.ack_event_id, r.ack_state, r.ack_key_version_id, r.ack_processed_at, r.ack_received_at, r.protection_ended_at
     """
+
+/// A registration summary of a group of rows: only the registrations that still protect their key count for the
+/// delete rule (`protecting`, `preventing`); `total` counts them all.
+private let summaryColumns = """
+    COALESCE(SUM(protection_ended_at IS NULL), 0) AS protecting,
+    COALESCE(SUM(prevent_key_deletion = 1 AND protection_ended_at IS NULL), 0) AS preventing, COUNT(*) AS total
+    """
+
+private func decodeSummary(_ row: Row) throws -> RegistrationSummary {
+    let r = StoredRow(row: row, table: "registrations")
+    return RegistrationSummary(count: try r.value("protecting"), preventingDeletion: try r.value("preventing"),
+                               total: try r.value("total"))
+}
 
 private let eventColumns = """
     e.seq, e.id, e.instance_id, e.key_id, e.key_seq, e.kind, e.key_state, e.version_id, e.version_created_at, e.at,
@@ -382,6 +395,9 @@ private func decodeRegistration(_ row: Row) throws -> Registration {
             eventID: eventID, adopterKeyState: try r.code("ack_state", as: AdopterKeyState.self),
             keyVersionID: try r.value("ack_key_version_id"),
             processedAt: try r.date("ack_processed_at"), receivedAt: try r.date("ack_received_at"))
+    }
+    if try r.value("protection_ended_at", as: Int64?.self) != nil {
+        registration.protectionEndedAt = try r.date("protection_ended_at")
     }
     return registration
 }
@@ -627,11 +643,10 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func registrationSummary(keyID: String) throws -> RegistrationSummary {
-        let row = try Row.fetchOne(db, cachedSQL: "SELECT COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations WHERE key_id = ?",
+        let row = try Row.fetchOne(db, cachedSQL: "SELECT \(summaryColumns) FROM registrations WHERE key_id = ?",
                                    arguments: [keyID])
         guard let row else { return RegistrationSummary(count: 0, preventingDeletion: 0) }
-        let r = StoredRow(row: row, table: "registrations")
-        return RegistrationSummary(count: try r.value("total"), preventingDeletion: try r.value("preventing"))
+        return try decodeSummary(row)
     }
 
     func event(id: String) throws -> LifecycleEvent? {
@@ -788,21 +803,28 @@ struct SQLiteTransaction: StorageTransaction {
         try db.execute(cachedSQL: """
             INSERT INTO registrations (key_id, resource_crn, instance_id, service, description, metadata, prevent_key_deletion,
                 key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at, ack_event_id, ack_state,
-                ack_key_version_id, ack_processed_at, ack_received_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ack_key_version_id, ack_processed_at, ack_received_at, protection_ended_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (key_id, resource_crn) DO UPDATE SET
                 description = excluded.description, metadata = excluded.metadata,
                 prevent_key_deletion = excluded.prevent_key_deletion, key_version_id = excluded.key_version_id,
                 key_version_created_at = excluded.key_version_created_at, updated_by = excluded.updated_by,
                 updated_at = excluded.updated_at, ack_event_id = excluded.ack_event_id, ack_state = excluded.ack_state,
                 ack_key_version_id = excluded.ack_key_version_id, ack_processed_at = excluded.ack_processed_at,
-                ack_received_at = excluded.ack_received_at
+                ack_received_at = excluded.ack_received_at, protection_ended_at = excluded.protection_ended_at
             """, arguments: [
                 r.keyID, r.resourceCRN, r.instanceID, r.serviceName, r.description, r.registrationMetadata,
                 r.preventKeyDeletion, r.keyVersion.id, ms(r.keyVersion.creationDate), r.createdBy, ms(r.creationDate),
                 r.updatedBy, ms(r.lastUpdated), r.acknowledgement?.eventID, r.acknowledgement?.adopterKeyState.rawValue,
                 r.acknowledgement?.keyVersionID, ms(r.acknowledgement?.processedAt), ms(r.acknowledgement?.receivedAt),
+                ms(r.protectionEndedAt),
             ])
+    }
+
+    func endRegistrationProtection(keyID: String, at date: Date) throws -> Int {
+        try db.execute(cachedSQL: "UPDATE registrations SET protection_ended_at = ? WHERE key_id = ? AND protection_ended_at IS NULL",
+                       arguments: [date.storageMilliseconds, keyID])
+        return db.changesCount
     }
 
     func deleteRegistration(keyID: String, resourceCRN: String) throws -> Bool {
@@ -885,14 +907,13 @@ extension SQLiteTransaction {
     func registrationSummaries(keyIDs: [String]) throws -> [String: RegistrationSummary] {
         guard !keyIDs.isEmpty else { return [:] }
         let rows = try Row.fetchAll(db, cachedSQL: """
-            SELECT key_id, COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations
+            SELECT key_id, \(summaryColumns) FROM registrations
             WHERE key_id IN (SELECT value FROM json_each(?)) GROUP BY key_id
             """, arguments: [try jsonArray(keyIDs)])
         var summaries: [String: RegistrationSummary] = [:]
         for row in rows {
             let r = StoredRow(row: row, table: "registrations")
-            summaries[try r.value("key_id", as: String.self)] = RegistrationSummary(count: try r.value("total"),
-                                                                                   preventingDeletion: try r.value("preventing"))
+            summaries[try r.value("key_id", as: String.self)] = try decodeSummary(row)
         }
         return summaries
     }

@@ -57,6 +57,8 @@ public protocol StorageReader {
     func countRegistrations(instanceID: String, keyID: String?, filter: RegistrationFilter) throws -> Int
     /// Streams every registration of a key, without loading them all.
     func forEachRegistration(keyID: String, _ body: (Registration) throws -> Void) throws
+    /// The key's registrations as the delete rule sees them: `count` and `preventingDeletion` count only the
+    /// registrations that still protect the key; `total` counts them all.
     func registrationSummary(keyID: String) throws -> RegistrationSummary
     func event(id: String) throws -> LifecycleEvent?
     func events(instanceID: String?, keyID: String?, after sequence: Int64, limit: Int) throws -> [LifecycleEvent]
@@ -76,7 +78,8 @@ public protocol StorageReader {
     // Overview queries: one statement per page of keys or events, never one per key (the engine's status, drift
     // and console views). Every list argument is one page, so each answer is bounded by the caller's page size.
 
-    /// Registration counts of each of `keyIDs`; a key without registrations is absent.
+    /// Registration counts of each of `keyIDs` (as ``registrationSummary(keyID:)``); a key without registrations is
+    /// absent.
     func registrationSummaries(keyIDs: [String]) throws -> [String: RegistrationSummary]
     /// Notification counts by status of each of `keyIDs`; a key without notifications is absent.
     func deliveryCounts(keyIDs: [String]) throws -> [String: DeliveryCounts]
@@ -122,6 +125,9 @@ public protocol StorageTransaction: StorageReader {
     func moveKeys(instanceID: String, fromRing: String, toRing: String) throws
     func upsertRegistration(_ registration: Registration) throws
     func deleteRegistration(keyID: String, resourceCRN: String) throws -> Bool
+    /// Ends the protection of every registration of `keyID` that still protects it (a forced delete), at `date`; the
+    /// rows stay (listed, and reached by sync). Returns how many changed.
+    func endRegistrationProtection(keyID: String, at date: Date) throws -> Int
     func recordAcknowledgement(keyID: String, resourceCRN: String, _ ack: Acknowledgement) throws
     /// Appends an event and returns its global sequence.
     func appendEvent(_ event: LifecycleEvent) throws -> Int64

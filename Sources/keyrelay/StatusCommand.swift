@@ -44,7 +44,7 @@ struct StatusCommand: AsyncParsableCommand {
                 let page = try await engine.keyOverviews(query, context: context)
                 rows += page.items.map { overview in
                     KeyStatus(id: overview.key.id, name: overview.key.name, state: overview.key.state.description,
-                              versions: overview.key.versionCount, registrations: overview.registrations.count,
+                              versions: overview.key.versionCount, registrations: overview.registrations.total,
                               drifted: overview.drifted, pending: overview.deliveries.pending, sent: overview.deliveries.sent,
                               acknowledged: overview.deliveries.acknowledged, dead: overview.deliveries.dead)
                 }
