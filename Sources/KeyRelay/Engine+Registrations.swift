@@ -114,7 +114,9 @@ extension KeyRelayEngine {
     }
 
     /// Records an adopter's acknowledgement: the notification (and any earlier unfinished one to the same resource)
-    /// becomes acknowledged and the registration remembers the reported state and version. Idempotent.
+    /// becomes acknowledged and the registration remembers the reported state and version. Idempotent. An
+    /// acknowledgement of another state than the event's (``AdopterKeyState/expected(for:)``) is recorded on the
+    /// notification as an action that did not complete (``IncompleteReason/stateConflict``).
     public func acknowledge(_ ack: EventAcknowledgement, context: RequestContext) async throws {
         try await acknowledge(eventID: ack.eventID, resourceCRN: ack.resourceCRN, adopterKeyState: ack.adopterKeyState,
                               keyVersionID: ack.keyVersionID, timestamp: ack.timestamp,
@@ -158,6 +160,13 @@ extension KeyRelayEngine {
             }
             _ = try tx.acknowledgeNotifications(keyID: event.keyID, resourceCRN: crn,
                                                 upToEventSequence: event.sequence, at: now)
+            // The resource reached another state than the event put the key in: the action did not complete there
+            // (Key Protect's "did not complete", reason 409).
+            let expected = AdopterKeyState.expected(for: event.keyState)
+            if adopterKeyState != expected {
+                try tx.recordStateConflict(keyID: event.keyID, resourceCRN: crn, eventSequence: event.sequence,
+                                           error: "\(IncompleteReason.summary): the resource acknowledged \(adopterKeyState.rawValue), the key is \(event.keyState) after the event (\(expected.rawValue) expected) (409)")
+            }
             // Only a newer event than the last acknowledged one moves the registration's reported state.
             let previous = try registration.acknowledgement.flatMap { try tx.event(id: $0.eventID) }
             if previous.map({ $0.sequence <= event.sequence }) ?? true {

@@ -194,6 +194,7 @@ private let eventColumns = """
 
 private let notificationColumns = """
     n.id AS notification_id, n.resource_crn, n.service, n.status, n.attempts, n.next_attempt_at, n.last_error, n.sent_at, n.acked_at,
+    n.incomplete,
     \(eventColumns)
     """
 
@@ -418,7 +419,13 @@ private func decodeNotification(_ row: Row) throws -> ResourceNotification {
                                 serviceName: try r.value("service"), status: try r.code("status", as: NotificationStatus.self),
                                 attempts: try r.value("attempts"), nextAttemptDate: try r.optionalDate("next_attempt_at"),
                                 lastError: try r.value("last_error"), sentDate: try r.optionalDate("sent_at"),
-                                acknowledgedDate: try r.optionalDate("acked_at"))
+                                acknowledgedDate: try r.optionalDate("acked_at"),
+                                incomplete: try r.value("incomplete", as: Int?.self).map { code in
+                                    guard let reason = IncompleteReason(rawValue: code) else {
+                                        throw StoreError.corruptRow(table: "notifications", column: "incomplete", value: String(code))
+                                    }
+                                    return reason
+                                })
 }
 
 // MARK: - Cached statements
@@ -869,7 +876,39 @@ struct SQLiteTransaction: StorageTransaction {
         case .dead(_, let error):
             try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [error, notificationID])
+        case .unacknowledged(_, let error):
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ?, incomplete = 408 WHERE id = ? AND status = 'sent'",
+                           arguments: [error, notificationID])
         }
+    }
+
+    func recordStateConflict(keyID: String, resourceCRN: String, eventSequence: Int64, error: String) throws {
+        try db.execute(cachedSQL: "UPDATE notifications SET incomplete = 409, last_error = ? WHERE key_id = ? AND resource_crn = ? AND event_seq = ?",
+                       arguments: [error, keyID, resourceCRN, eventSequence])
+    }
+
+    func incompleteNotifications(instanceID: String, limit: Int) throws -> [ResourceNotification] {
+        try Row.fetchAll(db, cachedSQL: """
+            SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
+            WHERE n.incomplete IS NOT NULL AND e.instance_id = ?
+            ORDER BY n.id DESC LIMIT ?
+            """, arguments: [instanceID, limit]).map(decodeNotification)
+    }
+
+    func countIncompleteNotifications(instanceID: String) throws -> [IncompleteReason: Int] {
+        var counts: [IncompleteReason: Int] = [:]
+        for row in try Row.fetchAll(db, cachedSQL: """
+            SELECT n.incomplete, COUNT(*) AS c FROM notifications n JOIN events e ON e.seq = n.event_seq
+            WHERE n.incomplete IS NOT NULL AND e.instance_id = ? GROUP BY n.incomplete
+            """, arguments: [instanceID]) {
+            let r = StoredRow(row: row, table: "notifications")
+            let code: Int = try r.value("incomplete")
+            guard let reason = IncompleteReason(rawValue: code) else {
+                throw StoreError.corruptRow(table: "notifications", column: "incomplete", value: String(code))
+            }
+            counts[reason] = try r.value("c")
+        }
+        return counts
     }
 
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int {

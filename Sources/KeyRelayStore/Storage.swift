@@ -66,6 +66,11 @@ public protocol StorageReader {
     func notifications(keyID: String?, eventSequence: Int64?, status: NotificationStatus?, limit: Int, offset: Int) throws -> [ResourceNotification]
     func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification?
     func deliveryCounts(instanceID: String?, keyID: String?, service: String?) throws -> DeliveryCounts
+    /// Notifications whose action did not complete (``ResourceNotification/incomplete``), newest first, of one
+    /// instance's keys.
+    func incompleteNotifications(instanceID: String, limit: Int) throws -> [ResourceNotification]
+    /// How many of one instance's notifications did not complete, by reason.
+    func countIncompleteNotifications(instanceID: String) throws -> [IncompleteReason: Int]
     /// Notifications due at `date`: pending ones whose attempt time has come, and sent ones whose acknowledgement
     /// deadline has passed, excluding any with an earlier *pending* notification for the same resource (per-resource
     /// order of hand-over; a sent notification awaiting its acknowledgement, or a dead one, does not hold back the
@@ -138,6 +143,9 @@ public protocol StorageTransaction: StorageReader {
     /// Marks the notification of `eventSequence` to `resourceCRN` acknowledged, and any earlier unfinished
     /// notification of the same key to the same resource too (a newer acknowledged state supersedes them).
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int
+    /// Records that the resource acknowledged the event `eventSequence` with another key state than the event's:
+    /// its notification of that event is marked ``IncompleteReason/stateConflict`` with `error`.
+    func recordStateConflict(keyID: String, resourceCRN: String, eventSequence: Int64, error: String) throws
     func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws
     func setMeta(_ name: String, _ value: Data) throws
 

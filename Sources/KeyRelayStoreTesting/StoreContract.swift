@@ -23,7 +23,7 @@ public enum StoreContract {
     public static let checks: [StoreContractCheck] = [
         commandAtomicity, concurrentCommandsStayIndependent, roundTrip, fanOut, protectionEnded, dueNotificationOrder,
         deliveryOutcomes, acknowledgementSupersedes, paging, filters, eventSequence, purge, meta, kmipAdapters, durableAcrossReopen,
-        newerSchemaRefused, commitsSignalled,
+        newerSchemaRefused, commitsSignalled, incompleteActions,
     ]
 
     /// The checks a backend can run: those that reopen a database only when it has ``StoreContractBackend/reopening``.

@@ -102,4 +102,43 @@ struct TimeDrivenTests {
         #expect(try await engine.key(kept.id, context: alice).state == .active)
         #expect(try await engine.nextAutomaticPurgeDate() == nil)
     }
+
+    @Test func anActionNotAcknowledgedIn4hOrAcknowledgedWithAnotherStateDidNotComplete() async throws {
+        let (engine, clock) = try await makeEngine()
+        let bus = ServiceBus()
+        let dispatcher = engine.makeDispatcher(bus: bus)
+        let key = try await engine.createKey(KeySpec(name: "protecting"), context: alice)
+        try await engine.register(keyID: key.id, resourceCRN: bucketCRN, context: alice)
+        // The disable is handed over (the bus drops it: the service never hears of it) and never acknowledged.
+        bus.dropNext(1, for: ServiceTopic.objectStorage)
+        _ = try await engine.disable(key.id, context: alice)
+        try await dispatcher.drain()
+        try await dispatcher.advance(clock, by: 4 * 3600 - 1)
+        #expect(try await engine.incompleteActions(context: alice).total == 0)
+        try await dispatcher.advance(clock, by: 1)
+        let unacknowledged = try await engine.incompleteActions(context: alice)
+        #expect(unacknowledged.counts == [.notAcknowledged: 1])
+        let dead = try #require(unacknowledged.recent.first)
+        #expect(dead.status == .dead && dead.event.kind == .disable && dead.resourceCRN == bucketCRN)
+        #expect(dead.lastError == "Lifecycle action on a key with registrations did not complete: not acknowledged within 4h0m0s (408)")
+
+        // The enable reaches the service, which acknowledges a state other than the enabled key's.
+        bus.dropNext(1, for: ServiceTopic.objectStorage)
+        _ = try await engine.enable(key.id, context: alice)
+        try await dispatcher.drain()
+        let enable = try #require(try await engine.events(keyID: key.id, context: alice).last)
+        try await engine.acknowledge(eventID: enable.id, resourceCRN: bucketCRN, adopterKeyState: .disabled, keyVersionID: nil,
+                                     timestamp: clock.now(), context: alice)
+        let both = try await engine.incompleteActions(context: alice)
+        #expect(both.counts == [.notAcknowledged: 1, .stateConflict: 1])
+        let conflict = try #require(both.recent.first)
+        #expect(conflict.event.id == enable.id && conflict.status == .acknowledged && conflict.incomplete == .stateConflict)
+        #expect(conflict.lastError?.hasPrefix("Lifecycle action on a key with registrations did not complete: the resource acknowledged DEK_DISABLED") == true)
+        // Another instance sees none of it.
+        #expect(try await engine.incompleteActions(context: mallory).total == 0)
+        // An acknowledgement of the state the event put the key in is no conflict.
+        try await engine.acknowledge(eventID: enable.id, resourceCRN: bucketCRN, adopterKeyState: .enabled, keyVersionID: key.currentVersion.id,
+                                     timestamp: clock.now(), context: alice)
+        #expect(try await engine.incompleteActions(context: alice).counts == [.notAcknowledged: 1, .stateConflict: 1])
+    }
 }
