@@ -90,14 +90,13 @@
       this.reason = reason ? reason.message : null;
     }
   }
+  // An error in words, from the answer's data fields (reason message, code, status): the console never parses
+  // errorMsg or a message. The caller, which knows what it was doing, puts its own words in front.
   function describeError(status, data) {
     const resource = data && data.resources && data.resources[0];
     if (resource && resource.reasons && resource.reasons[0]) {
       const reason = resource.reasons[0];
-      // errorMsg reads "<Status>: <operation>: Please see 'reasons'…": keep the operation, then the reason in words.
-      const parts = String(resource.errorMsg || '').split(': ');
-      const operation = parts.length >= 3 ? parts[1] : null;
-      return `${operation ? operation + ': ' : ''}${reason.message} (${reason.code}, HTTP ${status})`;
+      return `${reason.message} (${reason.code}, HTTP ${status})`;
     }
     if (status === 401) {
       return `Not authorized: the token is not valid, or it gives no access to instance “${session.instance}” ` +
@@ -425,14 +424,14 @@
             return;
         }
       } catch (e) {
-        complain(e.message);
+        complain(`Key ${name} could not be ${{ rotate: 'rotated', disable: 'disabled', enable: 'enabled', restore: 'restored' }[action] || 'changed'}: ${e.message}`);
       }
       this.load();
     },
 
     confirmDelete(key, info) {
       const dialog = $('delete-dialog');
-      const count = info ? info.registrations : 0;
+      const count = info ? info.protectingRegistrations : 0;
       $('delete-text').textContent = count > 0
         ? `Key “${key.name}” protects ${count} associated resource${count === 1 ? '' : 's'}. Deleting it ` +
           'needs force; the resources are notified and lose access to their data. Resources with a retention ' +
@@ -450,7 +449,7 @@
           await api('DELETE', keyPath(key.id) + (force ? '?force=true' : ''), { });
           say(`Key “${key.name}” deleted${force ? ' with force' : ''}. Associated resources are being notified.`);
         } catch (e) {
-          complain(e.message);
+          complain(`Key could not be deleted: ${e.message}`);
         }
         this.load();
       });
@@ -483,7 +482,7 @@
         say(`${type === 'root' ? 'Root' : 'Standard'} key “${name}” created${created ? ' with ID ' + created.id : ''}.`);
         $('create-form').reset();
       } catch (e) {
-        complain(e.message);
+        complain(`Key “${name}” could not be created: ${e.message}`);
       }
       this.load();
     },

@@ -27,8 +27,9 @@ extension KeyRelayEngine {
             }
             if let dualAuthDelete {
                 if key.dualAuthDelete.enabled, !dualAuthDelete {
-                    throw KeyRelayError(.featureRestricted, "This action is not permitted on this resource: a dual authorization policy cannot be disabled once it is enabled",
-                                        operation: op)
+                    throw KeyRelayError(.featureRestricted,
+                                        "This action is not permitted on this resource: Please contact IBM Key Protect or open a service ticket to enable this feature",
+                                        operation: op, hint: "a dual authorization policy cannot be disabled once it is enabled")
                 }
                 next.dualAuthDelete.enabled = dualAuthDelete
                 next.dualAuthStamp = Self.stamp(key.dualAuthStamp, by: context.principal, at: now)

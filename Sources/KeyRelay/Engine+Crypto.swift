@@ -51,8 +51,9 @@ extension KeyRelayEngine {
     public nonisolated func wrap(_ reference: String, plaintext: Data? = nil, aad: [String] = [], context: RequestContext) async throws -> WrapResult {
         try Self.validateAAD(aad)
         if let plaintext, !(1...Self.maxWrapPlaintext).contains(plaintext.count) {
-            throw KeyRelayError(.invalidField, "The field 'plaintext' must be: a base64 encoded key material of 1 to \(Self.maxWrapPlaintext) bytes",
-                                operation: "Wrap with key could not be performed", target: ErrorTarget(.field, "plaintext"))
+            throw KeyRelayError(.invalidField, "The field 'plaintext' must be: a base64 encoded key material",
+                                operation: "Wrap with key could not be performed", target: ErrorTarget(.field, "plaintext"),
+                                hint: "the key material must be 1 to \(Self.maxWrapPlaintext) bytes")
         }
         let (key, material) = try await materialForUse(reference, action: .wrap, versionID: nil, context: context)
         let dek = plaintext ?? SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
@@ -113,8 +114,8 @@ extension KeyRelayEngine {
         try rules.checkRoot(action, current)
         try rules.checkState(action, current)
         guard let sealed else {
-            throw KeyRelayError(.unprocessableCiphertext, "The provided ciphertext is invalid or corrupted: it was not made by a version of this key",
-                                operation: action.operation)
+            throw KeyRelayError(.unprocessableCiphertext, "The provided ciphertext is invalid or corrupted",
+                                operation: action.operation, hint: "it was not made by a version of this key")
         }
         return (current, try vault.open(sealed, keyID: key.id, versionID: versionID ?? key.currentVersion.id))
     }
@@ -172,8 +173,9 @@ extension KeyRelayEngine {
                                             tag: sealed.suffix(16))
             return try AES.GCM.open(box, using: material, authenticating: aadData(aad, versionID: envelope.handle))
         } catch {
-            throw KeyRelayError(.unprocessableCiphertext, "The provided ciphertext is invalid or corrupted: it does not open with this key (wrong key, wrong aad, or altered ciphertext)",
-                                operation: "Unwrap with key could not be performed")
+            throw KeyRelayError(.unprocessableCiphertext, "The provided ciphertext is invalid or corrupted",
+                                operation: "Unwrap with key could not be performed",
+                                hint: "it does not open with this key (wrong key, wrong aad, or altered ciphertext)")
         }
     }
 }

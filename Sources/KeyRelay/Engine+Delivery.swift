@@ -46,7 +46,8 @@ extension KeyRelayEngine {
                       perform: { [self] _ in _ = try await self.expireDueKeys() })
     }
 
-    /// A dispatcher over this engine's outbox and clock, with key expirations as scheduled work. It is the only
+    /// A dispatcher over this engine's outbox and clock, with key expirations, rotation policies and automatic
+    /// purges as scheduled work. It is the only
     /// way notifications leave the engine.
     /// - Parameters:
     ///   - policy: retries and the acknowledgement window (its window defaults to the engine's configured one).
@@ -54,6 +55,6 @@ extension KeyRelayEngine {
     public nonisolated func makeDispatcher(bus: ServiceBus, policy: DeliveryPolicy? = nil, seed: UInt64 = 0) -> Dispatcher {
         let policy = policy ?? DeliveryPolicy(acknowledgementWindow: configuration.lifecycle.acknowledgementWindow)
         return Dispatcher(outbox: EngineOutbox(storage: storage), bus: bus, clock: clock, policy: policy, seed: seed,
-                          scheduled: [expiryWork], logger: logger)
+                          scheduled: [expiryWork, policyRotationWork, automaticPurgeWork], logger: logger)
     }
 }

@@ -48,6 +48,8 @@ public struct SyncReceipt: Sendable, Equatable {
 
 extension KeyRelayEngine {
     static let maxStandardPayload = 7168
+    /// Key Protect's `BAD_BODY_ERR` message.
+    public static let badBodyMessage = "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters"
 
     // MARK: Create
 
@@ -65,8 +67,8 @@ extension KeyRelayEngine {
         resolved.keyRingID = try Self.ringForNewKey(spec, context: context)
         if let encrypted = spec.encryptedPayload {
             guard spec.payload == nil else {
-                throw KeyRelayError(.badBody, "Invalid body data was passed: give the key material either in clear or encrypted to an import token, not both",
-                                    operation: op)
+                throw KeyRelayError(.badBody, Self.badBodyMessage, operation: op,
+                                    hint: "give the key material either in clear or encrypted to an import token, not both")
             }
             resolved.payload = try openImportedMaterial(encrypted, instanceID: context.instanceID, operation: op)
             resolved.encryptedPayload = nil
@@ -84,6 +86,7 @@ extension KeyRelayEngine {
         }
         let sealed = try vault.seal(material, keyID: keyID, versionID: versionID)
         let ids = ids
+        let rules = rules
         let maxAliases = configuration.lifecycle.maxAliasesPerKey
         return try await countedWrite("create") { tx in
             try tx.ensureInstance(context.instanceID, at: now)
@@ -109,7 +112,8 @@ extension KeyRelayEngine {
                           imported: spec.payload != nil, creationDate: now, createdBy: context.principal,
                           expirationDate: spec.expirationDate, currentVersion: version,
                           dualAuthDelete: DualAuthDelete(enabled: spec.dualAuthDelete ?? instanceDualAuth),
-                          rotation: spec.extractable ? nil : spec.rotation)
+                          rotation: rules.rotationPolicy(forNewKey: spec.rotation, extractable: spec.extractable,
+                                                         instancePolicy: Self.instanceRotationPolicy(policies)))
             if key.dualAuthDelete.enabled {
                 key.dualAuthStamp = PolicyStamp(createdBy: context.principal, creationDate: now, updatedBy: context.principal, lastUpdateDate: now)
             }
@@ -176,6 +180,14 @@ extension KeyRelayEngine {
         }
     }
 
+    /// The instance's `rotation` policy as a key rotation policy (`policy_data.attributes.interval_month`), if set.
+    static func instanceRotationPolicy(_ policies: [InstancePolicy]) -> RotationPolicy? {
+        guard let policy = policies.first(where: { $0.policyType == "rotation" }) else { return nil }
+        let attributes = (policy.attributesJSON.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]) ?? [:]
+        guard let months = attributes["interval_month"] as? Int else { return nil }
+        return RotationPolicy(enabled: policy.enabled, intervalMonth: months)
+    }
+
     /// Enforces a `keyCreateImportAccess` instance policy, if one is enabled.
     static func checkCreateImportAccess(_ policies: [InstancePolicy], spec: KeySpec) throws(KeyRelayError) {
         guard let policy = policies.first(where: { $0.policyType == "keyCreateImportAccess" }), policy.enabled else { return }
@@ -187,8 +199,8 @@ extension KeyRelayEngine {
         case (true, true): "import_standard_key"
         }
         if let allowed = attributes[attribute] as? Bool, !allowed {
-            throw KeyRelayError(.keyCreateImportAccess, "KeyCreateImportAccess instance policy does not allow this action: '\(attribute)' is false",
-                                operation: "Key could not be created")
+            throw KeyRelayError(.keyCreateImportAccess, "KeyCreateImportAccess instance policy does not allow this action",
+                                operation: "Key could not be created", hint: "the policy's '\(attribute)' is false")
         }
     }
 
@@ -202,8 +214,8 @@ extension KeyRelayEngine {
         var payload = payload
         if let encryptedPayload {
             guard payload == nil else {
-                throw KeyRelayError(.badBody, "Invalid body data was passed: give the key material either in clear or encrypted to an import token, not both",
-                                    operation: KeyAction.rotate.operation)
+                throw KeyRelayError(.badBody, Self.badBodyMessage, operation: KeyAction.rotate.operation,
+                                    hint: "give the key material either in clear or encrypted to an import token, not both")
             }
             payload = try openImportedMaterial(encryptedPayload, instanceID: context.instanceID, operation: KeyAction.rotate.operation)
         }
@@ -242,17 +254,24 @@ extension KeyRelayEngine {
         }
     }
 
-    /// Deletes a key (→ destroyed). Registrations block it unless `force`; a registration with
-    /// `preventKeyDeletion` blocks it even with `force`. Registrations stay associated (sync still reaches them).
-    /// A KMIP adapter on the key blocks it even with `force`: delete the adapter first.
+    /// Deletes a key (→ destroyed). Registrations that protect it block it unless `force`; one with
+    /// `preventKeyDeletion` blocks it even with `force`. A forced delete ends the protection of every registration
+    /// (``Registration/protectionEndedAt``): a restored key then deletes without `force`, until a service registers
+    /// again. The registrations stay listed, and sync still reaches them. A KMIP adapter on the key blocks it even
+    /// with `force`: delete the adapter first. A service caller may not delete keys (403 `RESOURCE_OWNER_ERR`).
     @discardableResult
     public func delete(_ reference: String, force: Bool = false, context: RequestContext) async throws -> Key {
+        guard !context.isService else {
+            throw KeyRelayError(.resourceOwner, "The resource(s) queried does not belong to the service",
+                                operation: KeyAction.delete.operation, hint: "an associated service cannot delete keys; a user deletes them")
+        }
         let rules = rules
         return try await lifecycleCommand(reference, context: context, kind: .delete, operation: KeyAction.delete.operation) { key, now, tx in
             let summary = try tx.registrationSummary(keyID: key.id)
-            let deleted = try rules.delete(key, at: now, by: context.principal, force: force, registrations: summary)
+            let next = try rules.delete(key, at: now, by: context.principal, force: force, registrations: summary)
             try Self.checkNoKMIPAdapter(key, in: tx, operation: KeyAction.delete.operation)
-            return deleted
+            if summary.count > 0 { _ = try tx.endRegistrationProtection(keyID: key.id, at: now) }
+            return next
         }
     }
 

@@ -73,7 +73,7 @@ extension KeyRelayEngine {
                 } else if let aliased = try tx.keyID(alias: reference, instanceID: instanceID) {
                     id = aliased
                 } else if try tx.events(instanceID: instanceID, keyID: reference, after: 0, limit: 1).isEmpty {
-                    throw Self.notFound(reference, operation: "Key events could not be retrieved")
+                    throw Self.notFound(reference)
                 }
             }
             return try tx.events(instanceID: context?.instanceID, keyID: id, after: sequence, limit: limit)

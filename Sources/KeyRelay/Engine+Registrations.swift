@@ -21,20 +21,28 @@ public struct RegistrationInput: Sendable, Equatable {
 extension KeyRelayEngine {
     static let registrationOp = "Registration could not be processed"
 
-    /// Registers a resource with a key (service-to-service create). The key must be an active root key.
+    /// Registers a resource with a key (service-to-service create). The key must be an active root key. A
+    /// registration whose protection a forced delete ended is registered again: it protects the key once more.
     @discardableResult
     public func register(keyID reference: String, resourceCRN: String, input: RegistrationInput = RegistrationInput(),
                          context: RequestContext) async throws -> Registration {
         try await saveRegistration(reference, resourceCRN: resourceCRN, context: context, mode: .create) { existing, key, now in
-            guard existing == nil else {
+            if let existing, existing.isProtecting {
                 throw KeyRelayError(.registrationExists, "A registration between this key and resource '\(resourceCRN)' already exists: replace (PUT) or update (PATCH) it instead",
                                     operation: Self.registrationOp)
             }
-            return try Self.newRegistration(key: key, crn: resourceCRN, input: input, context: context, now: now)
+            var next = try Self.newRegistration(key: key, crn: resourceCRN, input: input, context: context, now: now)
+            if let existing {
+                next.createdBy = existing.createdBy
+                next.creationDate = existing.creationDate
+                next.acknowledgement = existing.acknowledgement
+            }
+            return next
         }
     }
 
-    /// Replaces a registration (PUT): creates it, or overwrites every field.
+    /// Replaces a registration (PUT): creates it, or overwrites every field. A replaced registration protects the
+    /// key again if a forced delete had ended its protection.
     @discardableResult
     public func replaceRegistration(keyID reference: String, resourceCRN: String, input: RegistrationInput,
                                     context: RequestContext) async throws -> Registration {
@@ -49,7 +57,8 @@ extension KeyRelayEngine {
         }
     }
 
-    /// Updates some fields of a registration (PATCH).
+    /// Updates some fields of a registration (PATCH). An update does not register again: a registration whose
+    /// protection ended stays ended.
     @discardableResult
     public func updateRegistration(keyID reference: String, resourceCRN: String, input: RegistrationInput,
                                    context: RequestContext) async throws -> Registration {
@@ -68,10 +77,17 @@ extension KeyRelayEngine {
         }
     }
 
-    /// Removes a registration. Allowed in every key state (a service cleaning up after a deleted key).
+    /// Removes a registration: only while the key is active or suspended (422 `KEY_INVALID_STATE_ERR` otherwise,
+    /// as Key Protect). An adopter that acknowledges an event with `deleteRegistration` removes its registration in
+    /// any state.
     public func unregister(keyID reference: String, resourceCRN: String, context: RequestContext) async throws {
+        let now = now()
+        let rules = rules
+        let ids = ids
         try await storage.write { tx in
-            let key = try Self.resolve(reference, in: tx, context: context, operation: Self.registrationOp)
+            var key = try Self.resolve(reference, in: tx, context: context, operation: Self.registrationOp)
+            key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
+            try rules.checkRegistrationRemovable(key)
             guard try tx.deleteRegistration(keyID: key.id, resourceCRN: resourceCRN) else {
                 throw KeyRelayError(.registrationNotFound, "No registration between this key and resource '\(resourceCRN)' exists",
                                     operation: Self.registrationOp)
@@ -98,7 +114,9 @@ extension KeyRelayEngine {
     }
 
     /// Records an adopter's acknowledgement: the notification (and any earlier unfinished one to the same resource)
-    /// becomes acknowledged and the registration remembers the reported state and version. Idempotent.
+    /// becomes acknowledged and the registration remembers the reported state and version. Idempotent. An
+    /// acknowledgement of another state than the event's (``AdopterKeyState/expected(for:)``) is recorded on the
+    /// notification as an action that did not complete (``IncompleteReason/stateConflict``).
     public func acknowledge(_ ack: EventAcknowledgement, context: RequestContext) async throws {
         try await acknowledge(eventID: ack.eventID, resourceCRN: ack.resourceCRN, adopterKeyState: ack.adopterKeyState,
                               keyVersionID: ack.keyVersionID, timestamp: ack.timestamp,
@@ -142,6 +160,13 @@ extension KeyRelayEngine {
             }
             _ = try tx.acknowledgeNotifications(keyID: event.keyID, resourceCRN: crn,
                                                 upToEventSequence: event.sequence, at: now)
+            // The resource reached another state than the event put the key in: the action did not complete there
+            // (Key Protect's "did not complete", reason 409).
+            let expected = AdopterKeyState.expected(for: event.keyState)
+            if adopterKeyState != expected {
+                try tx.recordStateConflict(keyID: event.keyID, resourceCRN: crn, eventSequence: event.sequence,
+                                           error: "\(IncompleteReason.summary): the resource acknowledged \(adopterKeyState.rawValue), the key is \(event.keyState) after the event (\(expected.rawValue) expected) (409)")
+            }
             // Only a newer event than the last acknowledged one moves the registration's reported state.
             let previous = try registration.acknowledgement.flatMap { try tx.event(id: $0.eventID) }
             if previous.map({ $0.sequence <= event.sequence }) ?? true {

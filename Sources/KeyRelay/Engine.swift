@@ -102,17 +102,21 @@ public actor KeyRelayEngine {
 // MARK: - Shared command plumbing
 
 extension KeyRelayEngine {
-    static func notFound(_ reference: String, operation: String = "Key could not be retrieved") -> KeyRelayError {
-        KeyRelayError(.keyNotFound, "Key does not exist: no key with id or alias '\(reference)' in this instance", operation: operation)
+    /// Key Protect's answer for a key that is not there (never was, another instance's, or purged): whatever the
+    /// request, the lookup is what failed ("Not Found: Key could not be retrieved", message "key does not exist").
+    static func notFound(_ reference: String) -> KeyRelayError {
+        KeyRelayError(.keyNotFound, "key does not exist", operation: "Key could not be retrieved",
+                      hint: "no key with id or alias '\(reference)' in this instance")
     }
 
-    /// Resolves an id or an alias to a key of the caller's instance.
+    /// Resolves an id or an alias to a key of the caller's instance. A key that is not there is answered as Key
+    /// Protect does, naming the lookup whatever `operation` is (``notFound(_:)``).
     static func resolve(_ reference: String, in tx: any StorageReader, instanceID: String,
                         operation: String = "Key could not be retrieved") throws -> Key {
         if let key = try tx.key(id: reference, instanceID: instanceID) { return key }
         if let id = try tx.keyID(alias: reference, instanceID: instanceID),
            let key = try tx.key(id: id, instanceID: instanceID) { return key }
-        throw notFound(reference, operation: operation)
+        throw notFound(reference)
     }
 
     /// Writes a new event for `key` (already updated in memory by `recordEvent`), and its notifications when the

@@ -123,8 +123,8 @@ extension KeyRelayEngine {
     public func retrieveImportToken(context: RequestContext) throws -> RetrievedImportToken {
         var state = try liveImportToken(instanceID: context.instanceID, operation: Self.importTokenGetOp)
         guard state.token.remainingRetrievals > 0 else {
-            throw KeyRelayError(.importTokenExpired, "The import token has expired: its \(state.token.maxAllowedRetrievals) allowed retrieval(s) are used up; create a new one",
-                                operation: Self.importTokenGetOp)
+            throw KeyRelayError(.importTokenExpired, "The import token has expired", operation: Self.importTokenGetOp,
+                                hint: "its \(state.token.maxAllowedRetrievals) allowed retrieval(s) are used up; create a new one")
         }
         state.token.remainingRetrievals -= 1
         importTokens[context.instanceID] = state
@@ -137,8 +137,8 @@ extension KeyRelayEngine {
                                 operation: operation)
         }
         guard now() < state.token.expirationDate else {
-            throw KeyRelayError(.importTokenExpired, "The import token has expired: it expired at \(Timestamp.format(state.token.expirationDate)); create a new one",
-                                operation: operation)
+            throw KeyRelayError(.importTokenExpired, "The import token has expired", operation: operation,
+                                hint: "it expired at \(Timestamp.format(state.token.expirationDate)); create a new one")
         }
         return state
     }

@@ -122,7 +122,7 @@ extension KeyRelayEngine {
             let page = try tx.registrations(instanceID: context.instanceID, keyID: key.id, filter: RegistrationFilter(),
                                             limit: limit, offset: offset)
             let statuses = page.map { RegistrationStatus(registration: $0, drift: Self.drift(of: $0, key: key)) }
-            return KeyAssociations(overview: overview, registrations: Page(items: statuses, total: overview.registrations.count))
+            return KeyAssociations(overview: overview, registrations: Page(items: statuses, total: overview.registrations.total))
         }
     }
 

@@ -90,8 +90,8 @@ struct MaterialVault: Sendable {
             let box = try AES.GCM.SealedBox(combined: sealed)
             return SymmetricKey(data: try AES.GCM.open(box, using: master.key, authenticating: aad))
         } catch {
-            throw KeyRelayError(.incompleteMetadata, "Key metadata became corrupted: Please delete this key (its sealed material does not open under the configured master key)",
-                                operation: "Key could not be used")
+            throw KeyRelayError(.incompleteMetadata, "Key metadata became corrupted: Please delete this key",
+                                operation: "Key could not be used", hint: "its sealed material does not open under the configured master key")
         }
     }
 

@@ -27,12 +27,17 @@ public struct RequestContext: Sendable, Equatable {
     /// `KEY_RING_MISMATCH_ERR` (for a move, it must name the key's *current* ring); a new key is created in this
     /// ring; listing and counting keys is limited to it.
     public var keyRingID: String?
+    /// Whether the caller is an associated service calling service-to-service (Key Protect's S2S credentials) rather
+    /// than a user. A service may not delete keys (403 `RESOURCE_OWNER_ERR`).
+    public var isService: Bool
 
-    public init(instanceID: String, principal: String, correlationID: String? = nil, keyRingID: String? = nil) {
+    public init(instanceID: String, principal: String, correlationID: String? = nil, keyRingID: String? = nil,
+                isService: Bool = false) {
         self.instanceID = instanceID
         self.principal = principal
         self.correlationID = correlationID
         self.keyRingID = keyRingID
+        self.isService = isService
     }
 }
 

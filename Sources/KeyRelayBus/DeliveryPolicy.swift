@@ -78,6 +78,6 @@ public struct DeliveryPolicy: Sendable, Equatable {
 
     /// The error recorded on a notification whose acknowledgement did not arrive in time.
     public var acknowledgementTimeoutMessage: String {
-        "not acknowledged within \(DurationText.goStyle(acknowledgementWindow))"
+        "\(IncompleteReason.summary): not acknowledged within \(DurationText.goStyle(acknowledgementWindow)) (408)"
     }
 }

@@ -176,7 +176,7 @@ public actor Dispatcher {
         if n.status == .sent {
             // Handed over, and the acknowledgement window has passed.
             let error = policy.acknowledgementTimeoutMessage
-            try await outbox.recordDelivery(notificationID: n.id, .dead(at: now, error: error))
+            try await outbox.recordDelivery(notificationID: n.id, .unacknowledged(at: now, error: error))
             record(0, .dead(error: error))
             return
         }

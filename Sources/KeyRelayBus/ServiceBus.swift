@@ -30,7 +30,7 @@ public struct FaultInjector: Sendable, Equatable {
 
     /// The next this-many hand-overs are *dropped*: the bus believes it handed the notification over (it records
     /// it sent) but the service never receives it, so no acknowledgement comes and, after the acknowledgement
-    /// window, the notification becomes dead ("not acknowledged within 4h0m0s").
+    /// window, the notification becomes dead ("Lifecycle action on a key with registrations did not complete: not acknowledged within 4h0m0s (408)").
     public var dropNext: Int = 0
     /// The next this-many hand-overs fail (as if the service answered an error): retried with backoff, dead after
     /// the last attempt.

@@ -17,6 +17,9 @@ public struct LifecycleConfiguration: Sendable, Equatable, Codable {
     public var dualAuthValidity: TimeInterval = 7 * 86400
     /// Destroyed keys become eligible for automatic purge after this. Key Protect: 90 days.
     public var autoPurgeAfter: TimeInterval = 90 * 86400
+    /// The month of a rotation policy's `interval_month`: a policy of N months rotates N × this after the key's
+    /// last rotation (or its creation). Key Protect: 30 days.
+    public var rotationPolicyMonth: TimeInterval = 30 * 86400
     /// An adopter must acknowledge a notification within this window. Key Protect: 4 hours.
     public var acknowledgementWindow: TimeInterval = 4 * 3600
     /// Maximum aliases per key. Key Protect: 5.
@@ -108,6 +111,13 @@ public enum Timestamp {
     /// Formats to whole seconds (truncating).
     public static func format(_ date: Date) -> String {
         style.format(Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)))
+    }
+
+    /// Formats as Go's `time.Time.String()` of a UTC instant, to whole seconds (`2020-08-14 19:33:47 +0000 UTC`):
+    /// the form Key Protect writes dates in inside `errorMsg` lines.
+    public static func goStyle(_ date: Date) -> String {
+        let text = format(date) // 2020-08-14T19:33:47Z
+        return text.replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " +0000 UTC")
     }
 
     /// The instants KeyRelay accepts from input: 1970-01-01T00:00:00Z through 9999-12-31T23:59:59Z. Within it

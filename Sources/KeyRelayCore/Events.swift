@@ -67,6 +67,18 @@ public enum NotificationStatus: String, Sendable, Codable, CaseIterable {
     case dead
 }
 
+/// Why a lifecycle action did not complete at a resource: Key Protect's Activity Tracker event "Lifecycle action on
+/// a key with registrations did not complete", whose reason is 408 or 409.
+public enum IncompleteReason: Int, Sendable, Equatable, Codable, CaseIterable {
+    /// No acknowledgement arrived within the acknowledgement window (4 h): the notification is dead.
+    case notAcknowledged = 408
+    /// The adopter acknowledged a key state other than the one the event put the key in.
+    case stateConflict = 409
+
+    /// Key Protect's wording of the event.
+    public static let summary = "Lifecycle action on a key with registrations did not complete"
+}
+
 /// One notification of one event to one registered resource (an outbox row).
 public struct ResourceNotification: Sendable, Equatable, Codable {
     public var id: Int64
@@ -79,9 +91,13 @@ public struct ResourceNotification: Sendable, Equatable, Codable {
     public var lastError: String?
     public var sentDate: Date?
     public var acknowledgedDate: Date?
+    /// Set when the action did not complete at the resource (408: not acknowledged in time, 409: acknowledged with
+    /// another state); kept even if a late acknowledgement arrives, as the record of what happened.
+    public var incomplete: IncompleteReason?
 
     public init(id: Int64, event: LifecycleEvent, resourceCRN: String, serviceName: String, status: NotificationStatus,
-                attempts: Int, nextAttemptDate: Date?, lastError: String?, sentDate: Date?, acknowledgedDate: Date?) {
+                attempts: Int, nextAttemptDate: Date?, lastError: String?, sentDate: Date?, acknowledgedDate: Date?,
+                incomplete: IncompleteReason? = nil) {
         self.id = id
         self.event = event
         self.resourceCRN = resourceCRN
@@ -92,6 +108,7 @@ public struct ResourceNotification: Sendable, Equatable, Codable {
         self.lastError = lastError
         self.sentDate = sentDate
         self.acknowledgedDate = acknowledgedDate
+        self.incomplete = incomplete
     }
 }
 
@@ -133,7 +150,10 @@ public enum DeliveryOutcome: Sendable, Equatable {
     case sent(at: Date, ackDeadline: Date)
     /// Delivery failed; try again at `retryAt`.
     case failed(at: Date, error: String, retryAt: Date)
-    /// Attempts ran out or no acknowledgement came in time.
+    /// Attempts ran out.
     case dead(at: Date, error: String)
+    /// Handed over, and no acknowledgement came within the window: dead, and recorded as an action that did not
+    /// complete (``IncompleteReason/notAcknowledged``).
+    case unacknowledged(at: Date, error: String)
 }
 

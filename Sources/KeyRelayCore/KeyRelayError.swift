@@ -123,7 +123,8 @@ public struct ErrorTarget: Sendable, Equatable, Codable {
 public struct KeyRelayError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Key Protect's reason code.
     public var code: ReasonCode
-    /// The reason's message, e.g. "Key is not in a valid state".
+    /// The reason's message, e.g. "Key is not in a valid state": Key Protect's own wording wherever Key Protect
+    /// publishes one, so that clients that match on it keep working. KeyRelay's explanation goes in ``hint``.
     public var message: String
     /// What failed, e.g. "Key could not be deleted" (the domain's name for the failed operation).
     public var operation: String
@@ -135,15 +136,20 @@ public struct KeyRelayError: Error, Sendable, Equatable, CustomStringConvertible
     /// For a refusal that is only about timing (`REQ_TOO_EARLY_ERR`): the earliest instant the same request is
     /// accepted, set by the rule that refused it.
     public var earliestAllowed: Date?
+    /// KeyRelay's own explanation of the refusal (what to do, the numbers involved), for a person: the CLI and the
+    /// console show it on a line of their own. It is never part of Key Protect's wire answer, whose `message` and
+    /// `errorMsg` stay exactly the real service's.
+    public var hint: String?
 
     public init(_ code: ReasonCode, _ message: String, operation: String = "Request could not be processed",
-                target: ErrorTarget? = nil, status: Int? = nil, earliestAllowed: Date? = nil) {
+                target: ErrorTarget? = nil, status: Int? = nil, earliestAllowed: Date? = nil, hint: String? = nil) {
         self.code = code
         self.message = message
         self.operation = operation
         self.target = target
         self.statusCode = status ?? code.status
         self.earliestAllowed = earliestAllowed
+        self.hint = hint
     }
 
     /// The status of this error (``statusCode``).

@@ -33,6 +33,16 @@ public enum KeyAction: String, Sendable, CaseIterable, Codable {
         case .listVersions: "Key versions could not be retrieved"
         }
     }
+
+    /// What failed when the key's state refuses the action, in Key Protect's `errorMsg` wording: the state the
+    /// action needs comes first where Key Protect names it ("Key is not in active state: Key could not be disabled").
+    public var stateOperation: String {
+        switch self {
+        case .disable: "Key is not in active state: \(operation)"
+        case .enable: "Key is not in suspended state: \(operation)"
+        default: operation
+        }
+    }
 }
 
 /// Whether an action is accepted on a key, and from when (``LifecycleRules/availability(_:at:by:registrations:)``).
@@ -46,13 +56,19 @@ public struct ActionAvailability: Sendable, Equatable, Codable {
     }
 }
 
-/// What the delete rule needs to know about a key's registrations.
+/// What the delete rule needs to know about a key's registrations: only those that still protect it
+/// (``Registration/isProtecting``) count.
 public struct RegistrationSummary: Sendable, Equatable {
+    /// Registrations that protect the key.
     public var count: Int
+    /// Protecting registrations with `preventKeyDeletion`.
     public var preventingDeletion: Int
-    public init(count: Int, preventingDeletion: Int) {
+    /// Every registration of the key, those whose protection ended included (what sync reaches).
+    public var total: Int
+    public init(count: Int, preventingDeletion: Int, total: Int? = nil) {
         self.count = count
         self.preventingDeletion = preventingDeletion
+        self.total = total ?? count
     }
 }
 
@@ -67,33 +83,34 @@ public struct LifecycleRules: Sendable {
 
     // MARK: - State table
 
-    /// Throws unless `action` is allowed in the key's state.
+    /// Throws unless `action` is allowed in the key's state. The message is Key Protect's ("Key is not in a valid
+    /// state"); which states the action needs is KeyRelay's ``KeyRelayError/hint``.
     public func checkState(_ action: KeyAction, _ key: Key) throws(KeyRelayError) {
-        if action == .delete, key.state == .destroyed {
-            throw KeyRelayError(.keyDeleted, "Key has already been deleted: Please delete references to this key",
-                                operation: action.operation)
-        }
         guard action.allowedStates.contains(key.state) else {
-            if action == .register {
-                throw KeyRelayError(.keyInvalidState, "Key is not in a valid state: a registration needs an active root key, and this key is \(key.state)",
+            if action == .delete, key.state == .destroyed {
+                throw KeyRelayError(.keyDeleted, "Key has already been deleted: Please delete references to this key",
                                     operation: action.operation)
+            }
+            if action == .register {
+                throw KeyRelayError(.keyInvalidState, "Key is not in a valid state", operation: action.operation,
+                                    hint: "a registration is created, replaced or updated only for an active root key, and this key is \(key.state)")
             }
             if action == .listVersions {
-                throw KeyRelayError(.keyActionInvalidState, "Key is not in a valid state: versions of a non-active key are listed only with allKeyStates=true",
-                                    operation: action.operation)
+                throw KeyRelayError(.keyActionInvalidState, "Key is not in a valid state", operation: action.operation,
+                                    hint: "versions of a non-active key are listed only with allKeyStates=true")
             }
             let wanted = action.allowedStates.sorted { $0.rawValue < $1.rawValue }.map(\.description).joined(separator: " or ")
-            throw KeyRelayError(.keyActionInvalidState, "Key is not in a valid state: \(action.rawValue) needs a key that is \(wanted), and this key is \(key.state)",
-                                operation: action.operation)
+            throw KeyRelayError(.keyActionInvalidState, "Key is not in a valid state", operation: action.stateOperation,
+                                hint: "\(action.rawValue) needs a key that is \(wanted), and this key is \(key.state)")
         }
     }
 
-    /// Throws `KEY_ROOT_REQ_ERR` for a standard key.
+    /// Throws `KEY_ROOT_REQ_ERR` for a standard key (`KEY_ROOT_REQ_REG_ERR` for a registration).
     public func checkRoot(_ action: KeyAction, _ key: Key) throws(KeyRelayError) {
         guard key.isRoot else {
             if action == .register {
-                throw KeyRelayError(.keyRootRequiredForRegistration, "Requested action can only be completed with a root key: only root keys can protect resources",
-                                    operation: action.operation)
+                throw KeyRelayError(.keyRootRequiredForRegistration, "Requested action can only be completed with a root key",
+                                    operation: action.operation, hint: "only root keys can protect resources")
             }
             throw KeyRelayError(.keyRootRequired, "Requested action can only be completed with a root key",
                                 operation: action.operation)
@@ -123,8 +140,9 @@ public struct LifecycleRules: Sendable {
     /// Rotation: root keys, active or deactivated, at most once per ``LifecycleConfiguration/rotationInterval``
     /// (the first rotation after creation is free); imported keys must supply a payload and generated keys must not.
     public func rotate(_ key: Key, at now: Date, newVersion: KeyVersion, payloadSupplied: Bool, by principal: String) throws(KeyRelayError) -> Key {
-        try checkState(.rotate, key)
+        // Key Protect's order: a standard key is refused as such (KEY_ROOT_REQ_ERR) whatever its state.
         try checkRoot(.rotate, key)
+        try checkState(.rotate, key)
         if key.imported, !payloadSupplied {
             throw KeyRelayError(.keyPayloadRequired, "This root key was created with user-supplied key material: Key material is required to perform a 'rotate' action",
                                 operation: KeyAction.rotate.operation, target: ErrorTarget(.field, "payload"))
@@ -159,8 +177,8 @@ public struct LifecycleRules: Sendable {
     public func enable(_ key: Key, at now: Date, by principal: String) throws(KeyRelayError) -> Key {
         try checkState(.enable, key)
         if isExpired(key, at: now) {
-            throw KeyRelayError(.keyActionInvalidState, "Key is not in a valid state: the key expired on \(Timestamp.format(key.expirationDate!)) and cannot be enabled",
-                                operation: KeyAction.enable.operation)
+            throw KeyRelayError(.keyActionInvalidState, "Key is not in a valid state", operation: KeyAction.enable.stateOperation,
+                                hint: "the key expired on \(Timestamp.format(key.expirationDate!)) and cannot be enabled")
         }
         try checkRecentAction(key, at: now, action: .enable)
         var next = touched(key, at: now, by: principal)
@@ -170,32 +188,39 @@ public struct LifecycleRules: Sendable {
     }
 
     /// Delete: active, suspended or deactivated → destroyed, subject to dual authorization and registrations.
+    ///
+    /// The refusals come in Key Protect's order: dual authorization (`AUTHORIZATIONS_NOT_MET`), a protecting
+    /// registration without `force` (`PROTECTED_RESOURCE_ERR`), a protecting registration with `preventKeyDeletion`
+    /// even with `force` (`PREV_KEY_DEL_ERR`), and only then an already deleted key (410 `KEY_DELETED_ERR`).
+    /// `registrations` counts only the registrations that still protect the key (a forced delete ends protection).
     public func delete(_ key: Key, at now: Date, by principal: String, force: Bool,
                        registrations: RegistrationSummary) throws(KeyRelayError) -> Key {
-        try checkState(.delete, key)
         let op = KeyAction.delete.operation
         if key.dualAuthDelete.enabled {
+            let authorizationsOp = "1 prior authorization(s) are required for deletion: Key could not be deleted"
             guard key.dualAuthDelete.isSetForDeletion(at: now) else {
-                throw KeyRelayError(.authorizationsNotMet,
-                                    "Number of authorizations required to delete is not met: another user must first set the key for deletion (setKeyForDeletion), which stays valid for \(DurationText.goStyle(configuration.dualAuthValidity))",
-                                    operation: "1 prior authorization(s) are required for deletion: Key could not be deleted")
+                throw KeyRelayError(.authorizationsNotMet, "Number of authorizations required to delete is not met",
+                                    operation: authorizationsOp,
+                                    hint: "another user must first set the key for deletion (setKeyForDeletion), which stays valid for \(DurationText.goStyle(configuration.dualAuthValidity))")
             }
             guard key.dualAuthDelete.authorizedBy != principal else {
-                throw KeyRelayError(.authorizationsNotMet,
-                                    "Number of authorizations required to delete is not met: the key was set for deletion by '\(principal)', and a different user must delete it",
-                                    operation: "1 prior authorization(s) are required for deletion: Key could not be deleted")
+                throw KeyRelayError(.authorizationsNotMet, "Number of authorizations required to delete is not met",
+                                    operation: authorizationsOp,
+                                    hint: "the key was set for deletion by '\(principal)', and a different user must delete it")
             }
         }
         if registrations.count > 0, !force {
-            throw KeyRelayError(.protectedResource,
-                                "Key is protecting one or more cloud resources: \(registrations.count) registered resource(s); delete with force=true to delete it anyway",
-                                operation: op, target: ErrorTarget(.queryParam, "force"))
+            throw KeyRelayError(.protectedResource, "Key is protecting one or more cloud resources",
+                                operation: op, target: ErrorTarget(.queryParam, "force"),
+                                hint: "\(registrations.count) registered resource(s); delete with force=true to delete it anyway")
         }
         if registrations.preventingDeletion > 0 {
             throw KeyRelayError(.preventKeyDeletion,
-                                "The key cannot be deleted because it's protecting a cloud resource that has a retention policy: Before you delete this key, contact an account owner to remove the retention policy on each resource that is associated with the key (\(registrations.preventingDeletion) registration(s) have preventKeyDeletion set; force does not override it)",
-                                operation: op)
+                                "The key cannot be deleted because it's protecting a cloud resource that has a retention policy: Before you delete this key, contact an account owner to remove the retention policy on each resource that is associated with the key",
+                                operation: op,
+                                hint: "\(registrations.preventingDeletion) registration(s) have preventKeyDeletion set; force does not override it")
         }
+        try checkState(.delete, key)
         var next = touched(key, at: now, by: principal)
         next.state = .destroyed
         next.deletionDate = now
@@ -211,13 +236,13 @@ public struct LifecycleRules: Sendable {
         try checkState(.restore, key)
         let op = KeyAction.restore.operation
         if let deletion = key.deletionDate, now >= deletion.addingTimeInterval(configuration.restoreWindow) {
-            throw KeyRelayError(.keyRestoreExpired,
-                                "Key restoration has expired: keys can be restored only within \(Int(configuration.restoreWindow / 86400)) days of deletion, and this key was deleted on \(Timestamp.format(deletion))",
-                                operation: op)
+            throw KeyRelayError(.keyRestoreExpired, "Key restoration has expired", operation: op,
+                                hint: "keys can be restored only within \(Int(configuration.restoreWindow / 86400)) days of deletion, and this key was deleted on \(Timestamp.format(deletion))")
         }
         if isExpired(key, at: now) {
-            throw KeyRelayError(.keyExpired, "The action could not be performed on the key because the key is expired: it expired on \(Timestamp.format(key.expirationDate!))",
-                                operation: op)
+            // Key Protect names the expiry in errorMsg: "The key expired on 2020-08-14 19:33:47 +0000 UTC: Key could not be restored".
+            throw KeyRelayError(.keyExpired, "The action could not be performed on the key because the key is expired",
+                                operation: "The key expired on \(Timestamp.goStyle(key.expirationDate!)): \(op)")
         }
         try checkRecentAction(key, at: now, action: .restore)
         var next = touched(key, at: now, by: principal)
@@ -235,8 +260,8 @@ public struct LifecycleRules: Sendable {
             let allowed = deletion.addingTimeInterval(configuration.purgeDelay)
             if now < allowed {
                 throw KeyRelayError(.requestTooEarly,
-                                    "The key was updated recently: Please wait and try again: Purge operation is allowed \(DurationText.goStyle(configuration.purgeDelay)) after key is deleted (from \(Timestamp.format(allowed)))",
-                                    operation: op(.purge), earliestAllowed: allowed)
+                                    "The key was updated recently: Please wait and try again: Purge operation is allowed \(DurationText.goStyle(configuration.purgeDelay)) after key is deleted",
+                                    operation: op(.purge), earliestAllowed: allowed, hint: "a purge is accepted from \(Timestamp.format(allowed))")
             }
         }
     }
@@ -271,7 +296,7 @@ public struct LifecycleRules: Sendable {
     public func unsetForDeletion(_ key: Key, at now: Date, by principal: String) throws(KeyRelayError) -> Key {
         try checkState(.unsetKeyForDeletion, key)
         guard key.dualAuthDelete.enabled else {
-            throw KeyRelayError(.notDualAuth, "The key is not dual auth enabled and cannot be unset for deletion",
+            throw KeyRelayError(.notDualAuth, "The key is not dual auth enabled and cannot be set for deletion",
                                 operation: op(.unsetKeyForDeletion))
         }
         var next = touched(key, at: now, by: principal)
@@ -389,13 +414,25 @@ public struct LifecycleRules: Sendable {
         try checkState(.register, key)
     }
 
+    /// The key states in which a service may delete a registration (Key Protect: active or suspended).
+    public static let registrationRemovalStates: Set<KeyState> = [.active, .suspended]
+
+    /// A service deletes a registration only while its key is active or suspended (422 `KEY_INVALID_STATE_ERR`
+    /// otherwise). Reading registrations stays possible in every state: they are the key's history.
+    public func checkRegistrationRemovable(_ key: Key) throws(KeyRelayError) {
+        guard Self.registrationRemovalStates.contains(key.state) else {
+            throw KeyRelayError(.keyInvalidState, "Key is not in a valid state", operation: KeyAction.register.operation,
+                                hint: "a registration is deleted only while its key is active or suspended, and this key is \(key.state)")
+        }
+    }
+
     // MARK: - Helpers
 
     private func checkRecentAction(_ key: Key, at now: Date, action: KeyAction) throws(KeyRelayError) {
         if let allowed = enableOrRestoreAllowedFrom(key), now < allowed {
-            throw KeyRelayError(.requestTooEarly,
-                                "The key was updated recently: Please wait and try again: \(action.rawValue) is allowed \(DurationText.goStyle(configuration.enableRestoreCooldown)) after the key's last action, at \(Timestamp.format(allowed))",
-                                operation: action.operation, earliestAllowed: allowed)
+            throw KeyRelayError(.requestTooEarly, "The key was updated recently: Please wait and try again",
+                                operation: action.operation, earliestAllowed: allowed,
+                                hint: "\(action.rawValue) is allowed \(DurationText.goStyle(configuration.enableRestoreCooldown)) after the key's last action, at \(Timestamp.format(allowed))")
         }
     }
 

@@ -64,7 +64,8 @@ public struct DualAuthDelete: Sendable, Equatable, Codable {
     }
 }
 
-/// A key's automatic rotation policy (recorded and reported; KeyRelay does not rotate on its own).
+/// A key's automatic rotation policy: enabled, it rotates the key every `intervalMonth` × 30 days
+/// (``LifecycleRules/policyRotationDate(_:)``, performed by the dispatcher).
 public struct RotationPolicy: Sendable, Equatable, Codable {
     public var enabled: Bool
     /// 1–12.

@@ -58,6 +58,17 @@ public struct Registration: Sendable, Equatable, Codable {
     public var lastUpdated: Date
     /// The latest acknowledgement from the resource's service, if any.
     public var acknowledgement: Acknowledgement?
+    /// When a forced delete of the key ended this registration's protection, or `nil` while it protects the key.
+    ///
+    /// Key Protect's `force=true` "removes any registrations that are associated with the key", yet the deleted key's
+    /// registrations stay readable: KeyRelay keeps the row (history, and the resource sync must still reach) and
+    /// records that it no longer protects the key. An ended registration blocks no delete, `preventKeyDeletion`
+    /// included, until the service registers the resource again (create or replace).
+    public var protectionEndedAt: Date?
+
+    /// Whether the registration protects its key: it blocks a delete without `force` (and with `force` when it has
+    /// `preventKeyDeletion`).
+    public var isProtecting: Bool { protectionEndedAt == nil }
 
     public init(keyID: String, instanceID: String, resourceCRN: CRN, description: String? = nil,
                 registrationMetadata: String? = nil, preventKeyDeletion: Bool = false, keyVersion: KeyVersion,
@@ -75,6 +86,7 @@ public struct Registration: Sendable, Equatable, Codable {
         self.updatedBy = createdBy
         self.lastUpdated = creationDate
         self.acknowledgement = nil
+        self.protectionEndedAt = nil
     }
 
     /// Whether this resource has not honoured `key`'s current state: its last acknowledged adopter state differs

@@ -88,10 +88,10 @@ public struct KeyProtectAPI: Sendable {
     /// The routes of one permission: Key Protect's API headers get the API's security headers (no content, no
     /// framing, no sniffing) from Hummingbird's middleware.
     func group(_ router: Router<KeyRelayRequestContext>, _ permission: AccessPermission,
-               instance: Bool = true) -> RouterGroup<KeyRelayRequestContext> {
+               instance: Bool = true, admittingServices: Bool = false) -> RouterGroup<KeyRelayRequestContext> {
         router.group()
             .add(middleware: ContentSecurityMiddleware(contentSecurityPolicy: [.defaultSrc(.none), .frameAncestors(.none)]))
-            .add(middleware: PermissionMiddleware(permission: permission, requiresInstance: instance))
+            .add(middleware: PermissionMiddleware(permission: permission, requiresInstance: instance, admittingServices: admittingServices))
     }
 
     /// The 401 answer (its body carries only `errorMsg`).
@@ -99,8 +99,17 @@ public struct KeyProtectAPI: Sendable {
 
     /// The 413 answer for a body over the size limit.
     static func tooLarge(maxSize: Int, operation: String) -> KeyRelayError {
-        KeyRelayError(.badBody, "Invalid body data was passed: the body is too large (the limit is \(maxSize) bytes)",
-                      operation: operation, status: 413)
+        KeyRelayError(.badBody, KeyRelayEngine.badBodyMessage, operation: operation, status: 413,
+                      hint: "the body is too large (the limit is \(maxSize) bytes)")
+    }
+
+    /// Key Protect's `FEATURE_RESTRICTED_ERR` message.
+    static let featureRestrictedMessage = "This action is not permitted on this resource: Please contact IBM Key Protect or open a service ticket to enable this feature"
+
+    /// The answer for what Key Protect serves and KeyRelay does not: 501 with `FEATURE_RESTRICTED_ERR`. Never another
+    /// 5xx: IBM's Go client retries those (up to 4 times), and retrying cannot help.
+    static func notImplemented(_ operation: String, hint: String) -> KeyRelayError {
+        KeyRelayError(.featureRestricted, featureRestrictedMessage, operation: operation, status: 501, hint: hint)
     }
 
     /// `Prefer: return=minimal` → true.
@@ -120,6 +129,8 @@ public struct KeyProtectAPI: Sendable {
         let manage = group(router, .manage)
         let purge = group(router, .purge)
         let service = group(router, .service)
+        // Deleting a key: a service's credentials reach the engine, which refuses them (403 RESOURCE_OWNER_ERR).
+        let deleteKeys = group(router, .manage, admittingServices: true)
 
         // Keys (collection). `/keys/registrations` is registered before `/keys/{id}`.
         read.head("/api/v2/keys") { request, context in try await api.headKeys(request, context) }
@@ -133,7 +144,7 @@ public struct KeyProtectAPI: Sendable {
         router.group().add(middleware: ContentSecurityMiddleware(contentSecurityPolicy: [.defaultSrc(.none), .frameAncestors(.none)]))
             .post("/api/v2/keys/{id}") { request, context in try await api.deprecatedAction(request, context) }
         manage.patch("/api/v2/keys/{id}") { request, context in try await api.patchKey(request, context) }
-        manage.delete("/api/v2/keys/{id}") { request, context in try await api.deleteKey(request, context) }
+        deleteKeys.delete("/api/v2/keys/{id}") { request, context in try await api.deleteKey(request, context) }
         read.get("/api/v2/keys/{id}/metadata") { request, context in try await api.getMetadata(request, context) }
         read.get("/api/v2/keys/{id}/versions") { request, context in try await api.versions(request, context) }
         purge.delete("/api/v2/keys/{id}/purge") { request, context in try await api.purge(request, context) }
@@ -163,6 +174,11 @@ public struct KeyProtectAPI: Sendable {
             service.on("/api/v2/keys/{id}/registrations/**", method: method) { request, context in
                 try await api.saveRegistration(method, request, context)
             }
+        }
+        // The deprecated `POST …/registrations?action=deactivate` of an older registration model: not supported (501).
+        read.post("/api/v2/keys/{id}/registrations") { _, _ -> Response in
+            throw KeyProtectAPI.notImplemented("Registration could not be processed",
+                                               hint: "the deprecated registrations?action=deactivate is not supported by KeyRelay")
         }
         service.post("/api/v2/event_ack") { request, context in try await api.eventAck(request, context) }
         // Aliases.

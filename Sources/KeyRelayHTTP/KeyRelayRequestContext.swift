@@ -100,19 +100,25 @@ public struct Credentials: Sendable {
 /// A route group's access check: a valid token (401), `Bluemix-Instance` (400, unless the group is
 /// instance-free), a grant covering that instance (401), and the group's permission (401, or 403
 /// `SERVICE_ONLY_ERR` for service-to-service routes). Fills ``KeyRelayRequestContext/authorized``.
+///
+/// With `admittingServices`, a caller whose grant lacks the permission but is a service's (the Service role) is let
+/// through as a service caller (``KeyRelay/RequestContext/isService``), so that the engine answers with Key
+/// Protect's own refusal (a service deleting a key: 403 `RESOURCE_OWNER_ERR`) instead of a 401.
 struct PermissionMiddleware: RouterMiddleware {
     let permission: AccessPermission
     let requiresInstance: Bool
+    var admittingServices = false
 
     func handle(_ request: Request, context: KeyRelayRequestContext,
                 next: (Request, KeyRelayRequestContext) async throws -> Response) async throws -> Response {
         var context = context
-        context.authorized = try Self.authorize(context.credentials, permission, requiresInstance: requiresInstance)
+        context.authorized = try Self.authorize(context.credentials, permission, requiresInstance: requiresInstance,
+                                                admittingServices: admittingServices)
         return try await next(request, context)
     }
 
     static func authorize(_ credentials: Credentials, _ permission: AccessPermission,
-                          requiresInstance: Bool = true) throws(KeyRelayError) -> KeyRelay.RequestContext {
+                          requiresInstance: Bool = true, admittingServices: Bool = false) throws(KeyRelayError) -> KeyRelay.RequestContext {
         guard let grant = credentials.grant else { throw KeyProtectAPI.unauthorized }
         var instanceID = "-"
         if requiresInstance {
@@ -127,6 +133,10 @@ struct PermissionMiddleware: RouterMiddleware {
             if permission == .service {
                 throw KeyRelayError(.serviceOnly, "This action can only be done by a service (service to service)",
                                     operation: "Request could not be processed")
+            }
+            if admittingServices, grant.allows(.service) {
+                return KeyRelay.RequestContext(instanceID: instanceID, principal: grant.principal, correlationID: credentials.correlationID,
+                                               keyRingID: credentials.keyRing, isService: true)
             }
             throw KeyProtectAPI.unauthorized
         }
@@ -163,8 +173,8 @@ struct ErrorRenderingMiddleware<Context: Hummingbird.RequestContext>: RouterMidd
             return KeyRelayError(.notFound, "No KeyRelay endpoint matches \(request.method) \(request.uri.path): see docs/api-coverage.md for the supported endpoints",
                                  operation: op)
         case let error as HTTPError:
-            return KeyRelayError(.badBody, error.body ?? "The request could not be processed (\(error.status.code))", operation: op,
-                                 status: error.status.code)
+            return KeyRelayError(.badBody, KeyRelayEngine.badBodyMessage, operation: op, status: error.status.code,
+                                 hint: error.body ?? "the request could not be processed (\(error.status.code))")
         default:
             logger.error("Unhandled error for \(request.method) \(request.uri.path): \(String(describing: type(of: error)))")
             return KeyRelayError(.internalError, "An internal error occurred: see the server log", operation: op)

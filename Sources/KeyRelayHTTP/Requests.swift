@@ -102,10 +102,25 @@ func date(_ text: String, field: String, operation: String) throws(KeyRelayError
     return date
 }
 
-/// `PATCH /keys/{id}`: `{"keyRingID": "<ring>"}`, plain as the official client sends it, or in an envelope.
+/// `PATCH /keys/{id}`: `{"keyRingID": "<ring>"}`, plain as the official client sends it, or in an envelope. IBM's Go
+/// client spells the field `KeyRingID` (its struct field has no json tag): both are accepted.
 struct KeyPatchRequest: WireRequest {
     static let operation = "Key could not be patched"
-    struct Resource: Decodable, Sendable { var keyRingID: String }
+    struct Resource: Decodable, Sendable {
+        var keyRingID: String
+        enum CodingKeys: String, CodingKey {
+            case keyRingID
+            case goSpelling = "KeyRingID"
+        }
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            if container.contains(.keyRingID) || !container.contains(.goSpelling) {
+                keyRingID = try container.decode(String.self, forKey: .keyRingID)
+            } else {
+                keyRingID = try container.decode(String.self, forKey: .goSpelling)
+            }
+        }
+    }
     var keyRingID: String
 
     enum CodingKeys: String, CodingKey { case resources }

@@ -26,7 +26,9 @@ extension KeyProtectAPI {
         if let search = query.string("search"), !search.isEmpty {
             // Key Protect's search syntax: optional `not:`, `escape:`, `exact:`, `name:`/`alias:` prefixes. KeyRelay
             // supports a case-insensitive substring of the name or an alias; the prefixes are accepted and dropped.
+            // IBM's Go client ends the value with a comma (`fmt.Sprint(s, ",")`): a trailing comma is not searched for.
             var text = Substring(search)
+            while text.hasSuffix(",") { text = text.dropLast() }
             for prefix in ["not:", "escape:", "exact:", "name:", "alias:"] where text.hasPrefix(prefix) {
                 text = text.dropFirst(prefix.count)
             }

@@ -28,7 +28,8 @@ extension KeyProtectAPI {
         let only = try policyName(request, operation: op)
         let resources = try await request.decode(as: KeyPolicyRequest.self, context: context).envelope.resources
         guard (1...2).contains(resources.count) else {
-            throw KeyRelayError(.numCollectionResource, "Only a single policy of each type may be set per request: Please pass one or two resource objects", operation: op)
+            throw KeyRelayError(.numCollectionResource, WireFailure.singleResourceMessage, operation: op,
+                                hint: "only a single policy of each type may be set per request: pass one or two resource objects")
         }
         var rotation: RotationPolicy?
         var dualAuth: Bool?
@@ -47,8 +48,8 @@ extension KeyProtectAPI {
             }
         }
         guard rotation != nil || dualAuth != nil else {
-            throw KeyRelayError(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: a resource needs a rotation or dualAuthDelete object",
-                                operation: op)
+            throw KeyRelayError(.badBody, KeyRelayEngine.badBodyMessage, operation: op,
+                                hint: "a resource needs a rotation or dualAuthDelete object")
         }
         let key = try await engine.setPolicies(try context.parameters.require("id"), rotation: rotation, dualAuthDelete: dualAuth, context: caller)
         let touched = only ?? (rotation != nil && dualAuth != nil ? nil : (rotation != nil ? "rotation" : "dualAuthDelete"))
@@ -73,8 +74,8 @@ extension KeyProtectAPI {
         for resource in resources {
             let type = resource.policyType
             if let only, only != type {
-                throw KeyRelayError(.bodyQueryParamMismatch, "Data in body does not match data required by query parameter: policy=\(only) but policy_type is \(type)",
-                                    operation: op)
+                throw KeyRelayError(.bodyQueryParamMismatch, "Data in body does not match data required by query parameter",
+                                    operation: op, hint: "policy=\(only) but policy_type is \(type)")
             }
             guard let data = resource.policyData else {
                 throw KeyRelayError(.invalidField, "The field 'policy_data' must be: an object with 'enabled'", operation: op,
@@ -253,7 +254,8 @@ extension KeyProtectAPI {
                                     operation: op, target: ErrorTarget(.field, "set"))
             }
         } else {
-            throw KeyRelayError(.badBody, "Invalid body data was passed: send {\"advance\": \"1h 1s\"} or {\"set\": \"<RFC 3339>\"}", operation: op)
+            throw KeyRelayError(.badBody, KeyRelayEngine.badBodyMessage, operation: op,
+                                hint: "send {\"advance\": \"1h 1s\"} or {\"set\": \"<RFC 3339>\"}")
         }
         guard clock.canAdvance(by: interval) else {
             throw KeyRelayError(.invalidField, "The clock cannot move past \(Timestamp.format(Timestamp.range.upperBound)): every later date would not be RFC 3339",

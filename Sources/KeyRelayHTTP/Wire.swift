@@ -45,20 +45,22 @@ extension WireCollection: Decodable where Resource: Decodable {
     /// `BAD_BODY_ERR`, a `collectionTotal` other than the number of resources is `COLLECTION_TOTAL_MISMATCH_ERR`.
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        guard container.contains(.metadata) else {
-            throw WireFailure(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: CollectionMetadata is empty")
-        }
+        // Key Protect's wording for a missing or empty `metadata` (`"metadata": {}`).
+        let empty = WireFailure(.badBody, "\(KeyRelayEngine.badBodyMessage): CollectionMetadata is empty")
+        guard container.contains(.metadata) else { throw empty }
         let metadata: Metadata
         do { metadata = try container.decode(Metadata.self, forKey: .metadata) } catch {
-            throw WireFailure(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: metadata needs collectionType and collectionTotal")
+            if case .object(let fields)? = try? container.decode(JSONValue.self, forKey: .metadata), fields.isEmpty { throw empty }
+            throw WireFailure(.badBody, KeyRelayEngine.badBodyMessage, hint: "metadata needs collectionType and collectionTotal")
         }
         var list: any UnkeyedDecodingContainer
         do { list = try container.nestedUnkeyedContainer(forKey: .resources) } catch {
-            throw WireFailure(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: resources must be an array")
+            throw WireFailure(.badBody, KeyRelayEngine.badBodyMessage, hint: "resources must be an array")
         }
         let count = list.count ?? 0
         guard metadata.collectionTotal == count else {
-            throw WireFailure(.collectionTotalMismatch, "Collection total does not match number of resources: collectionTotal is \(metadata.collectionTotal), resources has \(count)")
+            throw WireFailure(.collectionTotalMismatch, "Collection total does not match number of resources",
+                              hint: "collectionTotal is \(metadata.collectionTotal), resources has \(count)")
         }
         var resources: [Resource] = []
         resources.reserveCapacity(count)
@@ -67,7 +69,7 @@ extension WireCollection: Decodable where Resource: Decodable {
                 resources.append(try list.decode(Resource.self))
             } catch DecodingError.typeMismatch(_, let context) where context.codingPath.count <= 2 {
                 // The element itself is not an object (deeper mismatches are about one of its fields).
-                throw WireFailure(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: each resource must be an object")
+                throw WireFailure(.badBody, KeyRelayEngine.badBodyMessage, hint: "each resource must be an object")
             }
         }
         self.metadata = metadata
@@ -79,7 +81,7 @@ extension WireCollection {
     /// The only resource, or `NUM_COLLECTION_RESOURCE_ERR`.
     func single() throws(WireFailure) -> Resource {
         guard resources.count == 1, let resource = resources.first else {
-            throw WireFailure(.numCollectionResource, "Only a single resource may be passed per request: Please pass single resource object")
+            throw WireFailure(.numCollectionResource, WireFailure.singleResourceMessage, hint: "this request takes exactly one resource")
         }
         return resource
     }
@@ -93,17 +95,22 @@ extension WireCollection {
 /// A refusal found while reading a request, before the operation is known to the reader: ``WireDecoding`` gives it
 /// the operation and makes it a ``KeyRelayError``.
 struct WireFailure: Error {
+    /// Key Protect's `NUM_COLLECTION_RESOURCE_ERR` message.
+    static let singleResourceMessage = "Only a single instance policy may be created per query parameter: Please pass single resource object"
+
     var code: ReasonCode
     var message: String
     var target: ErrorTarget?
-    init(_ code: ReasonCode, _ message: String, target: ErrorTarget? = nil) {
+    var hint: String?
+    init(_ code: ReasonCode, _ message: String, target: ErrorTarget? = nil, hint: String? = nil) {
         self.code = code
         self.message = message
         self.target = target
+        self.hint = hint
     }
 
     func error(during operation: String) -> KeyRelayError {
-        KeyRelayError(code, message, operation: operation, target: target)
+        KeyRelayError(code, message, operation: operation, target: target, hint: hint)
     }
 
     /// `INVALID_FIELD_ERR` "The field 'name' must be: requirement", targeting the field.
@@ -148,7 +155,7 @@ enum WireJSON {
         }
     }
 
-    static let notAnObject = WireFailure(.badBody, "Invalid body data was passed: Please ensure the data passed had valid formatting with no invalid characters: the body is not a JSON object")
+    static let notAnObject = WireFailure(.badBody, KeyRelayEngine.badBodyMessage, hint: "the body is not a JSON object")
 
     static func failure(_ error: DecodingError) -> WireFailure {
         switch error {

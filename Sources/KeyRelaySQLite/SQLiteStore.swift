@@ -171,8 +171,21 @@ private let keyColumns = """
 private let registrationColumns = """
     r.key_id, r.resource_crn, r.instance_id, r.service, r.description, r.metadata, r.prevent_key_deletion,
     r.key_version_id, r.key_version_created_at, r.created_by, r.created_at, r.updated_by, r.updated_at,
-    r.ack_event_id, r.ack_state, r.ack_key_version_id, r.ack_processed_at, r.ack_received_at
+    r.ack_event_id, r.ack_state, r.ack_key_version_id, r.ack_processed_at, r.ack_received_at, r.protection_ended_at
     """
+
+/// A registration summary of a group of rows: only the registrations that still protect their key count for the
+/// delete rule (`protecting`, `preventing`); `total` counts them all.
+private let summaryColumns = """
+    COALESCE(SUM(protection_ended_at IS NULL), 0) AS protecting,
+    COALESCE(SUM(prevent_key_deletion = 1 AND protection_ended_at IS NULL), 0) AS preventing, COUNT(*) AS total
+    """
+
+private func decodeSummary(_ row: Row) throws -> RegistrationSummary {
+    let r = StoredRow(row: row, table: "registrations")
+    return RegistrationSummary(count: try r.value("protecting"), preventingDeletion: try r.value("preventing"),
+                               total: try r.value("total"))
+}
 
 private let eventColumns = """
     e.seq, e.id, e.instance_id, e.key_id, e.key_seq, e.kind, e.key_state, e.version_id, e.version_created_at, e.at,
@@ -181,6 +194,7 @@ private let eventColumns = """
 
 private let notificationColumns = """
     n.id AS notification_id, n.resource_crn, n.service, n.status, n.attempts, n.next_attempt_at, n.last_error, n.sent_at, n.acked_at,
+    n.incomplete,
     \(eventColumns)
     """
 
@@ -383,6 +397,9 @@ private func decodeRegistration(_ row: Row) throws -> Registration {
             keyVersionID: try r.value("ack_key_version_id"),
             processedAt: try r.date("ack_processed_at"), receivedAt: try r.date("ack_received_at"))
     }
+    if try r.value("protection_ended_at", as: Int64?.self) != nil {
+        registration.protectionEndedAt = try r.date("protection_ended_at")
+    }
     return registration
 }
 
@@ -402,7 +419,13 @@ private func decodeNotification(_ row: Row) throws -> ResourceNotification {
                                 serviceName: try r.value("service"), status: try r.code("status", as: NotificationStatus.self),
                                 attempts: try r.value("attempts"), nextAttemptDate: try r.optionalDate("next_attempt_at"),
                                 lastError: try r.value("last_error"), sentDate: try r.optionalDate("sent_at"),
-                                acknowledgedDate: try r.optionalDate("acked_at"))
+                                acknowledgedDate: try r.optionalDate("acked_at"),
+                                incomplete: try r.value("incomplete", as: Int?.self).map { code in
+                                    guard let reason = IncompleteReason(rawValue: code) else {
+                                        throw StoreError.corruptRow(table: "notifications", column: "incomplete", value: String(code))
+                                    }
+                                    return reason
+                                })
 }
 
 // MARK: - Cached statements
@@ -524,6 +547,24 @@ struct SQLiteTransaction: StorageTransaction {
                          arguments: [date.storageMilliseconds, limit]).map(KeyRow.decode)
     }
 
+    func keysDueForPolicyRotation(at date: Date, month: TimeInterval, limit: Int) throws -> [Key] {
+        // The partial index keys_rotation_policy holds exactly the candidates (enabled policy, active generated
+        // root key): the due instant is computed on those rows only.
+        let due = "COALESCE(k.last_rotate_at, k.created_at) + k.rotation_interval * ?"
+        let monthMilliseconds = Int64((month * 1000).rounded())
+        return try Row.fetchAll(db, cachedSQL: """
+            SELECT \(keyColumns) FROM keys k INDEXED BY keys_rotation_policy
+            WHERE k.rotation_enabled = 1 AND k.state = 1 AND k.extractable = 0 AND k.imported = 0
+              AND \(due) <= ?
+            ORDER BY \(due), k.id LIMIT ?
+            """, arguments: [monthMilliseconds, date.storageMilliseconds, monthMilliseconds, limit]).map(KeyRow.decode)
+    }
+
+    func destroyedKeys(deletedAtOrBefore date: Date, limit: Int) throws -> [Key] {
+        try Row.fetchAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 5 AND k.deleted_at <= ? ORDER BY k.deleted_at, k.id LIMIT ?",
+                         arguments: [date.storageMilliseconds, limit]).map(KeyRow.decode)
+    }
+
     func aliases(keyID: String) throws -> [AliasRecord] {
         try Row.fetchAll(db, cachedSQL: "SELECT alias, key_id, created_at, created_by FROM aliases WHERE key_id = ? ORDER BY created_at, alias",
                          arguments: [keyID]).map {
@@ -609,11 +650,10 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func registrationSummary(keyID: String) throws -> RegistrationSummary {
-        let row = try Row.fetchOne(db, cachedSQL: "SELECT COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations WHERE key_id = ?",
+        let row = try Row.fetchOne(db, cachedSQL: "SELECT \(summaryColumns) FROM registrations WHERE key_id = ?",
                                    arguments: [keyID])
         guard let row else { return RegistrationSummary(count: 0, preventingDeletion: 0) }
-        let r = StoredRow(row: row, table: "registrations")
-        return RegistrationSummary(count: try r.value("total"), preventingDeletion: try r.value("preventing"))
+        return try decodeSummary(row)
     }
 
     func event(id: String) throws -> LifecycleEvent? {
@@ -770,21 +810,28 @@ struct SQLiteTransaction: StorageTransaction {
         try db.execute(cachedSQL: """
             INSERT INTO registrations (key_id, resource_crn, instance_id, service, description, metadata, prevent_key_deletion,
                 key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at, ack_event_id, ack_state,
-                ack_key_version_id, ack_processed_at, ack_received_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ack_key_version_id, ack_processed_at, ack_received_at, protection_ended_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (key_id, resource_crn) DO UPDATE SET
                 description = excluded.description, metadata = excluded.metadata,
                 prevent_key_deletion = excluded.prevent_key_deletion, key_version_id = excluded.key_version_id,
                 key_version_created_at = excluded.key_version_created_at, updated_by = excluded.updated_by,
                 updated_at = excluded.updated_at, ack_event_id = excluded.ack_event_id, ack_state = excluded.ack_state,
                 ack_key_version_id = excluded.ack_key_version_id, ack_processed_at = excluded.ack_processed_at,
-                ack_received_at = excluded.ack_received_at
+                ack_received_at = excluded.ack_received_at, protection_ended_at = excluded.protection_ended_at
             """, arguments: [
                 r.keyID, r.resourceCRN, r.instanceID, r.serviceName, r.description, r.registrationMetadata,
                 r.preventKeyDeletion, r.keyVersion.id, ms(r.keyVersion.creationDate), r.createdBy, ms(r.creationDate),
                 r.updatedBy, ms(r.lastUpdated), r.acknowledgement?.eventID, r.acknowledgement?.adopterKeyState.rawValue,
                 r.acknowledgement?.keyVersionID, ms(r.acknowledgement?.processedAt), ms(r.acknowledgement?.receivedAt),
+                ms(r.protectionEndedAt),
             ])
+    }
+
+    func endRegistrationProtection(keyID: String, at date: Date) throws -> Int {
+        try db.execute(cachedSQL: "UPDATE registrations SET protection_ended_at = ? WHERE key_id = ? AND protection_ended_at IS NULL",
+                       arguments: [date.storageMilliseconds, keyID])
+        return db.changesCount
     }
 
     func deleteRegistration(keyID: String, resourceCRN: String) throws -> Bool {
@@ -829,7 +876,39 @@ struct SQLiteTransaction: StorageTransaction {
         case .dead(_, let error):
             try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [error, notificationID])
+        case .unacknowledged(_, let error):
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ?, incomplete = 408 WHERE id = ? AND status = 'sent'",
+                           arguments: [error, notificationID])
         }
+    }
+
+    func recordStateConflict(keyID: String, resourceCRN: String, eventSequence: Int64, error: String) throws {
+        try db.execute(cachedSQL: "UPDATE notifications SET incomplete = 409, last_error = ? WHERE key_id = ? AND resource_crn = ? AND event_seq = ?",
+                       arguments: [error, keyID, resourceCRN, eventSequence])
+    }
+
+    func incompleteNotifications(instanceID: String, limit: Int) throws -> [ResourceNotification] {
+        try Row.fetchAll(db, cachedSQL: """
+            SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
+            WHERE n.incomplete IS NOT NULL AND e.instance_id = ?
+            ORDER BY n.id DESC LIMIT ?
+            """, arguments: [instanceID, limit]).map(decodeNotification)
+    }
+
+    func countIncompleteNotifications(instanceID: String) throws -> [IncompleteReason: Int] {
+        var counts: [IncompleteReason: Int] = [:]
+        for row in try Row.fetchAll(db, cachedSQL: """
+            SELECT n.incomplete, COUNT(*) AS c FROM notifications n JOIN events e ON e.seq = n.event_seq
+            WHERE n.incomplete IS NOT NULL AND e.instance_id = ? GROUP BY n.incomplete
+            """, arguments: [instanceID]) {
+            let r = StoredRow(row: row, table: "notifications")
+            let code: Int = try r.value("incomplete")
+            guard let reason = IncompleteReason(rawValue: code) else {
+                throw StoreError.corruptRow(table: "notifications", column: "incomplete", value: String(code))
+            }
+            counts[reason] = try r.value("c")
+        }
+        return counts
     }
 
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int {
@@ -867,14 +946,13 @@ extension SQLiteTransaction {
     func registrationSummaries(keyIDs: [String]) throws -> [String: RegistrationSummary] {
         guard !keyIDs.isEmpty else { return [:] }
         let rows = try Row.fetchAll(db, cachedSQL: """
-            SELECT key_id, COUNT(*) AS total, COALESCE(SUM(prevent_key_deletion), 0) AS preventing FROM registrations
+            SELECT key_id, \(summaryColumns) FROM registrations
             WHERE key_id IN (SELECT value FROM json_each(?)) GROUP BY key_id
             """, arguments: [try jsonArray(keyIDs)])
         var summaries: [String: RegistrationSummary] = [:]
         for row in rows {
             let r = StoredRow(row: row, table: "registrations")
-            summaries[try r.value("key_id", as: String.self)] = RegistrationSummary(count: try r.value("total"),
-                                                                                   preventingDeletion: try r.value("preventing"))
+            summaries[try r.value("key_id", as: String.self)] = try decodeSummary(row)
         }
         return summaries
     }

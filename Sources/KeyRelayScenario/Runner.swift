@@ -140,13 +140,15 @@ final class Execution {
     /// The outcome of the last step that was not an expectation.
     enum Outcome {
         case success(status: Int?)
-        case failure(status: Int?, code: String?, message: String)
+        /// `hint` is KeyRelay's own explanation (``KeyRelayError/hint``), beside Key Protect's `message`.
+        case failure(status: Int?, code: String?, message: String, hint: String? = nil)
 
         var summary: String {
             switch self {
             case .success(let status): status.map { "success (\($0))" } ?? "success"
-            case .failure(let status, let code, let message):
+            case .failure(let status, let code, let message, let hint):
                 [status.map(String.init), code].compactMap { $0 }.joined(separator: " ") + ": " + message
+                    + (hint.map { " (hint: \($0))" } ?? "")
             }
         }
     }
@@ -213,7 +215,7 @@ final class Execution {
             let status = try await execute(action)
             return .success(status: status)
         } catch let error as KeyRelayError {
-            return .failure(status: error.status, code: error.code.rawValue, message: error.message)
+            return .failure(status: error.status, code: error.code.rawValue, message: error.message, hint: error.hint)
         } catch let error as ServiceAccessError {
             let status = switch error {
             case .accessDenied: 403
@@ -369,11 +371,14 @@ final class Execution {
             guard let outcome = lastOutcome else { return fail(describe(expectation), "no earlier step") }
             switch (expectation, outcome) {
             case (.ok, .success): return nil
-            case (.status(let want), .success(let status)), (.status(let want), .failure(let status, _, _)):
+            case (.status(let want), .success(let status)), (.status(let want), .failure(let status, _, _, _)):
                 return status == want ? nil : fail("status \(want)", status.map { "status \($0) (\(outcome.summary))" } ?? outcome.summary)
-            case (.error(let code, let contains), .failure(_, let saw, let message)):
+            case (.error(let code, let contains), .failure(_, let saw, let message, let hint)):
                 guard saw == code else { return fail(code, outcome.summary) }
-                if let contains, !message.contains(contains) { return fail("a message containing '\(contains)'", "'\(message)'") }
+                // The text may come from Key Protect's message or from KeyRelay's hint beside it.
+                if let contains, !message.contains(contains), !(hint?.contains(contains) ?? false) {
+                    return fail("a message containing '\(contains)'", "'\(message)'" + (hint.map { " (hint: '\($0)')" } ?? ""))
+                }
                 return nil
             default:
                 return fail(describe(expectation), outcome.summary)

@@ -38,6 +38,13 @@ public protocol StorageReader {
     func countKeys(instanceID: String, query: KeyQuery) throws -> Int
     /// Active keys whose expiration date is at or before `date`.
     func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key]
+    /// Active, generated (not imported) root keys with an enabled rotation policy whose next policy rotation —
+    /// `interval_month × month` after the last rotation, or after creation — is at or before `date`, earliest
+    /// first (ties by id). Pass `.distantFuture` with limit 1 for the next one.
+    func keysDueForPolicyRotation(at date: Date, month: TimeInterval, limit: Int) throws -> [Key]
+    /// Destroyed keys deleted at or before `date`, earliest deletion first (ties by id): the automatic purge's
+    /// candidates. Pass `.distantFuture` with limit 1 for the earliest deletion.
+    func destroyedKeys(deletedAtOrBefore date: Date, limit: Int) throws -> [Key]
     func aliases(keyID: String) throws -> [AliasRecord]
     /// Versions newest first.
     func versions(keyID: String, limit: Int, offset: Int) throws -> [KeyVersion]
@@ -50,6 +57,8 @@ public protocol StorageReader {
     func countRegistrations(instanceID: String, keyID: String?, filter: RegistrationFilter) throws -> Int
     /// Streams every registration of a key, without loading them all.
     func forEachRegistration(keyID: String, _ body: (Registration) throws -> Void) throws
+    /// The key's registrations as the delete rule sees them: `count` and `preventingDeletion` count only the
+    /// registrations that still protect the key; `total` counts them all.
     func registrationSummary(keyID: String) throws -> RegistrationSummary
     func event(id: String) throws -> LifecycleEvent?
     func events(instanceID: String?, keyID: String?, after sequence: Int64, limit: Int) throws -> [LifecycleEvent]
@@ -57,6 +66,11 @@ public protocol StorageReader {
     func notifications(keyID: String?, eventSequence: Int64?, status: NotificationStatus?, limit: Int, offset: Int) throws -> [ResourceNotification]
     func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification?
     func deliveryCounts(instanceID: String?, keyID: String?, service: String?) throws -> DeliveryCounts
+    /// Notifications whose action did not complete (``ResourceNotification/incomplete``), newest first, of one
+    /// instance's keys.
+    func incompleteNotifications(instanceID: String, limit: Int) throws -> [ResourceNotification]
+    /// How many of one instance's notifications did not complete, by reason.
+    func countIncompleteNotifications(instanceID: String) throws -> [IncompleteReason: Int]
     /// Notifications due at `date`: pending ones whose attempt time has come, and sent ones whose acknowledgement
     /// deadline has passed, excluding any with an earlier *pending* notification for the same resource (per-resource
     /// order of hand-over; a sent notification awaiting its acknowledgement, or a dead one, does not hold back the
@@ -69,7 +83,8 @@ public protocol StorageReader {
     // Overview queries: one statement per page of keys or events, never one per key (the engine's status, drift
     // and console views). Every list argument is one page, so each answer is bounded by the caller's page size.
 
-    /// Registration counts of each of `keyIDs`; a key without registrations is absent.
+    /// Registration counts of each of `keyIDs` (as ``registrationSummary(keyID:)``); a key without registrations is
+    /// absent.
     func registrationSummaries(keyIDs: [String]) throws -> [String: RegistrationSummary]
     /// Notification counts by status of each of `keyIDs`; a key without notifications is absent.
     func deliveryCounts(keyIDs: [String]) throws -> [String: DeliveryCounts]
@@ -115,6 +130,9 @@ public protocol StorageTransaction: StorageReader {
     func moveKeys(instanceID: String, fromRing: String, toRing: String) throws
     func upsertRegistration(_ registration: Registration) throws
     func deleteRegistration(keyID: String, resourceCRN: String) throws -> Bool
+    /// Ends the protection of every registration of `keyID` that still protects it (a forced delete), at `date`; the
+    /// rows stay (listed, and reached by sync). Returns how many changed.
+    func endRegistrationProtection(keyID: String, at date: Date) throws -> Int
     func recordAcknowledgement(keyID: String, resourceCRN: String, _ ack: Acknowledgement) throws
     /// Appends an event and returns its global sequence.
     func appendEvent(_ event: LifecycleEvent) throws -> Int64
@@ -125,6 +143,9 @@ public protocol StorageTransaction: StorageReader {
     /// Marks the notification of `eventSequence` to `resourceCRN` acknowledged, and any earlier unfinished
     /// notification of the same key to the same resource too (a newer acknowledged state supersedes them).
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int
+    /// Records that the resource acknowledged the event `eventSequence` with another key state than the event's:
+    /// its notification of that event is marked ``IncompleteReason/stateConflict`` with `error`.
+    func recordStateConflict(keyID: String, resourceCRN: String, eventSequence: Int64, error: String) throws
     func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws
     func setMeta(_ name: String, _ value: Data) throws
 

@@ -210,6 +210,46 @@ extension StoreContract {
         try requireEqual(none, 0, "fanOut of a key without registrations")
     }
 
+    static let protectionEnded = StoreContractCheck(
+        "protectionEnded",
+        "endRegistrationProtection ends the protection of a key's protecting registrations only (once, keeping the first date), without removing them: the summary stops counting them for the delete rule, listings and fanOut still see them, and an upsert that clears the date makes them protect again."
+    ) { backend in
+        let store = try await backend.makeStore()
+        let key = F.key("k1")
+        let other = F.key("k2")
+        let (ended, again, summary, otherSummary) = try await store.write { tx in
+            try F.seed(tx, key)
+            try F.seed(tx, other, buckets: ["other"])
+            try tx.upsertRegistration(try F.registration(key, "plain"))
+            try tx.upsertRegistration(try F.registration(key, "retained", prevent: true))
+            let ended = try tx.endRegistrationProtection(keyID: key.id, at: F.at(10))
+            let again = try tx.endRegistrationProtection(keyID: key.id, at: F.at(20))
+            return (ended, again, try tx.registrationSummary(keyID: key.id), try tx.registrationSummary(keyID: other.id))
+        }
+        try requireEqual(ended, 2, "registrations whose protection ended")
+        try requireEqual(again, 0, "registrations ended a second time")
+        try requireEqual(summary, RegistrationSummary(count: 0, preventingDeletion: 0, total: 2), "the summary after the protection ended")
+        try requireEqual(otherSummary, RegistrationSummary(count: 1, preventingDeletion: 0, total: 1), "another key's summary")
+        let (listed, summaries, notified) = try await store.write { tx in
+            (try tx.registrations(instanceID: "i1", keyID: key.id, filter: RegistrationFilter(), limit: 10, offset: 0),
+             try tx.registrationSummaries(keyIDs: [key.id]),
+             try tx.fanOut(eventSequence: try tx.appendEvent(F.event(key, 1)), keyID: key.id, dueAt: F.at(30)))
+        }
+        try requireEqual(listed.map(\.protectionEndedAt), [F.at(10), F.at(10)], "the ended registrations, still listed, with the first date")
+        try requireEqual(listed.map(\.isProtecting), [false, false], "isProtecting of ended registrations")
+        try requireEqual(summaries[key.id], RegistrationSummary(count: 0, preventingDeletion: 0, total: 2), "registrationSummaries")
+        try requireEqual(notified, 2, "fanOut reaches registrations whose protection ended")
+        var retained = try requireValue(listed.first { $0.preventKeyDeletion }, "the retained registration")
+        retained.protectionEndedAt = nil
+        let renewed = retained
+        let after = try await store.write { tx in
+            try tx.upsertRegistration(renewed)
+            return (try tx.registrationSummary(keyID: key.id), try tx.registration(keyID: key.id, resourceCRN: renewed.resourceCRN))
+        }
+        try requireEqual(after.0, RegistrationSummary(count: 1, preventingDeletion: 1, total: 2), "the summary after registering again")
+        try requireEqual(after.1?.protectionEndedAt, nil, "protectionEndedAt after registering again")
+    }
+
     static let dueNotificationOrder = StoreContractCheck(
         "dueNotificationOrder",
         "dueNotifications returns pending notifications whose time has come and sent ones past their deadline, by due time then id, holding each back only behind an earlier pending one to the same resource."

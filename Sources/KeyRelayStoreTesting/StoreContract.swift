@@ -21,9 +21,9 @@ import KeyRelayStore
 public enum StoreContract {
     /// Every check, in a stable order.
     public static let checks: [StoreContractCheck] = [
-        commandAtomicity, concurrentCommandsStayIndependent, roundTrip, fanOut, dueNotificationOrder,
+        commandAtomicity, concurrentCommandsStayIndependent, roundTrip, fanOut, protectionEnded, dueNotificationOrder,
         deliveryOutcomes, acknowledgementSupersedes, paging, filters, eventSequence, purge, meta, kmipAdapters, durableAcrossReopen,
-        newerSchemaRefused, commitsSignalled,
+        newerSchemaRefused, commitsSignalled, incompleteActions,
     ]
 
     /// The checks a backend can run: those that reopen a database only when it has ``StoreContractBackend/reopening``.
@@ -131,6 +131,12 @@ func require(_ condition: Bool, _ message: @autoclosure () -> String) throws(Con
 }
 
 /// Throws a violation naming `what` unless `actual == expected`.
+/// The value, or a violation naming `what` when it is missing.
+func requireValue<T>(_ value: T?, _ what: String) throws(ContractViolation) -> T {
+    guard let value else { throw ContractViolation("\(what): expected a value, got none") }
+    return value
+}
+
 func requireEqual<T: Equatable>(_ actual: T, _ expected: T, _ what: String) throws(ContractViolation) {
     guard actual == expected else { throw ContractViolation("\(what): expected \(expected), got \(actual)") }
 }

@@ -45,17 +45,20 @@ extension KeyRelayError {
 /// error object on standard output) and a non-zero exit. Anything else is left to ArgumentParser: the command
 /// line's own errors are usage errors (`ValidationError`), printed with the usage.
 /// The engine's messages use Key Protect's wording, which names API fields (`force=true`); they are shown with the
-/// command line's flags instead (``CLIVocabulary``).
+/// command line's flags instead (``CLIVocabulary``). KeyRelay's own explanation (``KeyRelayError/hint``) follows on a
+/// `hint:` line of its own.
 func reportingErrors<T>(json: Bool, _ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as KeyRelayError {
         let message = CLIVocabulary.rewrite(error.message)
+        let hint = error.hint.map(CLIVocabulary.rewrite)
         if json {
             print(CLIJSON.encode(ErrorView(code: error.code.rawValue, status: error.statusCode, message: message,
-                                           errorMsg: error.errorMsg)))
+                                           errorMsg: error.errorMsg, hint: hint)))
         }
         printError("error: \(error.code.rawValue) (\(error.statusCode)): \(message)")
+        if let hint { printError("hint: \(hint)") }
         throw ExitCode.failure
     }
 }
@@ -84,6 +87,7 @@ struct ErrorView: Codable {
     var status: Int
     var message: String
     var errorMsg: String?
+    var hint: String?
 }
 
 enum CLIJSON {

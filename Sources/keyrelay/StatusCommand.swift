@@ -21,6 +21,15 @@ struct StatusCommand: AsyncParsableCommand {
         var dead: Int
     }
 
+    /// A lifecycle action that did not complete at a resource (408 / 409).
+    struct Incomplete: Codable {
+        var reason: Int
+        var keyId: String
+        var event: String
+        var resourceCrn: String
+        var error: String?
+    }
+
     struct Summary: Codable {
         var instance: String
         var keys: [KeyStatus]
@@ -29,6 +38,9 @@ struct StatusCommand: AsyncParsableCommand {
         var sent: Int
         var acknowledged: Int
         var dead: Int
+        /// Notifications whose action did not complete, and the most recent of them.
+        var didNotComplete: Int
+        var recentlyIncomplete: [Incomplete]
     }
 
     func run() async throws {
@@ -44,7 +56,7 @@ struct StatusCommand: AsyncParsableCommand {
                 let page = try await engine.keyOverviews(query, context: context)
                 rows += page.items.map { overview in
                     KeyStatus(id: overview.key.id, name: overview.key.name, state: overview.key.state.description,
-                              versions: overview.key.versionCount, registrations: overview.registrations.count,
+                              versions: overview.key.versionCount, registrations: overview.registrations.total,
                               drifted: overview.drifted, pending: overview.deliveries.pending, sent: overview.deliveries.sent,
                               acknowledged: overview.deliveries.acknowledged, dead: overview.deliveries.dead)
                 }
@@ -52,14 +64,27 @@ struct StatusCommand: AsyncParsableCommand {
                 query.offset += query.limit
             }
             let totals = try await engine.deliveryCounts(instanceID: context.instanceID)
+            let incomplete = try await engine.incompleteActions(limit: 5, context: context)
             let summary = Summary(instance: context.instanceID, keys: rows, drifted: rows.reduce(0) { $0 + $1.drifted },
-                                  pending: totals.pending, sent: totals.sent, acknowledged: totals.acknowledged, dead: totals.dead)
+                                  pending: totals.pending, sent: totals.sent, acknowledged: totals.acknowledged, dead: totals.dead,
+                                  didNotComplete: incomplete.total,
+                                  recentlyIncomplete: incomplete.recent.map {
+                                      Incomplete(reason: $0.incomplete?.rawValue ?? 0, keyId: $0.event.keyID,
+                                                 event: "\($0.event.kind.rawValue) (\($0.event.id))", resourceCrn: $0.resourceCRN, error: $0.lastError)
+                                  })
             if options.json {
                 print(CLIJSON.encode(summary))
                 return
             }
             print("instance \(summary.instance): \(rows.count) key(s), \(summary.drifted) drifted registration(s)")
             print("notifications: \(summary.pending) pending, \(summary.sent) sent, \(summary.acknowledged) acknowledged, \(summary.dead) dead")
+            if summary.didNotComplete > 0 {
+                let by = IncompleteReason.allCases.compactMap { reason in incomplete.counts[reason].map { "\($0) × \(reason.rawValue)" } }
+                print("\(IncompleteReason.summary): \(summary.didNotComplete) (\(by.joined(separator: ", "))); the latest:")
+                for item in summary.recentlyIncomplete {
+                    print("  \(item.reason) key \(item.keyId) \(item.event) at \(item.resourceCrn)")
+                }
+            }
             if !rows.isEmpty {
                 print("")
                 printTable(["ID", "NAME", "STATE", "VERSIONS", "RESOURCES", "DRIFTED", "PENDING", "DEAD"],

@@ -32,7 +32,7 @@ struct DeliveryPolicyTests {
     }
 
     @Test func ackTimeoutMessageUsesGoDurations() {
-        #expect(DeliveryPolicy().acknowledgementTimeoutMessage == "not acknowledged within 4h0m0s")
+        #expect(DeliveryPolicy().acknowledgementTimeoutMessage == "Lifecycle action on a key with registrations did not complete: not acknowledged within 4h0m0s (408)")
     }
 }
 
@@ -123,7 +123,8 @@ struct DispatcherTests {
         try await h.dispatcher.advance(h.clock, by: 1)
         let dead = try #require(try await h.notifications(key.id).last)
         #expect(dead.status == .dead)
-        #expect(dead.lastError == "not acknowledged within 4h0m0s")
+        #expect(dead.lastError == "Lifecycle action on a key with registrations did not complete: not acknowledged within 4h0m0s (408)")
+        #expect(dead.incomplete == .notAcknowledged)
         #expect(try await h.engine.drift(context: h.ops).count == 1)
         // Sync re-emits to the registration whose notification is dead.
         let receipt = try await h.engine.sync(key.id, context: h.ops)

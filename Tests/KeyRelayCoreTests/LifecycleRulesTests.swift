@@ -210,7 +210,7 @@ struct DeletePurgeRuleTests {
         if let error = caught({ _ = try rules.delete(makeKey(), at: t0, by: "op", force: false, registrations: one) }) {
             #expect(error.code == .protectedResource)
             #expect(error.target == ErrorTarget(.queryParam, "force"))
-            #expect(error.message.hasPrefix("Key is protecting one or more cloud resources"))
+            #expect(error.message == "Key is protecting one or more cloud resources")
         }
         _ = try rules.delete(makeKey(), at: t0, by: "op", force: true, registrations: one)
     }
@@ -226,7 +226,7 @@ struct DeletePurgeRuleTests {
         let deleted = try rules.delete(makeKey(), at: t0, by: "op", force: false, registrations: none)
         if let error = caught({ try rules.checkPurge(deleted, at: t0.addingTimeInterval(4 * 3600 - 1)) }) {
             #expect(error.code == .requestTooEarly)
-            #expect(error.message.hasPrefix("The key was updated recently: Please wait and try again: Purge operation is allowed 4h0m0s after key is deleted"))
+            #expect(error.message == "The key was updated recently: Please wait and try again: Purge operation is allowed 4h0m0s after key is deleted")
             #expect(error.operation == "Key could not be purged")
             #expect(error.earliestAllowed == t0.addingTimeInterval(4 * 3600))
         }
@@ -302,5 +302,54 @@ struct StateTableTests {
         expectCode(.keyInvalidState) { try rules.checkRegistrable(makeKey(state: .suspended)) }
         expectCode(.keyRootRequiredForRegistration) { try rules.checkRegistrable(makeKey(extractable: true)) }
         #expect(throws: Never.self) { try rules.checkRegistrable(makeKey()) }
+    }
+
+    @Test(arguments: [KeyState.active, .suspended, .deactivated, .destroyed])
+    func registrationsAreDeletedOnlyForActiveOrSuspendedKeys(_ state: KeyState) {
+        if [.active, .suspended].contains(state) {
+            #expect(throws: Never.self) { try rules.checkRegistrationRemovable(makeKey(state: state)) }
+        } else {
+            expectCode(.keyInvalidState) { try rules.checkRegistrationRemovable(makeKey(state: state)) }
+        }
+    }
+}
+
+/// Key Protect's order of refusals (reference §2.3) and its wording, with KeyRelay's explanation as a hint.
+@Suite("Rule order and wording")
+struct RuleOrderTests {
+    @Test func rotateIsRootOnlyBeforeItLooksAtTheState() {
+        expectCode(.keyRootRequired) {
+            _ = try rules.rotate(makeKey(state: .suspended, extractable: true), at: t0, newVersion: KeyVersion(id: "v2", creationDate: t0),
+                                 payloadSupplied: false, by: "alice")
+        }
+    }
+
+    @Test func deleteChecksDualAuthorizationThenRegistrationsThenAlreadyDeleted() {
+        let none = RegistrationSummary(count: 0, preventingDeletion: 0)
+        expectCode(.authorizationsNotMet) {
+            _ = try rules.delete(makeKey(state: .destroyed, dualAuth: true), at: t0, by: "bob", force: false, registrations: none)
+        }
+        expectCode(.protectedResource) {
+            _ = try rules.delete(makeKey(state: .destroyed), at: t0, by: "bob", force: false,
+                                 registrations: RegistrationSummary(count: 1, preventingDeletion: 0))
+        }
+        expectCode(.preventKeyDeletion) {
+            _ = try rules.delete(makeKey(state: .destroyed), at: t0, by: "bob", force: true,
+                                 registrations: RegistrationSummary(count: 1, preventingDeletion: 1))
+        }
+        expectCode(.keyDeleted) { _ = try rules.delete(makeKey(state: .destroyed), at: t0, by: "bob", force: false, registrations: none) }
+    }
+
+    @Test func registrationsWhoseProtectionEndedDoNotBlockDelete() throws {
+        // The summary counts only protecting registrations; `total` (every listed one) does not block.
+        let ended = RegistrationSummary(count: 0, preventingDeletion: 0, total: 3)
+        #expect(try rules.delete(makeKey(), at: t0, by: "bob", force: false, registrations: ended).state == .destroyed)
+    }
+
+    @Test func stateRefusalsUseKeyProtectsMessageAndExplainInTheHint() throws {
+        let error = try #require(caught { _ = try rules.disable(makeKey(state: .suspended), at: t0, by: "alice") })
+        #expect(error.message == "Key is not in a valid state")
+        #expect(error.operation == "Key is not in active state: Key could not be disabled")
+        #expect(error.hint == "disable needs a key that is active, and this key is suspended")
     }
 }

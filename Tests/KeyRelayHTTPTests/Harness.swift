@@ -13,6 +13,8 @@ enum Tokens {
     static let purger = "purger-token-0123456789"
     static let service = "service-token-0123456789"
     static let otherInstance = "other-instance-token-0123"
+    /// A second Manager of instance A (dual authorization needs two principals).
+    static let otherManager = "other-manager-token-0123456789"
 }
 
 let instanceA = "instance-a"
@@ -48,6 +50,7 @@ struct Harness {
             Tokens.reader: AccessGrant(principal: "reader", roles: [.reader], instances: [instanceA]),
             Tokens.purger: AccessGrant(principal: "purger", roles: [.keyPurge], instances: [instanceA]),
             Tokens.service: AccessGrant(principal: "cos", roles: [.service], instances: nil),
+            Tokens.otherManager: AccessGrant(principal: "carol", roles: [.manager], instances: [instanceA]),
             Tokens.otherInstance: AccessGrant(principal: "bob", roles: [.manager, .keyPurge, .service], instances: [instanceB]),
         ])
     }

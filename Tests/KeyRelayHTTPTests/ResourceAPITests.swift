@@ -198,13 +198,18 @@ import _CryptoExtras
             var wrongNonce = body
             let other = try AES.GCM.seal(Data(repeating: 1, count: nonce.count), using: material, nonce: iv)
             wrongNonce["encryptedNonce"] = (other.ciphertext + other.tag).base64EncodedString()
-            #expect(try await h.call(.post, "/api/v2/keys", json: Harness.keyBody("bad", extra: wrongNonce)).code == "INCORRECT_NONCE_ERR")
+            let badNonce = try await h.call(.post, "/api/v2/keys", json: Harness.keyBody("bad", extra: wrongNonce))
+            #expect(badNonce.code == "INCORRECT_NONCE_ERR")
+            #expect(badNonce.reason["message"] as? String == "The encrypted nonce given does not match existing record: Please ensure the correct nonce was given in the request")
             var wrongIV = body
             wrongIV["iv"] = Data(AES.GCM.Nonce()).base64EncodedString()
-            #expect(try await h.call(.post, "/api/v2/keys", json: Harness.keyBody("bad", extra: wrongIV)).code == "INCORRECT_NONCE_IV_ERR")
+            let badIV = try await h.call(.post, "/api/v2/keys", json: Harness.keyBody("bad", extra: wrongIV))
+            #expect(badIV.code == "INCORRECT_NONCE_IV_ERR")
+            #expect(badIV.reason["message"] as? String == "The provided encrypted nonce was not encrypted with the key material given OR the provided IV does not match the encrypted nonce")
 
             #expect(try await h.call(.get, "/api/v2/import_token").status == .ok)
-            #expect(try await h.call(.get, "/api/v2/import_token").code == "IMPORT_TOKEN_EXPIRED_ERR")
+            let expired = try await h.call(.get, "/api/v2/import_token")
+            #expect(expired.code == "IMPORT_TOKEN_EXPIRED_ERR" && expired.reason["message"] as? String == "The import token has expired")
             let tooShort = try await h.call(.post, "/api/v2/import_token", json: ["expiration": 10])
             #expect(tooShort.code == "INVALID_FIELD_ERR")
         }

@@ -48,7 +48,8 @@ struct DeadEndTests {
         #expect(byID.stdout == byAlias.stdout)
         let unknown = try run(["events", "--key", "does-not-exist", "--db", db], environment: env)
         #expect(unknown.status == 1)
-        #expect(unknown.stderr.hasPrefix("error: KEY_NOT_FOUND_ERR (404): Key does not exist: no key with id or alias 'does-not-exist'"), "\(unknown.stderr)")
+        // Key Protect's message on the error line, KeyRelay's explanation on a hint line of its own.
+        #expect(unknown.stderr.hasPrefix("error: KEY_NOT_FOUND_ERR (404): key does not exist\nhint: no key with id or alias 'does-not-exist'"), "\(unknown.stderr)")
     }
 
     @Test func messagesNameTheCommandLinesFlagsNotAPIFields() throws {

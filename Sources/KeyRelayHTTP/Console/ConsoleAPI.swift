@@ -106,9 +106,9 @@ extension KeyProtectAPI {
         do {
             change = try JSONDecoder().decode(ConsoleJSON.BusFaultsChange.self, from: Data(buffer: buffer))
         } catch {
-            throw KeyRelayError(.badBody, "Invalid body data was passed: a JSON object with 'service' and the faults to inject "
-                                    + "(integer counts, 'delay' a duration, 'partition' and 'clear' booleans)",
-                                operation: op)
+            throw KeyRelayError(.badBody, KeyRelayEngine.badBodyMessage, operation: op,
+                                hint: "a JSON object with 'service' and the faults to inject "
+                                    + "(integer counts, 'delay' a duration, 'partition' and 'clear' booleans)")
         }
         guard let service = change.service, !service.isEmpty else {
             throw KeyRelayError(.invalidField, "The field 'service' must be: a service name such as cloud-object-storage",

@@ -109,7 +109,10 @@ enum ConsoleJSON {
     struct Overview: Codable, Equatable {
         var keyId: String
         var key: KeySummary
+        /// Every registration of the key, those whose protection a forced delete ended included.
         var registrations: Int
+        /// The registrations that protect the key: a delete needs force while there are any.
+        var protectingRegistrations: Int
         var preventingDeletion: Int
         var drifted: Int
         var driftSince: Date?
@@ -117,7 +120,8 @@ enum ConsoleJSON {
         init(_ overview: KeyOverview) {
             keyId = overview.key.id
             key = KeySummary(overview)
-            registrations = overview.registrations.count
+            registrations = overview.registrations.total
+            protectingRegistrations = overview.registrations.count
             preventingDeletion = overview.registrations.preventingDeletion
             drifted = overview.drifted
             driftSince = overview.driftSince
