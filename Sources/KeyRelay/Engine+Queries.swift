@@ -84,9 +84,9 @@ extension KeyRelayEngine {
             }
             guard try tx.countKeys(instanceID: instanceID, query: query.withoutSearch) <= limit else {
                 guard let lookedUp else {
-                    throw KeyRelayError(.keySearchTooBroad,
-                                        "The search would look through more than \(limit) keys: narrow it down with the state or extractable parameters, a filter or the X-Kms-Key-Ring header",
-                                        operation: operation, target: ErrorTarget(.queryParam, "search"))
+                    let message = "The search would look through more than \(limit) keys: narrow it down with the state or "
+                        + "extractable parameters, a filter or the X-Kms-Key-Ring header"
+                    throw KeyRelayError(.keySearchTooBroad, message, operation: operation, target: ErrorTarget(.queryParam, "search"))
                 }
                 return KeyListing(page: Page(items: query.offset == 0 ? [lookedUp] : [], total: 1), search: search,
                                   incompleteSearch: true)

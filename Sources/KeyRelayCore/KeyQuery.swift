@@ -165,9 +165,9 @@ extension KeyQuery {
     /// The `sort` parameter: `field[,field…]`, `-field` for descending; nil when it names no field.
     public static func order(parsing text: String, operation: String) throws(KeyRelayError) -> [Order]? {
         // Key Protect's own wording (sic).
-        let invalid = KeyFilter.bad(
-            "sort", "a valid string from one of this [id,creationDate,deletionDate,expirationDate,extractable,imported,lastRotateDate,lastUpdateDate,state] for descending add '-' in the begining of the string",
-            operation: operation, named: false)
+        let requirement = "a valid string from one of this [id,creationDate,deletionDate,expirationDate,extractable,imported,"
+            + "lastRotateDate,lastUpdateDate,state] for descending add '-' in the begining of the string"
+        let invalid = KeyFilter.bad("sort", requirement, operation: operation, named: false)
         guard text.count <= Limits.sortLength else { throw invalid }
         var order: [Order] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: true) {
