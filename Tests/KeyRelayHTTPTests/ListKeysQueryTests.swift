@@ -116,6 +116,24 @@ import Testing
         }
     }
 
+    @Test func aLookedUpKeyMustMeetTheRestOfTheQuery() async throws {
+        try await Harness.run(configure: { $0.maxSearchableKeys = 1 }) { h in
+            let deleted = try #require(try await h.createKey("deleted-key", extra: ["aliases": ["gone-alias"]])["id"] as? String)
+            _ = try await h.createKey("kept-key")
+            #expect(try await h.call(.delete, "/api/v2/keys/\(deleted)").status == .ok)
+            // One key is searchable; the destroyed one is not among the default states, so it is not looked up.
+            let byID = try await h.call(.get, "/api/v2/keys?search=\(deleted)")
+            #expect(byID.status == .ok && Self.ids(byID) == [] && byID.metadata["incompleteSearch"] as? Bool == false)
+            let withDestroyed = try await h.call(.get, "/api/v2/keys?search=\(deleted)&state=5")
+            #expect(Self.ids(withDestroyed) == [deleted])
+            // Two keys are searchable with every state: too many, but the alias names the destroyed key.
+            let tooMany = try await h.call(.get, "/api/v2/keys?search=alias%3Agone-alias&state=1,5")
+            #expect(tooMany.status == .ok && Self.ids(tooMany) == [deleted] && tooMany.metadata["incompleteSearch"] as? Bool == true)
+            let unnamed = try await h.call(.get, "/api/v2/keys?search=name%3Akey&state=1,5")
+            #expect(unnamed.status == .badRequest && unnamed.code == "KEY_SEARCH_TOO_BROAD")
+        }
+    }
+
     @Test func sortTakesSeveralTerms() async throws {
         try await Harness.run { h in
             let rootA = try #require(try await h.createKey("root-a")["id"] as? String)
