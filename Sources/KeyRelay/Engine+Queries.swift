@@ -14,6 +14,22 @@ public struct Page<Item: Sendable>: Sendable {
 
 extension Page: Equatable where Item: Equatable {}
 
+/// Keys as `GET /keys` lists them, with what Key Protect reports about the search.
+public struct KeyListing: Sendable, Equatable {
+    public var page: Page<Key>
+    /// The search as parsed (`metadata.searchQuery`), nil without one.
+    public var search: KeySearch?
+    /// The search did not look through every key (`metadata.incompleteSearch`): there were too many, and the key it
+    /// names is the whole answer.
+    public var incompleteSearch = false
+
+    public init(page: Page<Key>, search: KeySearch? = nil, incompleteSearch: Bool = false) {
+        self.page = page
+        self.search = search
+        self.incompleteSearch = incompleteSearch
+    }
+}
+
 /// A registration that has not honoured its key's current state.
 public struct Drift: Sendable, Equatable {
     public var registration: Registration
@@ -33,18 +49,68 @@ extension KeyRelayEngine {
     }
 
     /// Keys of the caller's instance; Key Protect's default omits destroyed keys.
-    /// A context scoped to a key ring lists that ring's keys only.
+    /// A context scoped to a key ring lists that ring's keys only. See ``searchKeys(_:context:)``.
     public func listKeys(_ query: KeyQuery = KeyQuery(), context: RequestContext) async throws -> Page<Key> {
-        try Self.validatePaging(limit: query.limit, offset: query.offset, operation: "Keys could not be retrieved")
+        try await searchKeys(query, context: context).page
+    }
+
+    /// Keys of the caller's instance, and how a search went (Key Protect's `GET /keys`).
+    ///
+    /// A search looks through at most ``KeyRelayConfiguration/maxSearchableKeys`` keys: the keys the query's other
+    /// conditions leave. For more, it fails with `KEY_SEARCH_TOO_BROAD`, unless it names a key by id or (in the alias
+    /// scope) by alias: then that key alone is the answer, marked incomplete. A search that names a key that way lists
+    /// it first, before the other matches.
+    public func searchKeys(_ query: KeyQuery, context: RequestContext) async throws -> KeyListing {
+        let operation = "Keys could not be retrieved"
+        try Self.validatePaging(limit: query.limit, offset: query.offset, operation: operation)
         var scoped = query
         if let ring = context.keyRingID { scoped.keyRingID = ring }
         let query = scoped
         let now = now()
-        let page = try await storage.read { tx in
-            Page(items: try tx.keys(instanceID: context.instanceID, query: query),
-                 total: try tx.countKeys(instanceID: context.instanceID, query: query))
+        let limit = configuration.maxSearchableKeys
+        let listing = try await storage.read { tx -> KeyListing in
+            let instanceID = context.instanceID
+            guard let search = query.search else {
+                return KeyListing(page: Page(items: try tx.keys(instanceID: instanceID, query: query),
+                                             total: try tx.countKeys(instanceID: instanceID, query: query)))
+            }
+            // The key the search names by id or alias, if the rest of the query selects it.
+            var lookedUp: Key?
+            if search.looksUp {
+                let byID = try search.keyID.flatMap { id in try tx.key(id: id, instanceID: instanceID) }
+                let aliased = search.scopes.contains(.alias) ? try tx.keyID(alias: search.query, instanceID: instanceID) : nil
+                let byAlias = try aliased.flatMap { id in try tx.key(id: id, instanceID: instanceID) }
+                lookedUp = [byID, byAlias].compactMap { $0 }.first { query.withoutSearch.matches($0) }
+            }
+            guard try tx.countKeys(instanceID: instanceID, query: query.withoutSearch) <= limit else {
+                guard let lookedUp else {
+                    let message = "The search would look through more than \(limit) keys: narrow it down with the state or "
+                        + "extractable parameters, a filter or the X-Kms-Key-Ring header"
+                    throw KeyRelayError(.keySearchTooBroad, message, operation: operation, target: ErrorTarget(.queryParam, "search"))
+                }
+                return KeyListing(page: Page(items: query.offset == 0 ? [lookedUp] : [], total: 1), search: search,
+                                  incompleteSearch: true)
+            }
+            let total = try tx.countKeys(instanceID: instanceID, query: query)
+            guard let lookedUp else {
+                return KeyListing(page: Page(items: try tx.keys(instanceID: instanceID, query: query), total: total), search: search)
+            }
+            // The looked-up key first, then the other matches: the page is taken from that sequence.
+            var others = query
+            others.excludedKeyID = lookedUp.id
+            var items: [Key] = []
+            if query.offset == 0 {
+                items.append(lookedUp)
+                others.limit = query.limit - 1
+            } else {
+                others.offset = query.offset - 1
+            }
+            if others.limit > 0 { items += try tx.keys(instanceID: instanceID, query: others) }
+            return KeyListing(page: Page(items: items, total: total), search: search)
         }
-        return Page(items: page.items.map { effective($0, at: now) }, total: page.total)
+        var effective = listing
+        effective.page.items = listing.page.items.map { self.effective($0, at: now) }
+        return effective
     }
 
     /// Versions of a key, newest first. For a key that is not active, only with `allKeyStates`.

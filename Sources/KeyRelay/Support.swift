@@ -51,5 +51,9 @@ public struct KeyRelayConfiguration: Sendable {
     public var account = "keyrelay"
     /// RSA modulus size, in bits, of import tokens (Key Protect uses 4096; 2048 or 3072 make tests faster).
     public var importTokenKeySize = 4096
+    /// The most keys a search may look through: a `search` whose other parameters (state, extractable, filter, key
+    /// ring) leave more keys than this fails with `KEY_SEARCH_TOO_BROAD`, unless it looks up a key by id or alias.
+    /// Key Protect: 5000.
+    public var maxSearchableKeys = 5000
     public init() {}
 }

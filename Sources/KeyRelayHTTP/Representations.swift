@@ -80,6 +80,36 @@ struct KeyRepresentation: Codable, Sendable {
     var payload: String?
 }
 
+/// `GET /keys`'s answer (`ListKeys`): a key collection whose metadata (`CollectionMetadataListKeys`) also says, for a
+/// search, how it was parsed (`searchQuery`) and whether it looked through every key (`incompleteSearch`).
+struct KeyListRepresentation: Codable, Sendable {
+    struct Metadata: Codable, Sendable {
+        var collectionType = MediaTypes.key
+        var collectionTotal: Int
+        var incompleteSearch: Bool?
+        var searchQuery: SearchQuery?
+    }
+
+    /// `{query, scopes, not, exact}`: the text matched, after the options.
+    struct SearchQuery: Codable, Sendable {
+        var query: String
+        var scopes: [String]
+        var not: Bool
+        var exact: Bool
+    }
+
+    var metadata: Metadata
+    var resources: [KeyRepresentation]
+
+    init(resources: [KeyRepresentation], search: KeySearch?, incompleteSearch: Bool) {
+        metadata = Metadata(collectionTotal: resources.count, incompleteSearch: search.map { _ in incompleteSearch },
+                            searchQuery: search.map {
+                                SearchQuery(query: $0.query, scopes: $0.scopes.map(\.rawValue), not: $0.negated, exact: $0.exact)
+                            })
+        self.resources = resources
+    }
+}
+
 /// Wrap's answer (`key_action_wrap`): the generated DEK only when the caller sent none.
 struct WrapResponse: Codable, Sendable {
     var plaintext: String?

@@ -8,36 +8,12 @@ extension KeyProtectAPI {
 
     func keyQuery(_ request: Request, operation: String) throws -> KeyQuery {
         let query = Query(request: request, operation: operation)
-        var keys = KeyQuery()
-        if let states = try query.states() { keys.states = states }
-        keys.extractable = try query.bool("extractable")
+        // The grammar of filter, search and sort is the core's; this only hands the strings over.
+        var keys = try KeyQuery(states: try query.states(), extractable: try query.bool("extractable"),
+                                filter: query.formString("filter"), search: query.formString("search"),
+                                sort: query.formString("sort"), operation: operation)
         keys.limit = try query.int("limit", default: 200)
         keys.offset = try query.int("offset", default: 0)
-        if let sort = query.string("sort"), !sort.isEmpty {
-            let descending = sort.hasPrefix("-")
-            let name = descending ? String(sort.dropFirst()) : sort
-            guard let field = KeyQuery.SortField(rawValue: name) else {
-                throw KeyRelayError(.invalidQueryParam, "The query_param must be: a valid string from one of this [id,creationDate,deletionDate,expirationDate,extractable,imported,lastRotateDate,lastUpdateDate,state] for descending add '-' in the begining of the string",
-                                    operation: operation, target: ErrorTarget(.queryParam, "sort"))
-            }
-            keys.sort = field
-            keys.descending = descending
-        }
-        if let search = query.string("search"), !search.isEmpty {
-            // Key Protect's search syntax: optional `not:`, `escape:`, `exact:`, `name:`/`alias:` prefixes. KeyRelay
-            // supports a case-insensitive substring of the name or an alias; the prefixes are accepted and dropped.
-            // IBM's Go client ends the value with a comma (`fmt.Sprint(s, ",")`): a trailing comma is not searched for.
-            var text = Substring(search)
-            while text.hasSuffix(",") { text = text.dropLast() }
-            for prefix in ["not:", "escape:", "exact:", "name:", "alias:"] where text.hasPrefix(prefix) {
-                text = text.dropFirst(prefix.count)
-            }
-            keys.search = String(text)
-        }
-        if query.string("filter") != nil {
-            throw KeyRelayError(.invalidQueryParam, "The query_param 'filter' must be: absent (KeyRelay does not support filter expressions yet; use state, extractable and search)",
-                                operation: operation, target: ErrorTarget(.queryParam, "filter"))
-        }
         return keys
     }
 
@@ -45,15 +21,17 @@ extension KeyProtectAPI {
         var query = try keyQuery(request, operation: "Keys could not be retrieved")
         query.limit = 1
         query.offset = 0
-        let page = try await engine.listKeys(query, context: try context.caller)
-        return emptyResponse(.ok, headers: [.keyTotal: String(page.total)])
+        let listing = try await engine.searchKeys(query, context: try context.caller)
+        return emptyResponse(.ok, headers: [.keyTotal: String(listing.page.total)])
     }
 
     func listKeys(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {
         let query = try keyQuery(request, operation: "Keys could not be retrieved")
-        let page = try await engine.listKeys(query, context: try context.caller)
+        let listing = try await engine.searchKeys(query, context: try context.caller)
         let now = self.now
-        return try keys(.ok, page.items.map { wire.key($0, now: now) }, request, context)
+        let body = KeyListRepresentation(resources: listing.page.items.map { wire.key($0, now: now) }, search: listing.search,
+                                         incompleteSearch: listing.incompleteSearch)
+        return try WireResponse(.ok, body).response(from: request, context: context)
     }
 
     /// A key collection answer (`application/json`, or the vendor type where the official client needs it).

@@ -330,6 +330,20 @@ struct Query {
         request.uri.queryParameters.get(name)
     }
 
+    /// A parameter decoded as HTML forms encode it, `+` for a space: Go's `url.Values.Encode` and Python's
+    /// `requests` write spaces so (IBM's Go client sends `filter=+creationDate%3D…`). The first occurrence; nil when
+    /// absent, the raw text when its percent-encoding is broken.
+    func formString(_ name: String) -> String? {
+        guard let query = request.uri.query else { return nil }
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts[0].removingPercentEncoding == name else { continue }
+            let value = parts.count > 1 ? parts[1].replacingOccurrences(of: "+", with: " ") : ""
+            return value.removingPercentEncoding ?? value
+        }
+        return nil
+    }
+
     private func bad(_ name: String, _ requirement: String) -> KeyRelayError {
         KeyRelayError(.invalidQueryParam, "The query_param '\(name)' must be: \(requirement)", operation: operation,
                       target: ErrorTarget(.queryParam, name))

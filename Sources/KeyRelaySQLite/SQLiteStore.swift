@@ -508,32 +508,82 @@ struct SQLiteTransaction: StorageTransaction {
             clauses.append("k.key_ring_id = ?")
             _ = arguments.append(contentsOf: [ring])
         }
-        if let search = query.search, !search.isEmpty {
-            clauses.append("(k.name LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM aliases a WHERE a.key_id = k.id AND a.alias LIKE ? ESCAPE '\\'))")
-            let escaped = search.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-                .replacingOccurrences(of: "_", with: "\\_")
-            _ = arguments.append(contentsOf: ["%\(escaped)%", "%\(escaped)%"])
+        if let excluded = query.excludedKeyID {
+            clauses.append("k.id != ?")
+            _ = arguments.append(contentsOf: [excluded])
+        }
+        // One fixed fragment per date that has conditions, its bounds bound as arguments (NULL when absent): the
+        // statement cache holds one statement per set of dates, not one per combination of operators.
+        for field in KeyQuery.DateField.allCases {
+            guard let range = query.dates[field] else { continue }
+            let column = Self.column(field)
+            clauses.append("((? = 0 OR \(column) IS NULL) AND (? IS NULL OR \(column) >= ?) AND (? IS NULL OR \(column) < ?))")
+            let from = range.from?.storageMilliseconds, before = range.before?.storageMilliseconds
+            _ = arguments.append(contentsOf: [range.absent, from, from, before, before])
+        }
+        if let search = query.search {
+            var matches: [String] = []
+            let pattern: String
+            if search.exact {
+                pattern = search.query
+            } else {
+                let escaped = search.query.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                    .replacingOccurrences(of: "_", with: "\\_")
+                pattern = "%\(escaped)%"
+            }
+            let comparison = search.exact ? "= ? COLLATE NOCASE" : "LIKE ? ESCAPE '\\'"
+            if let id = search.keyID {
+                matches.append("k.id = ?")
+                _ = arguments.append(contentsOf: [id])
+            }
+            if search.scopes.contains(.name) {
+                matches.append("k.name \(comparison)")
+                _ = arguments.append(contentsOf: [pattern])
+            }
+            if search.scopes.contains(.alias) {
+                matches.append("EXISTS (SELECT 1 FROM aliases a WHERE a.key_id = k.id AND a.alias \(comparison))")
+                _ = arguments.append(contentsOf: [pattern])
+            }
+            let any = matches.isEmpty ? "(0)" : "(\(matches.joined(separator: " OR ")))"
+            clauses.append(search.negated ? "NOT \(any)" : any)
         }
         return (clauses.joined(separator: " AND "), arguments)
     }
 
-    func keys(instanceID: String, query: KeyQuery) throws -> [Key] {
-        let (whereSQL, arguments) = keyWhere(instanceID: instanceID, query: query)
-        let column: String = switch query.sort {
-        case .id: "k.id"
-        case .state: "k.state"
-        case .extractable: "k.extractable"
-        case .imported: "k.imported"
+    private static func column(_ field: KeyQuery.DateField) -> String {
+        switch field {
         case .creationDate: "k.created_at"
         case .lastUpdateDate: "k.updated_at"
         case .lastRotateDate: "k.last_rotate_at"
         case .deletionDate: "k.deleted_at"
         case .expirationDate: "k.expires_at"
         }
-        let direction = query.descending ? "DESC" : "ASC"
-        let sql = "SELECT \(keyColumns) FROM keys k WHERE \(whereSQL) ORDER BY \(column) \(direction), k.id \(direction) LIMIT ? OFFSET ?"
+    }
+
+    private static func column(_ field: KeyQuery.SortField) -> String {
+        switch field {
+        case .id: "k.id"
+        case .state: "k.state"
+        case .extractable: "k.extractable"
+        case .imported: "k.imported"
+        case .creationDate: column(KeyQuery.DateField.creationDate)
+        case .lastUpdateDate: column(KeyQuery.DateField.lastUpdateDate)
+        case .lastRotateDate: column(KeyQuery.DateField.lastRotateDate)
+        case .deletionDate: column(KeyQuery.DateField.deletionDate)
+        case .expirationDate: column(KeyQuery.DateField.expirationDate)
+        }
+    }
+
+    func keys(instanceID: String, query: KeyQuery) throws -> [Key] {
+        let (whereSQL, arguments) = keyWhere(instanceID: instanceID, query: query)
+        let order = query.order.isEmpty ? [KeyQuery.Order(.creationDate)] : query.order
+        let terms = order.map { "\(Self.column($0.field)) \($0.descending ? "DESC" : "ASC")" }
+            + ["k.id \(order[0].descending ? "DESC" : "ASC")"]
+        let sql = "SELECT \(keyColumns) FROM keys k WHERE \(whereSQL) ORDER BY \(terms.joined(separator: ", ")) LIMIT ? OFFSET ?"
         var all = arguments
         _ = all.append(contentsOf: [query.limit, query.offset])
+        // Orders of several terms are as many as their permutations: compiled each time, not cached.
+        if order.count > 1 { return try Row.fetchAll(db, sql: sql, arguments: all).map(KeyRow.decode) }
         return try Row.fetchAll(db, cachedSQL: sql, arguments: all).map(KeyRow.decode)
     }
 

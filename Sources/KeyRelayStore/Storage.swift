@@ -34,7 +34,11 @@ public protocol StorageReader {
     func instanceIDs() throws -> [String]
     func key(id: String, instanceID: String) throws -> Key?
     func keyID(alias: String, instanceID: String) throws -> String?
+    /// The keys of the instance that `query.matches(_:)` selects (and, with
+    /// `alsoDestroyedWithRegistrationNotAcknowledging`, those destroyed keys), in `query.order` with ties broken by
+    /// id in the first term's direction, the page `offset`/`limit` of them.
     func keys(instanceID: String, query: KeyQuery) throws -> [Key]
+    /// How many keys `keys(instanceID:query:)` selects, whatever the page.
     func countKeys(instanceID: String, query: KeyQuery) throws -> Int
     /// Active keys whose expiration date is at or before `date`.
     func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key]

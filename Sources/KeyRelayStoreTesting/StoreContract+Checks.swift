@@ -483,10 +483,10 @@ extension StoreContract {
         try requireEqual(try await ids { $0.extractable = true }, ["k2"], "standard keys")
         try requireEqual(try await ids { $0.extractable = false }, ["k1", "k3", "k4", "k5", "k6"], "root keys")
         try requireEqual(try await ids { $0.keyRingID = "ring-a" }, ["k2", "k3"], "keys of ring-a")
-        try requireEqual(try await ids { $0.search = "PAYROLL" }, ["k1"], "search by name, any case")
-        try requireEqual(try await ids { $0.search = "salar" }, ["k1"], "search by alias")
-        try requireEqual(try await ids { $0.search = "50%" }, ["k2"], "search with % (a plain character, not a wildcard)")
-        try requireEqual(try await ids { $0.search = "0_d" }, [], "search with _ (a plain character, not a wildcard)")
+        try requireEqual(try await ids { $0.search = KeySearch("PAYROLL") }, ["k1"], "search by name, any case")
+        try requireEqual(try await ids { $0.search = KeySearch("salar") }, ["k1"], "search by alias")
+        try requireEqual(try await ids { $0.search = KeySearch("50%") }, ["k2"], "search with % (a plain character, not a wildcard)")
+        try requireEqual(try await ids { $0.search = KeySearch("0_d") }, [], "search with _ (a plain character, not a wildcard)")
 
         let (due, live, all) = try await store.read { tx in
             (try tx.keysDueForExpiry(at: F.at(100), limit: 10).map(\.id),

@@ -57,11 +57,14 @@ struct Harness {
 
     /// Runs `body` against a fresh API. `devClock` enables `/api/v2/_dev/clock`.
     /// `simulation` runs the simulated COS and Cloud Databases services on the dispatcher's bus, as `serve` does.
+    /// `configure` changes the engine's settings.
     static func run(devClock: Bool = true, simulation: Bool = false, metrics: ServerMetrics? = nil,
+                    configure: (inout KeyRelayConfiguration) -> Void = { _ in },
                     _ body: @Sendable @escaping (Harness) async throws -> Void) async throws {
         let clock = ManualClock()
         var configuration = KeyRelayConfiguration()
         configuration.importTokenKeySize = 2048
+        configure(&configuration)
         let engine = try await KeyRelayEngine.inMemory(clock: clock, configuration: configuration)
         let background = DispatcherBackground(engine: engine)
         let simulated = simulation ? SimulatedCloud(engine: engine, bus: background.dispatcher.bus) : nil

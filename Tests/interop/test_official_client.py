@@ -116,6 +116,40 @@ def test_create_get_list_metadata_versions(kp):
     assert missing.value.status_code == 404 and reason(missing.value) == "KEY_NOT_FOUND_ERR"
 
 
+def test_list_keys_filter_search_sort(kp):
+    before = create(kp, "interop-search-early")
+    advance("1s")
+    aliased = create(kp, "interop-search-archive", aliases=["interop-payroll"])
+    advance("1s")
+    named = create(kp, "interop-search-payroll", extractable=True)
+
+    # filter: the client sends the conditions as given; requests writes the spaces as "+".
+    since = f'creationDate=gt:"{before["creationDate"]}" state=1,2'
+    later = kp.get_keys(INSTANCE, filter=since, sort="creationDate").get_result()
+    assert [k["id"] for k in later["resources"]] == [aliased["id"], named["id"]]
+    assert "searchQuery" not in later["metadata"]
+    head = kp.get_key_collection_metadata(INSTANCE, filter=since + " extractable=true")
+    assert int(head.get_headers()["Key-Total"]) == 1
+
+    found = kp.get_keys(INSTANCE, search="payroll", sort="-extractable,creationDate").get_result()
+    # The alias scope looks up the key whose alias is the text: none here, so the order is the sort's.
+    assert [k["id"] for k in found["resources"]] == [named["id"], aliased["id"]]
+    assert found["metadata"]["searchQuery"] == {"query": "payroll", "scopes": ["name", "alias"], "not": False, "exact": False}
+    assert found["metadata"]["incompleteSearch"] is False
+    in_names = kp.get_keys(INSTANCE, search="name:payroll").get_result()["resources"]
+    assert [k["id"] for k in in_names] == [named["id"]]
+    exact_alias = kp.get_keys(INSTANCE, search="alias:exact:interop-payroll").get_result()
+    assert [k["id"] for k in exact_alias["resources"]] == [aliased["id"]]
+    assert exact_alias["metadata"]["searchQuery"]["scopes"] == ["alias"]
+    others = kp.get_keys(INSTANCE, search="not:interop-search").get_result()["resources"]
+    assert not {before["id"], aliased["id"], named["id"]} & {k["id"] for k in others}
+
+    with pytest.raises(ApiException) as bad:
+        kp.get_keys(INSTANCE, filter="color=red")
+    assert bad.value.status_code == 400 and reason(bad.value) == "INVALID_QUERY_PARAM_ERR"
+    assert "'color=red'" in bad.value.http_response.json()["resources"][0]["reasons"][0]["message"]
+
+
 def test_wrap_unwrap_rewrap_across_rotation(kp):
     root = create(kp, "interop-wrap")
     dek = base64.b64encode(os.urandom(32)).decode()
