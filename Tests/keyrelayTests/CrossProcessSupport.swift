@@ -69,8 +69,12 @@ func eventually<T>(_ what: String, timeout: Duration = .seconds(30), _ probe: ()
 /// Text collected from a child's pipe (written by the pipe's handler, read by the test).
 final class CollectedOutput: Sendable {
     private let text = Mutex("")
+    private let ended = Mutex(false)
     func append(_ data: Data) { text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
     var value: String { text.withLock { $0 } }
+    /// The pipe reached its end: everything the child wrote is in ``value``.
+    func markEnded() { ended.withLock { $0 = true } }
+    var isEnded: Bool { ended.withLock { $0 } }
 }
 
 /// A `keyrelay` child process whose standard output and error are collected.
@@ -98,6 +102,7 @@ final class KeyrelayChild {
             let data = handle.availableData
             if data.isEmpty {
                 handle.readabilityHandler = nil
+                output.markEnded()
             } else {
                 output.append(data)
             }
@@ -129,7 +134,11 @@ final class KeyrelayChild {
     func waitForExit(timeout: Duration) async throws -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        return process.isRunning ? nil : process.terminationStatus
+        if process.isRunning { return nil }
+        // The exit can be seen before the pipe's last bytes are read: wait (bounded) for its end as well.
+        let drained = ContinuousClock.now + .seconds(5)
+        while !output.isEnded, ContinuousClock.now < drained { try await Task.sleep(for: .milliseconds(10)) }
+        return process.terminationStatus
     }
 
     /// Sends SIGTERM, waits (bounded) for the exit, then SIGKILL if it is still running.
