@@ -187,7 +187,9 @@ let package = Package(
                            .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            // Raw-socket clients for the malformed-request tests.
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           // HTTP methods of AsyncHTTPClient's requests (the network-policy test).
+                           .product(name: "NIOHTTP1", package: "swift-nio")]),
         // The cross-process story runs the built `keyrelay` twice (serve + simulate cos) and talks HTTP to both.
         .testTarget(name: "keyrelayTests", dependencies: [
             "keyrelay", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),

@@ -52,6 +52,7 @@ extension KeyRelayEngine {
             throw KeyRelayError(.invalidQueryParam, "The query_param 'policy' must be: one of \(known.joined(separator: ", "))",
                                 operation: "Instance policy could not be created", target: ErrorTarget(.queryParam, "policy"))
         }
+        try Self.validateNetworkPolicy(type: type, enabled: enabled, attributesJSON: attributesJSON, operation: "Instance policy could not be created")
         let now = now()
         try await storage.write { tx in
             try tx.ensureInstance(context.instanceID, at: now)

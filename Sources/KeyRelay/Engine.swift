@@ -26,6 +26,8 @@ public actor KeyRelayEngine {
     nonisolated let rules: LifecycleRules
     nonisolated let vault: MaterialVault
     nonisolated let logger: Logger
+    /// Instances' network policies, each until the next commit (`KeyRelayEngine+NetworkPolicy.swift`).
+    nonisolated let networkPolicies = NetworkPolicyCache()
     /// Import tokens, one per instance, kept in memory (see `KeyRelayEngine+ImportTokens.swift`).
     var importTokens: [String: ImportTokenState] = [:]
 

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import KeyRelay
 import Logging
+import Synchronization
 
 /// The Key Protect v2–compatible HTTP API over a ``KeyRelayEngine``: a thin edge that decodes a typed request,
 /// calls the engine and encodes a typed answer. Every rule (key-ring scope, secure import, acknowledgement
@@ -25,8 +26,9 @@ public struct KeyProtectAPI: Sendable {
     public let background: any BackgroundWork
     /// The simulated COS and Cloud Databases services on the server's bus, with their `/api/v2/_sim` routes.
     public let simulation: SimulatedCloud?
-    /// The port reported by `GET /api/v2/instance/allowed_ip_port`.
-    public let privateEndpointPort: Int
+    /// The port reported by `GET /api/v2/instance/allowed_ip_port`: the private listener's, once it is bound.
+    public var privateEndpointPort: Int { reportedPrivatePort.value }
+    let reportedPrivatePort: ListeningPort
     /// Where audit events go (`keyrelay serve --audit`); `nil` writes none.
     public let audit: (any AuditSink)?
     let wire: Representations
@@ -50,7 +52,7 @@ public struct KeyProtectAPI: Sendable {
         self.devClock = devClock
         self.background = background ?? EngineHousekeeping(engine: engine)
         self.simulation = simulation
-        self.privateEndpointPort = privateEndpointPort
+        self.reportedPrivatePort = ListeningPort(privateEndpointPort)
         self.audit = audit
         self.wire = Representations(region: engine.configuration.region, account: engine.configuration.account,
                                     rules: engine.lifecycleRules)
@@ -60,9 +62,11 @@ public struct KeyProtectAPI: Sendable {
     var now: Date { engine.clock.now() }
 
     /// A router with every endpoint: errors rendered as Key Protect's envelope, authentication once per request,
-    /// one route group per permission.
-    public func makeRouter() -> Router<KeyRelayRequestContext> {
+    /// one route group per permission. `network` is the listener it serves: the private endpoint's router
+    /// (`serve --private-port`) marks its requests private, which an `allowedNetwork: private-only` instance needs.
+    public func makeRouter(network: RequestNetwork = .public) -> Router<KeyRelayRequestContext> {
         let router = Router(context: KeyRelayRequestContext.self)
+        if network != .public { router.add(middleware: ListenerMiddleware(network: network)) }
         // Request metrics first: they see every answer as rendered, errors included.
         if let metrics { metrics.addRequestMetrics(to: router) }
         // Unauthenticated operations endpoints (`/health`, `/ready`, `/metrics`), before authentication.
@@ -89,9 +93,11 @@ public struct KeyProtectAPI: Sendable {
     /// framing, no sniffing) from Hummingbird's middleware.
     func group(_ router: Router<KeyRelayRequestContext>, _ permission: AccessPermission,
                instance: Bool = true, admittingServices: Bool = false) -> RouterGroup<KeyRelayRequestContext> {
-        router.group()
+        let group = router.group()
             .add(middleware: ContentSecurityMiddleware(contentSecurityPolicy: [.defaultSrc(.none), .frameAncestors(.none)]))
             .add(middleware: PermissionMiddleware(permission: permission, requiresInstance: instance, admittingServices: admittingServices))
+        // Every request to an instance passes its network policies (allowedIP, allowedNetwork) first.
+        return instance ? group.add(middleware: NetworkPolicyMiddleware(engine: engine)) : group
     }
 
     /// The 401 answer (its body carries only `errorMsg`).
@@ -211,4 +217,17 @@ public struct KeyProtectAPI: Sendable {
     static let manageActions = ["enable", "disable", "setKeyForDeletion", "unsetKeyForDeletion", "setKeyDeletion", "unsetKeyDeletion", "sync"]
     static let deprecatedActions = ["disable", "enable", "restore", "rewrap", "rotate", "setKeyForDeletion",
                                     "unsetKeyForDeletion", "unwrap", "wrap"]
+}
+
+/// A port known once its listener is bound (port 0 asks the system for one).
+final class ListeningPort: Sendable {
+    private let port: Atomic<Int>
+    init(_ port: Int) { self.port = Atomic(port) }
+    var value: Int { port.load(ordering: .relaxed) }
+    func store(_ value: Int) { port.store(value, ordering: .relaxed) }
+}
+
+extension KeyProtectAPI {
+    /// Records the port the private endpoint's listener was bound to (what `allowed_ip_port` reports).
+    public func privateEndpointBound(to port: Int) { reportedPrivatePort.store(port) }
 }

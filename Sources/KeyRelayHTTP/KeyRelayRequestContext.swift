@@ -24,6 +24,8 @@ public struct KeyRelayRequestContext: Hummingbird.RequestContext {
     var auditNote: AuditNote?
     /// The connection the request came on: its peer is the audit's `initiator.host.address`.
     let channel: (any Channel)?
+    /// The listener the request arrived on: public, or the private endpoint (`serve --private-port`).
+    public internal(set) var network: RequestNetwork = .public
 
     /// A context for a new request, before authentication.
     public init(source: Source) {
@@ -33,6 +35,9 @@ public struct KeyRelayRequestContext: Hummingbird.RequestContext {
 
     /// The caller's IP address, when the connection has one.
     var remoteAddress: String? { channel?.remoteAddress?.ipAddress }
+
+    /// The caller's address as the engine's network policies read it (nil when the connection has none).
+    public var clientAddress: IPAddress? { remoteAddress.flatMap(IPAddress.init) }
 
     /// Request bodies decode into Key Protect's wire types, refusing with Key Protect's errors.
     public var requestDecoder: KeyProtectRequestDecoder { KeyProtectRequestDecoder() }
@@ -142,6 +147,32 @@ struct PermissionMiddleware: RouterMiddleware {
         }
         return KeyRelay.RequestContext(instanceID: instanceID, principal: grant.principal, correlationID: credentials.correlationID,
                                        keyRingID: credentials.keyRing)
+    }
+}
+
+/// Marks every request of a router as arrived on `network` (the private listener's router).
+struct ListenerMiddleware: RouterMiddleware {
+    let network: RequestNetwork
+
+    func handle(_ request: Request, context: KeyRelayRequestContext,
+                next: (Request, KeyRelayRequestContext) async throws -> Response) async throws -> Response {
+        var context = context
+        context.network = network
+        return try await next(request, context)
+    }
+}
+
+/// Asks the engine whether the caller's instance admits the request's address and listener (its `allowedIP` and
+/// `allowedNetwork` policies), after the permission check has named the instance.
+struct NetworkPolicyMiddleware: RouterMiddleware {
+    let engine: KeyRelayEngine
+
+    func handle(_ request: Request, context: KeyRelayRequestContext,
+                next: (Request, KeyRelayRequestContext) async throws -> Response) async throws -> Response {
+        if let caller = context.authorized {
+            try await engine.checkNetworkAccess(instanceID: caller.instanceID, address: context.clientAddress, network: context.network)
+        }
+        return try await next(request, context)
     }
 }
 

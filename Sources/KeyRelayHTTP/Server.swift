@@ -13,6 +13,10 @@ public struct ServeOptions: Sendable {
     public var databasePath: String
     public var host = "127.0.0.1"
     public var port = 8080
+    /// A second listener on the same host, Key Protect's private endpoint (`--private-port`): its requests count as
+    /// private for an `allowedNetwork: private-only` instance, and `GET /api/v2/instance/allowed_ip_port` reports
+    /// it. Nil: no private listener (the endpoint then reports ``port``).
+    public var privatePort: Int?
     /// A file holding the base64 master key; otherwise `KEYRELAY_MASTER_KEY`; with `dev`, read from (or, for a new
     /// database only, generated into) `<database>.master-key`. `--dev` never writes a key file beside an existing database.
     public var masterKeyFile: String?
@@ -185,7 +189,7 @@ public enum KeyRelayServer {
             notices.append("Webhooks (signed CloudEvents, timeout \(DurationText.goStyle(timeout))): \(subscriptions)")
         }
         let api = KeyProtectAPI(engine: engine, access: access, devClock: clock, background: work, simulation: simulation,
-                                privateEndpointPort: options.port, audit: audit, logger: logger("keyrelay.http", options),
+                                privateEndpointPort: options.privatePort ?? options.port, audit: audit, logger: logger("keyrelay.http", options),
                                 metrics: ServerMetrics.shared)
         return Prepared(api: api, devToken: devToken, notices: notices, webhookTransport: transport, tls: tls,
                         accessFile: options.dev ? nil : options.accessFile, audit: audit)
@@ -205,6 +209,8 @@ public enum KeyRelayServer {
         let logger = Self.logger("keyrelay.serve", options)
         let app = try makeApplication(api: prepared.api, host: host, port: options.port, tls: prepared.tls, logger: logger) { channel in
             let port = channel.localAddress?.port ?? options.port
+            // Without a private listener, allowed_ip_port reports this one.
+            if options.privatePort == nil { prepared.api.privateEndpointBound(to: port) }
             output("KeyRelay listening on \(scheme)://\(host):\(port)")
             output("console: \(scheme)://\(host):\(port)/ui")
         }
@@ -215,6 +221,15 @@ public enum KeyRelayServer {
         services.append(.init(service: await AccessReloader(access: prepared.api.liveAccess, file: prepared.accessFile, logger: logger),
                               successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "access-reloader"))
         services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http"))
+        if let privatePort = options.privatePort {
+            let privateApp = try makeApplication(api: prepared.api, host: host, port: privatePort, tls: prepared.tls, network: .private,
+                                                 logger: logger) { channel in
+                let bound = channel.localAddress?.port ?? privatePort
+                prepared.api.privateEndpointBound(to: bound)
+                output("private endpoint: \(scheme)://\(host):\(bound)")
+            }
+            services.append(.init(service: privateApp, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http-private"))
+        }
         services.append(.init(service: ShutdownNotice(print: output), successTerminationBehavior: .gracefullyShutdownGroup,
                               serviceName: "shutdown-notice"))
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -238,11 +253,12 @@ public enum KeyRelayServer {
     /// (``Hummingbird/HTTPServerBuilder/keyRelayHTTP1()``), wrapped in TLS when `tls` is given. Port 0 picks a free
     /// port; `onServerRunning` gets the listening channel.
     public static func makeApplication(api: KeyProtectAPI, host: String, port: Int, tls: ServerTLS? = nil,
+                                       network: RequestNetwork = .public,
                                        logger: Logger = Logger(label: "keyrelay.serve"),
                                        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws
         -> Application<RouterResponder<KeyRelayRequestContext>> {
         let server: HTTPServerBuilder = try tls.map { try .tls(.keyRelayHTTP1(), tlsConfiguration: $0.configuration) } ?? .keyRelayHTTP1()
-        return Application(router: api.makeRouter(), server: server,
+        return Application(router: api.makeRouter(network: network), server: server,
                            configuration: .init(address: .hostname(host, port: port), serverName: "KeyRelay"),
                            onServerRunning: onServerRunning, logger: logger)
     }

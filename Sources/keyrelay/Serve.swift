@@ -33,6 +33,10 @@ struct Serve: AsyncParsableCommand {
         "The port to listen on, 1-65535; 0 asks the system for any free port, printed once listening (default: 8080)."))
     var port: Int?
 
+    @Option(name: .customLong("private-port"), help: ServeSetting.privatePort.help(
+        "Also listen on this port as Key Protect's private endpoint (for allowedNetwork private-only instances; reported by GET /api/v2/instance/allowed_ip_port), 1-65535 or 0 for any free port."))
+    var privatePort: Int?
+
     @Option(name: .customLong("master-key-file"), help: ServeSetting.masterKeyFile.help(
         "A file holding the base64 master key (32 bytes); or give the key itself in KEYRELAY_MASTER_KEY."))
     var masterKeyFile: String?
@@ -101,6 +105,13 @@ struct Serve: AsyncParsableCommand {
         host = environment.string(.host, host) ?? "127.0.0.1"
         // Port 0 asks the system for a free port; anything outside 0–65535 would fail deep inside the bind (or wrap).
         port = try environment.integer(.port, port, in: 0...65535, what: "a port from 1 to 65535 (or 0 for any free port)") ?? 8080
+        privatePort = try environment.integer(.privatePort, privatePort, in: 0...65535, what: "a port from 1 to 65535 (or 0 for any free port)")
+        if let privatePort, !(0...65535).contains(privatePort) {
+            throw ValidationError("--private-port must be from 1 to 65535 (or 0 for any free port), not \(privatePort)")
+        }
+        if let privatePort, privatePort != 0, privatePort == port {
+            throw ValidationError("--private-port must differ from --port (\(privatePort))")
+        }
         masterKeyFile = environment.string(.masterKeyFile, masterKeyFile)
         access = environment.string(.access, access)
         dev = try environment.flag(.dev, dev)
@@ -152,6 +163,7 @@ struct Serve: AsyncParsableCommand {
         var options = ServeOptions(databasePath: db)
         options.host = host
         options.port = port
+        options.privatePort = privatePort
         options.tlsCertificateFile = tlsCert
         options.tlsKeyFile = tlsKey
         if let seconds = shutdownTimeout.flatMap(DurationText.parse) { options.shutdownTimeout = .milliseconds(Int64((seconds * 1000).rounded())) }
@@ -163,9 +175,11 @@ struct Serve: AsyncParsableCommand {
         // Before anything is printed or written (a dev token, a generated key file): a port that cannot be bound is
         // one line, not a NIO error after the side effects. (The server binds again for real; losing that race is
         // still reported as one line below.)
-        if let problem = ListenCheck.problem(host: host, port: port) {
-            printError("keyrelay serve: cannot listen on \(ListenCheck.display(host: host, port: port)): \(problem)")
-            throw ExitCode(2)
+        for listener in [port] + (privatePort.map { [$0] } ?? []) {
+            if let problem = ListenCheck.problem(host: host, port: listener) {
+                printError("keyrelay serve: cannot listen on \(ListenCheck.display(host: host, port: listener)): \(problem)")
+                throw ExitCode(2)
+            }
         }
         options.webhooks = try WebhookSubscriptions(parsing: webhooks)
         options.webhookSecretFile = webhookSecretFile

@@ -11,6 +11,7 @@ import Foundation
 /// still be given itself in `KEYRELAY_MASTER_KEY`.
 enum ServeSetting: String, CaseIterable {
     case db, host, port
+    case privatePort = "private-port"
     case masterKeyFile = "master-key-file"
     case access, dev
     case devToken = "dev-token"
