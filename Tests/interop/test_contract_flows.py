@@ -54,9 +54,10 @@ def test_policies_and_dual_authorization():
 
 
 def test_instance_policies():
+    # public-and-private: private-only is enforced now and would lock the public listener (and the later tests) out.
     call("PUT", "/api/v2/instance/policies", 204, json=envelope(
         POLICY,
-        {"policy_type": "allowedNetwork", "policy_data": {"enabled": True, "attributes": {"allowed_network": "private-only"}}},
+        {"policy_type": "allowedNetwork", "policy_data": {"enabled": True, "attributes": {"allowed_network": "public-and-private"}}},
         {"policy_type": "keyCreateImportAccess", "policy_data": {"enabled": True, "attributes": {"import_standard_key": False}}}))
     assert len(call("GET", "/api/v2/instance/policies", 200).json()["resources"]) == 2
     payload = base64.b64encode(os.urandom(16)).decode()
