@@ -150,7 +150,7 @@ public enum DeliveryOutcome: Sendable, Equatable {
     case sent(at: Date, ackDeadline: Date)
     /// Delivery failed; try again at `retryAt`.
     case failed(at: Date, error: String, retryAt: Date)
-    /// Attempts ran out.
+    /// The last attempt failed and attempts ran out (it counts as an attempt).
     case dead(at: Date, error: String)
     /// Handed over, and no acknowledgement came within the window: dead, and recorded as an action that did not
     /// complete (``IncompleteReason/notAcknowledged``).

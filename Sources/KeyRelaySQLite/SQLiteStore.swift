@@ -924,7 +924,8 @@ struct SQLiteTransaction: StorageTransaction {
             try db.execute(cachedSQL: "UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [retryAt.storageMilliseconds, error, notificationID])
         case .dead(_, let error):
-            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+            // The attempt that ran the attempts out counts too: "dead after N attempts" has attempts = N.
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', attempts = attempts + 1, next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [error, notificationID])
         case .unacknowledged(_, let error):
             try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ?, incomplete = 408 WHERE id = ? AND status = 'sent'",

@@ -286,7 +286,7 @@ extension StoreContract {
 
     static let deliveryOutcomes = StoreContractCheck(
         "deliveryOutcomes",
-        "recordDelivery moves a pending or sent notification to sent, back to pending for a retry, or to dead, and leaves a finished (acknowledged or dead) notification alone."
+        "recordDelivery moves a pending or sent notification to sent, back to pending for a retry, or to dead (each counting its attempt), and leaves a finished (acknowledged or dead) notification alone."
     ) { backend in
         let store = try await backend.makeStore()
         let key = F.key("k1")
@@ -317,6 +317,7 @@ extension StoreContract {
         try await store.write { tx in try tx.recordDelivery(notificationID: a, .dead(at: F.at(3), error: "gave up")) }
         n = try await read("a")
         try requireEqual(n.status, .dead, "status after dead")
+        try requireEqual(n.attempts, 3, "attempts after dead (the last attempt counts)")
         try requireEqual(n.nextAttemptDate, nil, "next attempt after dead")
         try requireEqual(n.lastError, "gave up", "last error after dead")
         let dead = n

@@ -122,4 +122,45 @@ struct WebhookDispatcherTests {
         try await transport.shutdown()
         try await receiver.close()
     }
+
+    /// A receiver slower than the timeout: each attempt times out, the notification ends dead and counted; once
+    /// the receiver answers again, one sync (after its cooldown) reaches it and the acknowledgement ends the drift.
+    @Test func aReceiverSlowerThanTheTimeoutEndsDeadAndOneSyncConverges() async throws {
+        let h = try await Harness(policy: DeliveryPolicy(maxAttempts: 2, jitter: .none), subscribe: false)
+        let receiver = try await WebhookReceiver.start(answer: .never)
+        let transport = WebhookTransport(subscriptions: try WebhookFixtures.subscriptions(receiver.url),
+                                         secret: WebhookFixtures.secret, clock: h.clock, timeout: .milliseconds(200))
+        do {
+            transport.subscribe(on: h.bus)
+            let bucket = h.bucket("photos")
+            let key = try await h.key(registering: [bucket])
+            _ = try await h.engine.disable(key.id, context: h.ops)
+            try await h.dispatcher.drain()
+            try await h.dispatcher.advance(h.clock, by: 60)
+            let dead = try #require(try await h.notifications(key.id).last)
+            #expect(dead.status == .dead && dead.attempts == 2, "\(dead)")
+            #expect(dead.lastError?.contains("after 2 attempts") == true, "\(dead.lastError ?? "")")
+            #expect(try await h.engine.deliveryCounts(keyID: key.id).dead == 1)
+            #expect(try await h.engine.drift(keyID: key.id, context: h.ops).count == 1)
+
+            receiver.answer(.status(204))
+            try await h.dispatcher.advance(h.clock, by: 3600)
+            let receipt = try await h.engine.sync(key.id, context: h.ops)
+            #expect(receipt.notifications == 1)
+            try await h.dispatcher.drain()
+            let synced = try #require(try await h.notifications(key.id).last)
+            #expect(synced.status == .sent && synced.event.kind == .sync, "\(synced)")
+            try await h.engine.acknowledge(eventID: synced.event.id, resourceCRN: bucket, adopterKeyState: .disabled, keyVersionID: nil,
+                                           timestamp: h.clock.now(), context: h.ops)
+            #expect(try await h.notifications(key.id).last?.status == .acknowledged)
+            #expect(try await h.engine.drift(keyID: key.id, context: h.ops).isEmpty)
+            #expect(receiver.received.count == 3, "two timed-out attempts, then the sync's delivery")
+        } catch {
+            try? await transport.shutdown()
+            try? await receiver.close()
+            throw error
+        }
+        try await transport.shutdown()
+        try await receiver.close()
+    }
 }
