@@ -448,6 +448,23 @@ extension Row {
     fileprivate static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = []) throws -> Row? {
         try fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
     }
+
+    /// Decodes every row as SQLite steps it: a statement row finds a column by the statement's own index (no
+    /// per-lookup lowercasing, as a copied row does) and reads values without copying them first.
+    fileprivate static func decodeAll<T>(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = [],
+                                         _ decode: (Row) throws -> T) throws -> [T] {
+        let cursor = try fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        var decoded: [T] = []
+        while let row = try cursor.next() { decoded.append(try decode(row)) }
+        return decoded
+    }
+
+    /// ``decodeAll(_:cachedSQL:arguments:_:)`` for the first row only.
+    fileprivate static func decodeOne<T>(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = [],
+                                         _ decode: (Row) throws -> T) throws -> T? {
+        let cursor = try fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        return try cursor.next().map(decode)
+    }
 }
 
 extension DatabaseValueConvertible {
@@ -477,8 +494,8 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func key(id: String, instanceID: String) throws -> Key? {
-        try Row.fetchOne(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?",
-                         arguments: [id, instanceID]).map(KeyRow.decode)
+        try Row.decodeOne(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?",
+                         arguments: [id, instanceID], KeyRow.decode)
     }
 
     func keyID(alias: String, instanceID: String) throws -> String? {
@@ -584,7 +601,7 @@ struct SQLiteTransaction: StorageTransaction {
         _ = all.append(contentsOf: [query.limit, query.offset])
         // Orders of several terms are as many as their permutations: compiled each time, not cached.
         if order.count > 1 { return try Row.fetchAll(db, sql: sql, arguments: all).map(KeyRow.decode) }
-        return try Row.fetchAll(db, cachedSQL: sql, arguments: all).map(KeyRow.decode)
+        return try Row.decodeAll(db, cachedSQL: sql, arguments: all, KeyRow.decode)
     }
 
     func countKeys(instanceID: String, query: KeyQuery) throws -> Int {
@@ -593,8 +610,8 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key] {
-        try Row.fetchAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?",
-                         arguments: [date.storageMilliseconds, limit]).map(KeyRow.decode)
+        try Row.decodeAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?",
+                         arguments: [date.storageMilliseconds, limit], KeyRow.decode)
     }
 
     func keysDueForPolicyRotation(at date: Date, month: TimeInterval, limit: Int) throws -> [Key] {
@@ -602,17 +619,17 @@ struct SQLiteTransaction: StorageTransaction {
         // root key): the due instant is computed on those rows only.
         let due = "COALESCE(k.last_rotate_at, k.created_at) + k.rotation_interval * ?"
         let monthMilliseconds = Int64((month * 1000).rounded())
-        return try Row.fetchAll(db, cachedSQL: """
+        return try Row.decodeAll(db, cachedSQL: """
             SELECT \(keyColumns) FROM keys k INDEXED BY keys_rotation_policy
             WHERE k.rotation_enabled = 1 AND k.state = 1 AND k.extractable = 0 AND k.imported = 0
               AND \(due) <= ?
             ORDER BY \(due), k.id LIMIT ?
-            """, arguments: [monthMilliseconds, date.storageMilliseconds, monthMilliseconds, limit]).map(KeyRow.decode)
+            """, arguments: [monthMilliseconds, date.storageMilliseconds, monthMilliseconds, limit], KeyRow.decode)
     }
 
     func destroyedKeys(deletedAtOrBefore date: Date, limit: Int) throws -> [Key] {
-        try Row.fetchAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 5 AND k.deleted_at <= ? ORDER BY k.deleted_at, k.id LIMIT ?",
-                         arguments: [date.storageMilliseconds, limit]).map(KeyRow.decode)
+        try Row.decodeAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 5 AND k.deleted_at <= ? ORDER BY k.deleted_at, k.id LIMIT ?",
+                         arguments: [date.storageMilliseconds, limit], KeyRow.decode)
     }
 
     func aliases(keyID: String) throws -> [AliasRecord] {
@@ -652,8 +669,8 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func registration(keyID: String, resourceCRN: String) throws -> Registration? {
-        try Row.fetchOne(db, cachedSQL: "SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? AND r.resource_crn = ?",
-                         arguments: [keyID, resourceCRN]).map(decodeRegistration)
+        try Row.decodeOne(db, cachedSQL: "SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? AND r.resource_crn = ?",
+                         arguments: [keyID, resourceCRN], decodeRegistration)
     }
 
     private func registrationWhere(instanceID: String, keyID: String?, filter: RegistrationFilter) -> (String, StatementArguments) {
@@ -684,8 +701,8 @@ struct SQLiteTransaction: StorageTransaction {
         let (whereSQL, arguments) = registrationWhere(instanceID: instanceID, keyID: keyID, filter: filter)
         var all = arguments
         _ = all.append(contentsOf: [limit, offset])
-        return try Row.fetchAll(db, cachedSQL: "SELECT \(registrationColumns) FROM registrations r WHERE \(whereSQL) ORDER BY r.key_id, r.resource_crn LIMIT ? OFFSET ?",
-                                arguments: all).map(decodeRegistration)
+        return try Row.decodeAll(db, cachedSQL: "SELECT \(registrationColumns) FROM registrations r WHERE \(whereSQL) ORDER BY r.key_id, r.resource_crn LIMIT ? OFFSET ?",
+                                arguments: all, decodeRegistration)
     }
 
     func countRegistrations(instanceID: String, keyID: String?, filter: RegistrationFilter) throws -> Int {
@@ -707,7 +724,7 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func event(id: String) throws -> LifecycleEvent? {
-        try Row.fetchOne(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE e.id = ?", arguments: [id]).map(decodeEvent)
+        try Row.decodeOne(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE e.id = ?", arguments: [id], decodeEvent)
     }
 
     func events(instanceID: String?, keyID: String?, after sequence: Int64, limit: Int) throws -> [LifecycleEvent] {
@@ -722,8 +739,8 @@ struct SQLiteTransaction: StorageTransaction {
             _ = arguments.append(contentsOf: [keyID])
         }
         _ = arguments.append(contentsOf: [limit])
-        return try Row.fetchAll(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE \(clauses.joined(separator: " AND ")) ORDER BY e.seq LIMIT ?",
-                                arguments: arguments).map(decodeEvent)
+        return try Row.decodeAll(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE \(clauses.joined(separator: " AND ")) ORDER BY e.seq LIMIT ?",
+                                arguments: arguments, decodeEvent)
     }
 
     func latestEventSequence() throws -> Int64 {
@@ -746,13 +763,13 @@ struct SQLiteTransaction: StorageTransaction {
             _ = arguments.append(contentsOf: [status.rawValue])
         }
         _ = arguments.append(contentsOf: [limit, offset])
-        return try Row.fetchAll(db, cachedSQL: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(clauses.joined(separator: " AND ")) ORDER BY n.id DESC LIMIT ? OFFSET ?",
-                                arguments: arguments).map(decodeNotification)
+        return try Row.decodeAll(db, cachedSQL: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(clauses.joined(separator: " AND ")) ORDER BY n.id DESC LIMIT ? OFFSET ?",
+                                arguments: arguments, decodeNotification)
     }
 
     func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification? {
-        try Row.fetchOne(db, cachedSQL: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE e.id = ? AND n.resource_crn = ?",
-                         arguments: [eventID, resourceCRN]).map(decodeNotification)
+        try Row.decodeOne(db, cachedSQL: "SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE e.id = ? AND n.resource_crn = ?",
+                         arguments: [eventID, resourceCRN], decodeNotification)
     }
 
     func deliveryCounts(instanceID: String?, keyID: String?, service: String?) throws -> DeliveryCounts {
@@ -788,7 +805,7 @@ struct SQLiteTransaction: StorageTransaction {
                                 AND p.status = 'pending')
             ORDER BY n.next_attempt_at, n.id LIMIT ?
             """
-        return try Row.fetchAll(db, cachedSQL: sql, arguments: [date.storageMilliseconds, limit]).map(decodeNotification)
+        return try Row.decodeAll(db, cachedSQL: sql, arguments: [date.storageMilliseconds, limit], decodeNotification)
     }
 
     func instancePolicies(instanceID: String) throws -> [InstancePolicy] {
@@ -939,11 +956,11 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func incompleteNotifications(instanceID: String, limit: Int) throws -> [ResourceNotification] {
-        try Row.fetchAll(db, cachedSQL: """
+        try Row.decodeAll(db, cachedSQL: """
             SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
             WHERE n.incomplete IS NOT NULL AND e.instance_id = ?
             ORDER BY n.id DESC LIMIT ?
-            """, arguments: [instanceID, limit]).map(decodeNotification)
+            """, arguments: [instanceID, limit], decodeNotification)
     }
 
     func countIncompleteNotifications(instanceID: String) throws -> [IncompleteReason: Int] {
@@ -1034,8 +1051,8 @@ extension SQLiteTransaction {
 
     func eventsNewestFirst(keyID: String, limit: Int, offset: Int) throws -> [LifecycleEvent] {
         // (key_id, key_seq) is unique and indexed; key_seq grows with seq within a key.
-        try Row.fetchAll(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE e.key_id = ? ORDER BY e.key_seq DESC LIMIT ? OFFSET ?",
-                         arguments: [keyID, limit, offset]).map(decodeEvent)
+        try Row.decodeAll(db, cachedSQL: "SELECT \(eventColumns) FROM events e WHERE e.key_id = ? ORDER BY e.key_seq DESC LIMIT ? OFFSET ?",
+                         arguments: [keyID, limit, offset], decodeEvent)
     }
 
     func countEvents(keyID: String) throws -> Int {
@@ -1044,10 +1061,10 @@ extension SQLiteTransaction {
 
     func notifications(eventSequences: [Int64]) throws -> [ResourceNotification] {
         guard !eventSequences.isEmpty else { return [] }
-        return try Row.fetchAll(db, cachedSQL: """
+        return try Row.decodeAll(db, cachedSQL: """
             SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
             WHERE n.event_seq IN (SELECT value FROM json_each(?)) ORDER BY n.event_seq DESC, n.resource_crn
-            """, arguments: [try jsonArray(eventSequences)]).map(decodeNotification)
+            """, arguments: [try jsonArray(eventSequences)], decodeNotification)
     }
 }
 
@@ -1091,13 +1108,13 @@ private let kmipObjectColumns = """
 
 extension SQLiteTransaction {
     func kmipAdapter(id: String, instanceID: String) throws -> KMIPAdapter? {
-        try Row.fetchOne(db, cachedSQL: "SELECT \(kmipAdapterColumns) FROM kmip_adapters WHERE id = ? AND instance_id = ?",
-                         arguments: [id, instanceID]).map(decodeKMIPAdapter)
+        try Row.decodeOne(db, cachedSQL: "SELECT \(kmipAdapterColumns) FROM kmip_adapters WHERE id = ? AND instance_id = ?",
+                         arguments: [id, instanceID], decodeKMIPAdapter)
     }
 
     func kmipAdapter(name: String, instanceID: String) throws -> KMIPAdapter? {
-        try Row.fetchOne(db, cachedSQL: "SELECT \(kmipAdapterColumns) FROM kmip_adapters WHERE instance_id = ? AND name = ?",
-                         arguments: [instanceID, name]).map(decodeKMIPAdapter)
+        try Row.decodeOne(db, cachedSQL: "SELECT \(kmipAdapterColumns) FROM kmip_adapters WHERE instance_id = ? AND name = ?",
+                         arguments: [instanceID, name], decodeKMIPAdapter)
     }
 
     private func adapterFilter(instanceID: String, crkID: String?, keyRingID: String?) -> (String, StatementArguments) {
@@ -1116,8 +1133,8 @@ extension SQLiteTransaction {
 
     func kmipAdapters(instanceID: String, crkID: String?, keyRingID: String?, limit: Int, offset: Int) throws -> [KMIPAdapter] {
         let (filter, arguments) = adapterFilter(instanceID: instanceID, crkID: crkID, keyRingID: keyRingID)
-        return try Row.fetchAll(db, cachedSQL: "SELECT \(kmipAdapterColumns) FROM kmip_adapters WHERE \(filter) ORDER BY created_at, id LIMIT ? OFFSET ?",
-                                arguments: arguments + [limit, offset]).map(decodeKMIPAdapter)
+        return try Row.decodeAll(db, cachedSQL: "SELECT \(kmipAdapterColumns) FROM kmip_adapters WHERE \(filter) ORDER BY created_at, id LIMIT ? OFFSET ?",
+                                arguments: arguments + [limit, offset], decodeKMIPAdapter)
     }
 
     func countKMIPAdapters(instanceID: String, crkID: String?, keyRingID: String?) throws -> Int {
@@ -1126,18 +1143,18 @@ extension SQLiteTransaction {
     }
 
     func kmipClientCertificate(id: String, adapterID: String) throws -> KMIPClientCertificate? {
-        try Row.fetchOne(db, cachedSQL: "SELECT \(kmipCertificateColumns) FROM kmip_client_certificates WHERE id = ? AND adapter_id = ?",
-                         arguments: [id, adapterID]).map(decodeKMIPClientCertificate)
+        try Row.decodeOne(db, cachedSQL: "SELECT \(kmipCertificateColumns) FROM kmip_client_certificates WHERE id = ? AND adapter_id = ?",
+                         arguments: [id, adapterID], decodeKMIPClientCertificate)
     }
 
     func kmipClientCertificate(name: String, adapterID: String) throws -> KMIPClientCertificate? {
-        try Row.fetchOne(db, cachedSQL: "SELECT \(kmipCertificateColumns) FROM kmip_client_certificates WHERE adapter_id = ? AND name = ?",
-                         arguments: [adapterID, name]).map(decodeKMIPClientCertificate)
+        try Row.decodeOne(db, cachedSQL: "SELECT \(kmipCertificateColumns) FROM kmip_client_certificates WHERE adapter_id = ? AND name = ?",
+                         arguments: [adapterID, name], decodeKMIPClientCertificate)
     }
 
     func kmipClientCertificates(adapterID: String, limit: Int, offset: Int) throws -> [KMIPClientCertificate] {
-        try Row.fetchAll(db, cachedSQL: "SELECT \(kmipCertificateColumns) FROM kmip_client_certificates WHERE adapter_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",
-                         arguments: [adapterID, limit, offset]).map(decodeKMIPClientCertificate)
+        try Row.decodeAll(db, cachedSQL: "SELECT \(kmipCertificateColumns) FROM kmip_client_certificates WHERE adapter_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",
+                         arguments: [adapterID, limit, offset], decodeKMIPClientCertificate)
     }
 
     func countKMIPClientCertificates(adapterID: String) throws -> Int {
@@ -1145,8 +1162,8 @@ extension SQLiteTransaction {
     }
 
     func kmipObject(id: String, adapterID: String) throws -> KMIPObject? {
-        try Row.fetchOne(db, cachedSQL: "SELECT \(kmipObjectColumns) FROM kmip_objects WHERE id = ? AND adapter_id = ?",
-                         arguments: [id, adapterID]).map(decodeKMIPObject)
+        try Row.decodeOne(db, cachedSQL: "SELECT \(kmipObjectColumns) FROM kmip_objects WHERE id = ? AND adapter_id = ?",
+                         arguments: [id, adapterID], decodeKMIPObject)
     }
 
     /// `state IN (…)` from the states' codes: at most 2^6 distinct statements, values are codes, never user text.
@@ -1155,8 +1172,8 @@ extension SQLiteTransaction {
     }
 
     func kmipObjects(adapterID: String, states: Set<KMIPObjectState>, limit: Int, offset: Int) throws -> [KMIPObject] {
-        try Row.fetchAll(db, cachedSQL: "SELECT \(kmipObjectColumns) FROM kmip_objects WHERE adapter_id = ? AND state IN (\(stateList(states))) ORDER BY created_at, id LIMIT ? OFFSET ?",
-                         arguments: [adapterID, limit, offset]).map(decodeKMIPObject)
+        try Row.decodeAll(db, cachedSQL: "SELECT \(kmipObjectColumns) FROM kmip_objects WHERE adapter_id = ? AND state IN (\(stateList(states))) ORDER BY created_at, id LIMIT ? OFFSET ?",
+                         arguments: [adapterID, limit, offset], decodeKMIPObject)
     }
 
     func countKMIPObjects(adapterID: String, states: Set<KMIPObjectState>) throws -> Int {
