@@ -183,7 +183,7 @@ extension KeyRelayEngine {
     /// The instance's `rotation` policy as a key rotation policy (`policy_data.attributes.interval_month`), if set.
     static func instanceRotationPolicy(_ policies: [InstancePolicy]) -> RotationPolicy? {
         guard let policy = policies.first(where: { $0.policyType == "rotation" }) else { return nil }
-        let attributes = (policy.attributesJSON.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]) ?? [:]
+        let attributes = Self.attributes(policy.attributesJSON)
         guard let months = attributes["interval_month"] as? Int else { return nil }
         return RotationPolicy(enabled: policy.enabled, intervalMonth: months)
     }
@@ -191,7 +191,7 @@ extension KeyRelayEngine {
     /// Enforces a `keyCreateImportAccess` instance policy, if one is enabled.
     static func checkCreateImportAccess(_ policies: [InstancePolicy], spec: KeySpec) throws(KeyRelayError) {
         guard let policy = policies.first(where: { $0.policyType == "keyCreateImportAccess" }), policy.enabled else { return }
-        let attributes = (policy.attributesJSON.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]) ?? [:]
+        let attributes = Self.attributes(policy.attributesJSON)
         let attribute = switch (spec.extractable, spec.payload != nil) {
         case (false, false): "create_root_key"
         case (true, false): "create_standard_key"
@@ -295,11 +295,7 @@ extension KeyRelayEngine {
             try await countedWrite("purge") { tx in
                 let key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.purge.operation)
                 try rules.checkPurge(key, at: now)
-                var gone = key
-                let event = gone.recordEvent(.purge, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
-                try tx.purgeKey(id: key.id)
-                try Self.emit(event, in: tx, at: now)
-                return gone
+                return try Self.erase(key, by: context.principal, correlationID: context.correlationID, ids: ids, in: tx, at: now)
             }
         }
     }

@@ -130,6 +130,18 @@ extension KeyRelayEngine {
         return try tx.fanOut(eventSequence: sequence, keyID: event.keyID, dueAt: now)
     }
 
+    /// Erases a key for good inside a transaction — its material, aliases and registrations — with its purge event
+    /// (a user's purge and the automatic one after 90 days; the rule that allows it is the caller's). Returns the key
+    /// as it was, with the purge recorded.
+    static func erase(_ key: Key, by principal: String, correlationID: String?, ids: any IdentifierSource,
+                      in tx: any StorageTransaction, at now: Date) throws -> Key {
+        var gone = key
+        let event = gone.recordEvent(.purge, id: ids.next(), at: now, by: principal, correlationID: correlationID)
+        try tx.purgeKey(id: key.id)
+        try emit(event, in: tx, at: now)
+        return gone
+    }
+
     /// Applies a due expiry inside a transaction (active key past its expiration date → deactivated, with an
     /// `expire` event), and returns the key as it is now.
     static func applyExpiry(_ key: Key, rules: LifecycleRules, ids: any IdentifierSource, in tx: any StorageTransaction,

@@ -28,6 +28,8 @@ extension KeyRelayEngine {
         return policy
     }
 
+    /// An instance policy's `policy_data.attributes` as stored (a JSON object); empty when absent or not an object.
+    /// Every policy's attributes are read through this one function.
     static func attributes(_ json: String?) -> [String: Any] {
         (json.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]) ?? [:]
     }

@@ -65,10 +65,7 @@ extension KeyRelayEngine {
         let count = try await storage.write { tx in
             var count = 0
             for key in try tx.destroyedKeys(deletedAtOrBefore: rules.automaticPurgeCutoff(at: now), limit: 10_000) {
-                var gone = key
-                let event = gone.recordEvent(.purge, id: ids.next(), at: now, by: Self.systemPrincipal, correlationID: nil)
-                try tx.purgeKey(id: key.id)
-                try Self.emit(event, in: tx, at: now)
+                _ = try Self.erase(key, by: Self.systemPrincipal, correlationID: nil, ids: ids, in: tx, at: now)
                 count += 1
             }
             return count
