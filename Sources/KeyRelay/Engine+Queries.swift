@@ -194,10 +194,11 @@ extension KeyRelayEngine {
         }
     }
 
-    /// Key Protect's paging rule: `limit` 1–5000, `offset` ≥ 0 (`INVALID_QUERY_PARAM_ERR` naming the parameter).
-    public static func validatePaging(limit: Int, offset: Int, operation: String) throws(KeyRelayError) {
-        guard (1...5000).contains(limit) else {
-            throw KeyRelayError(.invalidQueryParam, "The query_param 'limit' must be: an integer between 1 and 5000 (inclusive)",
+    /// Key Protect's paging rule: `limit` 1–`maximum` (5000 unless a list says less), `offset` ≥ 0
+    /// (`INVALID_QUERY_PARAM_ERR` naming the parameter).
+    public static func validatePaging(limit: Int, offset: Int, maximum: Int = 5000, operation: String) throws(KeyRelayError) {
+        guard (1...maximum).contains(limit) else {
+            throw KeyRelayError(.invalidQueryParam, "The query_param 'limit' must be: an integer between 1 and \(maximum) (inclusive)",
                                 operation: operation, target: ErrorTarget(.queryParam, "limit"))
         }
         guard offset >= 0 else {

@@ -28,6 +28,8 @@ public actor KeyRelayEngine {
     nonisolated let logger: Logger
     /// Instances' network policies, each until the next commit (`KeyRelayEngine+NetworkPolicy.swift`).
     nonisolated let networkPolicies = NetworkPolicyCache()
+    /// Policy rotations refused at their due instant, by key id (`KeyRelayEngine+TimeDriven.swift`).
+    var refusedPolicyRotations: [String: Date] = [:]
     /// Import tokens, one per instance, kept in memory (see `KeyRelayEngine+ImportTokens.swift`).
     var importTokens: [String: ImportTokenState] = [:]
 
@@ -147,7 +149,7 @@ extension KeyRelayEngine {
     static func applyExpiry(_ key: Key, rules: LifecycleRules, ids: any IdentifierSource, in tx: any StorageTransaction,
                             at now: Date) throws -> Key {
         guard var expired = rules.expire(key, at: now) else { return key }
-        let event = expired.recordEvent(.expire, id: ids.next(), at: now, by: "system", correlationID: nil)
+        let event = expired.recordEvent(.expire, id: ids.next(), at: now, by: Self.systemPrincipal, correlationID: nil)
         try tx.updateKey(expired)
         try emit(event, in: tx, at: now)
         return expired

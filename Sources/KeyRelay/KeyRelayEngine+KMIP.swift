@@ -81,7 +81,7 @@ extension KeyRelayEngine {
     /// A page of the instance's adapters (only those on root key `crkID` when given; only those whose key is in the
     /// context's key ring when it names one). `limit` is 1–200.
     public func kmipAdapters(crkID: String? = nil, limit: Int = 100, offset: Int = 0, context: RequestContext) async throws -> Page<KMIPAdapter> {
-        try Self.validateKMIPPaging(limit: limit, offset: offset, max: KMIPLimits.maxListLimit, operation: "KMIP adapters could not be retrieved")
+        try Self.validatePaging(limit: limit, offset: offset, maximum: KMIPLimits.maxListLimit, operation: "KMIP adapters could not be retrieved")
         return try await storage.read { tx in
             Page(items: try tx.kmipAdapters(instanceID: context.instanceID, crkID: crkID, keyRingID: context.keyRingID, limit: limit, offset: offset),
                  total: try tx.countKMIPAdapters(instanceID: context.instanceID, crkID: crkID, keyRingID: context.keyRingID))
@@ -133,7 +133,7 @@ extension KeyRelayEngine {
     public func kmipClientCertificates(adapter reference: String, limit: Int = 100, offset: Int = 0,
                                        context: RequestContext) async throws -> Page<KMIPClientCertificate> {
         let op = "KMIP client certificates could not be retrieved"
-        try Self.validateKMIPPaging(limit: limit, offset: offset, max: KMIPLimits.maxListLimit, operation: op)
+        try Self.validatePaging(limit: limit, offset: offset, maximum: KMIPLimits.maxListLimit, operation: op)
         return try await storage.read { tx in
             let adapter = try Self.resolveAdapter(reference, in: tx, context: context, operation: op)
             return Page(items: try tx.kmipClientCertificates(adapterID: adapter.id, limit: limit, offset: offset),
@@ -167,7 +167,7 @@ extension KeyRelayEngine {
     public func kmipObjects(adapter reference: String, states: Set<KMIPObjectState>? = nil, limit: Int = 100, offset: Int = 0,
                             context: RequestContext) async throws -> Page<KMIPObject> {
         let op = "KMIP objects could not be retrieved"
-        try Self.validateKMIPPaging(limit: limit, offset: offset, max: KMIPLimits.maxObjectListLimit, operation: op)
+        try Self.validatePaging(limit: limit, offset: offset, maximum: KMIPLimits.maxObjectListLimit, operation: op)
         let states = states ?? KMIPObjectState.listedByDefault
         return try await storage.read { tx in
             let adapter = try Self.resolveAdapter(reference, in: tx, context: context, operation: op)
@@ -225,14 +225,6 @@ extension KeyRelayEngine {
         guard certificate.notValidAfter > now else {
             throw invalid("it expired at \(Timestamp.format(certificate.notValidAfter))")
         }
-    }
-
-    static func validateKMIPPaging(limit: Int, offset: Int, max: Int, operation: String) throws(KeyRelayError) {
-        guard (1...max).contains(limit) else {
-            throw KeyRelayError(.invalidQueryParam, "The query_param 'limit' must be: an integer between 1 and \(max) (inclusive)",
-                                operation: operation, target: ErrorTarget(.queryParam, "limit"))
-        }
-        try validatePaging(limit: limit, offset: offset, operation: operation)
     }
 
     /// The caller's adapter with this id or name (404 `NOT_FOUND_ERR` otherwise), checked against the context's key

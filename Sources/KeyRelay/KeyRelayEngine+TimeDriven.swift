@@ -8,15 +8,20 @@ internal import KeyRelayStore
 /// ``automaticPurgeWork``): `serve` performs them on the real clock, scenarios and `--manual-clock` at the exact
 /// instants the clock passes, like key expiry.
 extension KeyRelayEngine {
-    /// The principal recorded on what the clock does (events, `updatedBy`, `deletedBy` stay the user's).
-    public static let systemPrincipal = "system"
+    /// The principal recorded on what the clock does: the event's principal, and `updatedBy` of a key a policy
+    /// rotated or an expiry deactivated (``LifecycleRules/systemPrincipal``). `deletedBy` stays the user's.
+    public static let systemPrincipal = LifecycleRules.systemPrincipal
 
-    /// The next instant a rotation policy rotates a key, if any.
+    /// The next instant a rotation policy rotates a key, if any. A key whose policy rotation was refused at its due
+    /// instant (``rotateKeysByPolicy()``) is passed over until its row changes its due instant, so one stuck key
+    /// cannot hold the dispatcher at a past instant.
     public func nextPolicyRotationDate() async throws -> Date? {
         let month = configuration.lifecycle.rotationPolicyMonth
         let rules = rules
+        let refused = refusedPolicyRotations
         return try await storage.read { tx in
-            try tx.keysDueForPolicyRotation(at: .distantFuture, month: month, limit: 1).first.flatMap(rules.policyRotationDate)
+            try tx.keysDueForPolicyRotation(at: .distantFuture, month: month, limit: refused.count + 1)
+                .lazy.compactMap { key in rules.policyRotationDate(key).flatMap { refused[key.id] == $0 ? nil : $0 } }.first
         }
     }
 
@@ -26,9 +31,13 @@ extension KeyRelayEngine {
     public func rotateKeysByPolicy() async throws -> Int {
         let now = now()
         let month = configuration.lifecycle.rotationPolicyMonth
+        let rules = rules
         var rotated = 0
         while true {
-            let due = try await storage.read { tx in try tx.keysDueForPolicyRotation(at: now, month: month, limit: 100) }
+            let refused = refusedPolicyRotations
+            let due = try await storage.read { tx in
+                try tx.keysDueForPolicyRotation(at: now, month: month, limit: refused.count + 100)
+            }.filter { key in rules.policyRotationDate(key).map { refused[key.id] != $0 } ?? false }
             guard !due.isEmpty else { return rotated }
             for key in due {
                 do {
@@ -36,12 +45,13 @@ extension KeyRelayEngine {
                     rotated += 1
                     logger.info("rotation policy rotated a key", metadata: ["key": "\(key.id)", "instance": "\(key.instanceID)"])
                 } catch let error as KeyRelayError {
-                    // The key changed between the read and its command (disabled, rotated by hand): a rotation by
-                    // hand moves its next policy rotation, a state change removes it from the due set.
+                    // Refused (the key changed since the read, or a rule refuses it): pass it over at this due
+                    // instant, so the other due keys still rotate and the dispatcher does not come back for it at
+                    // once. A rotation by hand or a state change moves or removes its due instant.
+                    refusedPolicyRotations[key.id] = rules.policyRotationDate(key)
                     logger.warning("rotation policy could not rotate a key", metadata: [
                         "key": "\(key.id)", "instance": "\(key.instanceID)", "reason": "\(error.code.rawValue)",
                     ])
-                    return rotated
                 }
             }
         }
@@ -55,8 +65,9 @@ extension KeyRelayEngine {
         }
     }
 
-    /// Purges every key destroyed ``LifecycleConfiguration/autoPurgeAfter`` (90 days) ago or more, with a purge
-    /// event by ``systemPrincipal`` each, in one transaction. Returns how many were purged.
+    /// Purges the keys destroyed ``LifecycleConfiguration/autoPurgeAfter`` (90 days) ago or more, with a purge event
+    /// by ``systemPrincipal`` each: at most 10,000 in one transaction per call (the dispatcher calls again while some
+    /// are due). Returns how many were purged.
     @discardableResult
     public func purgeKeysPastRetention() async throws -> Int {
         let now = now()

@@ -131,7 +131,7 @@ public struct LifecycleRules: Sendable {
         var next = key
         next.state = .deactivated
         next.lastUpdateDate = now
-        next.updatedBy = "system"
+        next.updatedBy = Self.systemPrincipal
         return next
     }
 

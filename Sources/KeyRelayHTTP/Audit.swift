@@ -287,6 +287,7 @@ final class AuditNote: Sendable {
 /// It sits inside ``ErrorRenderingMiddleware``, so a refusal reaches it as the thrown ``KeyRelayError`` with its
 /// reason code; and after ``AccessLogMiddleware``, so the correlation id is the one the answer carries.
 struct AuditMiddleware: RouterMiddleware {
+    static let silent = Logger(label: "keyrelay.audit", factory: { _ in SwiftLogNoOpLogHandler() })
     let sink: any AuditSink
     let clock: any KeyRelayClock
     let region: String
@@ -306,13 +307,11 @@ struct AuditMiddleware: RouterMiddleware {
             sink.record(event(action, request, context, note: note, status: response.status.code, error: nil))
             return response
         } catch {
-            let status: Int
-            switch error {
-            case let error as KeyRelayError: status = error.statusCode
-            case let error as any HTTPResponseError: status = error.status.code
-            default: status = 500
-            }
-            sink.record(event(action, request, context, note: note, status: status, error: error as? KeyRelayError))
+            // The status and reason the error is answered with, as the error renderer makes them (a body over the
+            // limit is 413, a broken one 400); the renderer, not the audit, logs an unexpected error.
+            let answered = ErrorRenderingMiddleware<KeyRelayRequestContext>.keyRelayError(error, request: request, context: context,
+                                                                                          logger: Self.silent)
+            sink.record(event(action, request, context, note: note, status: answered.statusCode, error: answered))
             throw error
         }
     }

@@ -261,7 +261,7 @@ struct Representations: Sendable {
             let purgeFrom = rules.purgeAllowedFrom(key) ?? deletion
             object.purgeAllowedFrom = Timestamp.format(purgeFrom)
             object.purgeAllowed = now >= purgeFrom
-            object.purgeScheduledOn = Timestamp.format(deletion.addingTimeInterval(rules.configuration.autoPurgeAfter))
+            object.purgeScheduledOn = rules.automaticPurgeDate(key).map(Timestamp.format)
         }
         return object
     }

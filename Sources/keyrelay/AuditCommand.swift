@@ -15,7 +15,7 @@ struct AuditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The audit trail (serve --audit FILE).", valueName: "FILE")) var file: String
     @Option(help: ArgumentHelp("Only this action, e.g. kms.secrets.sync.", valueName: "ACTION")) var action: String?
     @Option(help: ArgumentHelp("Only success or failure.", valueName: "OUTCOME")) var outcome: String?
-    @Option(help: ArgumentHelp("Only events on this key (its id).", valueName: "ID")) var key: String?
+    @Option(help: ArgumentHelp("Only events on this key: its id or alias, as the request named it.", valueName: "ID")) var key: String?
     @Option(help: ArgumentHelp("Only events at or after this time (RFC 3339, e.g. 2026-01-01T00:00:00Z).", valueName: "ISO8601"))
     var since: String?
     @Flag(help: "Print the matching events as JSON lines.") var json = false
