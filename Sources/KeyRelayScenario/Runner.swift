@@ -12,21 +12,60 @@ public struct ScenarioOptions: Sendable {
     public var instanceID: String
     /// Who acts when a step names nobody (`as <principal>`).
     public var principal: String
+    /// Where each scenario keeps its data (a database of its own, created new, either way).
+    public var database: ScenarioDatabase
 
     /// The default seed (`--seed` overrides it).
     public static let defaultSeed: UInt64 = 20_260_101
 
     public init(seed: UInt64 = ScenarioOptions.defaultSeed, start: Date = Date(timeIntervalSince1970: 1_767_225_600),
-                instanceID: String = "scenario", principal: String = "operator") {
+                instanceID: String = "scenario", principal: String = "operator", database: ScenarioDatabase = .inMemory) {
         self.seed = seed
         self.start = start
         self.instanceID = instanceID
         self.principal = principal
+        self.database = database
     }
 }
 
-/// Runs scenarios: each on a fresh engine over an in-memory SQLite database, a manual clock, seeded identifiers and
-/// a seeded bus, so a run is reproducible byte for byte.
+/// Where a scenario's engine keeps its data. Every scenario runs on a database of its own, created new, so one
+/// scenario never sees another's keys and a transcript does not depend on what ran before it.
+public enum ScenarioDatabase: Sendable, Equatable {
+    /// A private in-memory SQLite database per scenario, gone when the scenario ends.
+    case inMemory
+    /// A new SQLite file per scenario in `directory` (created if missing), named after the scenario file
+    /// (`scenarios/00-seed-story.scenario` → `scenarios_00-seed-story.sqlite`) and left there with the scenario's
+    /// own master key beside it (`….master-key`, mode 0600), so that
+    /// `keyrelay status --db FILE --master-key-file FILE.master-key` can look at what a scenario did. A scenario
+    /// whose database file already exists fails at its start rather than run on data it did not write.
+    case sqliteFiles(directory: String)
+
+    /// The location of `scenarioFile`'s database; a file location also gets `masterKey` written beside it.
+    func location(for scenarioFile: String, masterKey: MasterKey) throws -> StoreLocation {
+        switch self {
+        case .inMemory:
+            return .inMemory
+        case .sqliteFiles(let directory):
+            var name = scenarioFile.hasSuffix(".scenario") ? String(scenarioFile.dropLast(".scenario".count)) : scenarioFile
+            while name.hasPrefix("./") { name.removeFirst(2) }
+            name = String(name.map { $0 == "/" || $0 == "\\" ? "_" : $0 })
+            let path = (directory as NSString).appendingPathComponent(name + ".sqlite")
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            guard !FileManager.default.fileExists(atPath: path) else {
+                throw ScenarioRunError(description: "\(path) already exists: each scenario runs on a database it creates; choose an empty --db-dir or remove the file")
+            }
+            let keyPath = path + ".master-key"
+            guard FileManager.default.createFile(atPath: keyPath, contents: Data(masterKey.base64EncodedString().utf8),
+                                                 attributes: [.posixPermissions: 0o600]) else {
+                throw ScenarioRunError(description: "cannot write the scenario's master key to \(keyPath)")
+            }
+            return .file(path)
+        }
+    }
+}
+
+/// Runs scenarios: each on a fresh engine over a database of its own (``ScenarioOptions/database``: in memory, or a
+/// new SQLite file), a manual clock, seeded identifiers and a seeded bus, so a run is reproducible byte for byte.
 public struct ScenarioRunner: Sendable {
     public var options: ScenarioOptions
 
@@ -157,7 +196,9 @@ final class Execution {
         self.options = options
         self.file = file
         clock = ManualClock(start: options.start)
-        engine = try await KeyRelayEngine.inMemory(clock: clock, ids: SeededIdentifiers(seed: options.seed))
+        let masterKey = MasterKey.generate()
+        engine = try await KeyRelayEngine.open(try options.database.location(for: file, masterKey: masterKey), masterKey: masterKey,
+                                               clock: clock, ids: SeededIdentifiers(seed: options.seed))
         material = SeededGenerator(seed: options.seed ^ 0x6D61_7465_7269_616C)
         services = BusServices(engine: engine, clock: clock, seed: options.seed, instanceID: options.instanceID)
     }

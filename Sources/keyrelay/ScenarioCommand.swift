@@ -23,6 +23,15 @@ struct ScenarioCommand: AsyncParsableCommand {
         @Flag(help: "Print the transcript as JSON lines.")
         var json = false
 
+        @Option(name: .customLong("db-dir"),
+                help: ArgumentHelp("Keep each scenario's SQLite database in this folder (one new file per scenario, left there to inspect with `keyrelay status --db`).",
+                                   discussion: "Without it, the databases are files in a temporary folder removed after the run.",
+                                   valueName: "DIR"))
+        var databaseDirectory: String?
+
+        @Flag(name: .customLong("in-memory"), help: "Run each scenario on an in-memory database instead of an SQLite file.")
+        var inMemory = false
+
         func run() async throws {
             let files: [String]
             do {
@@ -35,7 +44,23 @@ struct ScenarioCommand: AsyncParsableCommand {
                 printError("error: no *.scenario files in \(paths.joined(separator: ", "))")
                 throw ExitCode(2)
             }
-            let runner = ScenarioRunner(options: ScenarioOptions(seed: seed))
+            if inMemory, databaseDirectory != nil {
+                throw ValidationError("--in-memory and --db-dir exclude each other: choose one")
+            }
+            // The main job runs on what a deployment runs on: an SQLite file per scenario, each created new.
+            var temporary: String?
+            let database: ScenarioDatabase
+            if inMemory {
+                database = .inMemory
+            } else if let databaseDirectory {
+                database = .sqliteFiles(directory: databaseDirectory)
+            } else {
+                let folder = FileManager.default.temporaryDirectory.appendingPathComponent("keyrelay-scenarios-\(UUID().uuidString)").path
+                temporary = folder
+                database = .sqliteFiles(directory: folder)
+            }
+            defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+            let runner = ScenarioRunner(options: ScenarioOptions(seed: seed, database: database))
             var total = ScenarioTally()
             let json = json
             for (index, file) in files.enumerated() {

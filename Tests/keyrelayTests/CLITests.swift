@@ -80,6 +80,24 @@ struct CLITests {
         #expect(json.stdout.split(separator: "\n").last == #"{"failed":1,"passed":0}"#)
     }
 
+    @Test("scenario run --db-dir leaves one SQLite file per scenario, with its master key that status opens; an existing file is refused")
+    func scenarioDatabaseFiles() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "key create k1\nexpect key k1 state active\n".write(to: dir.appendingPathComponent("a.scenario"), atomically: true, encoding: .utf8)
+        let kept = try run(["scenario", "run", "--db-dir", "dbs", "a.scenario"], in: dir)
+        #expect(kept.status == 0, "\(kept.stdout)\(kept.stderr)")
+        let status = try run(["status", "--db", "dbs/a.sqlite", "--master-key-file", "dbs/a.sqlite.master-key", "--instance", "scenario"], in: dir)
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("instance scenario: 1 key(s)"), "\(status.stdout)")
+
+        let again = try run(["scenario", "run", "--db-dir", "dbs", "a.scenario"], in: dir)
+        #expect(again.status == 1 && again.stdout.contains("dbs/a.sqlite already exists"), "\(again.stdout)")
+
+        let both = try run(["scenario", "run", "--db-dir", "dbs", "--in-memory", "a.scenario"], in: dir)
+        #expect(both.status != 0 && both.stderr.contains("--in-memory and --db-dir exclude each other"), "\(both.stderr)")
+    }
+
     @Test("a missing path exits non-zero")
     func missingPath() throws {
         let output = try run(["scenario", "run", "no-such-dir"])
