@@ -201,8 +201,7 @@ struct ErrorRenderingMiddleware<Context: Hummingbird.RequestContext>: RouterMidd
             // The body broke under the parser (cut short, a bad chunk): MalformedRequestHandler closes after this.
             return .malformedRequest(error)
         case let error as HTTPError where error.status == .notFound:
-            return KeyRelayError(.notFound, "No KeyRelay endpoint matches \(request.method) \(request.uri.path): see docs/api-coverage.md for the supported endpoints",
-                                 operation: op)
+            return .noEndpoint(matching: "\(request.method) \(request.uri.path)", operation: op)
         case let error as HTTPError:
             return KeyRelayError(.badBody, KeyRelayEngine.badBodyMessage, operation: op, status: error.status.code,
                                  hint: error.body ?? "the request could not be processed (\(error.status.code))")
@@ -226,4 +225,12 @@ struct PokeMiddleware<Context: Hummingbird.RequestContext>: RouterMiddleware {
 
 extension String {
     var nonEmpty: String? { isEmpty ? nil : self }
+}
+
+extension KeyRelayError {
+    /// The `404` of a request no route serves (an unknown path, or `CONNECT`): `what` is the method and path.
+    static func noEndpoint(matching what: String, operation: String? = nil) -> KeyRelayError {
+        let message = "No KeyRelay endpoint matches \(what): see docs/api-coverage.md for the supported endpoints"
+        return operation.map { KeyRelayError(.notFound, message, operation: $0) } ?? KeyRelayError(.notFound, message)
+    }
 }

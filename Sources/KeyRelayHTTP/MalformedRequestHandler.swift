@@ -276,7 +276,7 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     /// `CONNECT` is not served: the `404` other unknown methods get from the router.
-    static let connectRefusal = KeyRelayError(.notFound, "No KeyRelay endpoint matches CONNECT: see docs/api-coverage.md for the supported endpoints")
+    static let connectRefusal = KeyRelayError.noEndpoint(matching: "CONNECT")
 }
 
 /// Writes bytes straight to the socket, below NIO's HTTP encoder (``MalformedRequestHandler``'s answers).

@@ -223,19 +223,9 @@ extension KeyProtectAPI {
             .response(from: request, context: context)
     }
 
-    /// `state=2,3`: KMIP states 1–6; absent or empty (the client sends `state=` when none is asked for) means the
-    /// default.
+    /// `state=2,3`: KMIP states 1–6; absent or empty means the default.
     func kmipStates(_ query: Query) throws -> Set<KMIPObjectState>? {
-        guard let text = query.string("state"), !text.isEmpty else { return nil }
-        var states = Set<KMIPObjectState>()
-        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let code = Int(part.trimmingCharacters(in: .whitespaces)), let state = KMIPObjectState(rawValue: code) else {
-                throw KeyRelayError(.invalidQueryParam, "The query_param 'state' must be: a comma-separated list of KMIP object states (1 to 6)",
-                                    operation: query.operation, target: ErrorTarget(.queryParam, "state"))
-            }
-            states.insert(state)
-        }
-        return states
+        try query.codes("state", as: KMIPObjectState.self, expected: "a comma-separated list of KMIP object states (1 to 6)")
     }
 
     func getKMIPObject(_ request: Request, _ context: KeyRelayRequestContext) async throws -> Response {

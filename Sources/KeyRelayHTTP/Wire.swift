@@ -363,16 +363,22 @@ struct Query {
     }
 
     func states(_ name: String = "state") throws -> Set<KeyState>? {
-        // The official client sends `state=` (empty) when no state is asked for: that means the default.
+        try codes(name, as: KeyState.self, expected: "a comma-separated list of key states (0, 1, 2, 3, 5)")
+    }
+
+    /// `state=2,3`: a comma-separated list of numeric codes, each one a `T`. Absent or empty (the
+    /// official client sends `state=` when none is asked for) means the default (nil).
+    func codes<T: RawRepresentable & Hashable>(_ name: String, as type: T.Type, expected: String) throws -> Set<T>?
+    where T.RawValue == Int {
         guard let text = string(name), !text.isEmpty else { return nil }
-        var states = Set<KeyState>()
+        var codes = Set<T>()
         for part in text.split(separator: ",") {
-            guard let code = Int(part.trimmingCharacters(in: .whitespaces)), let state = KeyState(rawValue: code), code != 4 else {
-                throw bad(name, "a comma-separated list of key states (0, 1, 2, 3, 5)")
+            guard let code = Int(part.trimmingCharacters(in: .whitespaces)), let value = T(rawValue: code) else {
+                throw bad(name, expected)
             }
-            states.insert(state)
+            codes.insert(value)
         }
-        return states
+        return codes
     }
 }
 

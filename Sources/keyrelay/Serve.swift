@@ -104,11 +104,8 @@ struct Serve: AsyncParsableCommand {
         db = environment.string(.db, db) ?? "keyrelay.sqlite"
         host = environment.string(.host, host) ?? "127.0.0.1"
         // Port 0 asks the system for a free port; anything outside 0–65535 would fail deep inside the bind (or wrap).
-        port = try environment.integer(.port, port, in: 0...65535, what: "a port from 1 to 65535 (or 0 for any free port)") ?? 8080
-        privatePort = try environment.integer(.privatePort, privatePort, in: 0...65535, what: "a port from 1 to 65535 (or 0 for any free port)")
-        if let privatePort, !(0...65535).contains(privatePort) {
-            throw ValidationError("--private-port must be from 1 to 65535 (or 0 for any free port), not \(privatePort)")
-        }
+        port = try environment.integer(.port, port, in: 0...65535, what: "from 1 to 65535 (or 0 for any free port)") ?? 8080
+        privatePort = try environment.integer(.privatePort, privatePort, in: 0...65535, what: "from 1 to 65535 (or 0 for any free port)")
         if let privatePort, privatePort != 0, privatePort == port {
             throw ValidationError("--private-port must differ from --port (\(privatePort))")
         }
@@ -147,14 +144,7 @@ struct Serve: AsyncParsableCommand {
         if let shutdownTimeout, DurationText.parse(shutdownTimeout) == nil {
             throw ValidationError("--shutdown-timeout must be a duration such as 30s or 500ms, not '\(shutdownTimeout)'")
         }
-        guard let port, (0...65535).contains(port) else {
-            throw ValidationError("--port must be from 1 to 65535 (or 0 for any free port), not \(port ?? -1)")
-        }
-        switch (tlsCert, tlsKey) {
-        case (_?, nil): throw ValidationError("--tls-cert needs --tls-key (the certificate's private key): give both or neither")
-        case (nil, _?): throw ValidationError("--tls-key needs --tls-cert (the key's certificate): give both or neither")
-        default: break
-        }
+        // --tls-cert and --tls-key, both or neither: KeyRelayServer checks that (one rule, for embedders too).
     }
 
     func run() async throws {

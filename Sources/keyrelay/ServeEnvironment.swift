@@ -55,9 +55,13 @@ struct ServeEnvironment {
         flag ?? values[setting.variable].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    /// An integer setting within `range`.
+    /// An integer setting within `range`, from its flag or its variable; either outside `range` is an error naming
+    /// the flag or the variable it came from ("--port must be from 1 to 65535 …, not 70000").
     func integer(_ setting: ServeSetting, _ flag: Int?, in range: ClosedRange<Int>, what: String) throws -> Int? {
-        if let flag { return flag }
+        if let flag {
+            guard range.contains(flag) else { throw ValidationError("\(setting.flag) must be \(what), not \(flag)") }
+            return flag
+        }
         guard let text = string(setting, nil) else { return nil }
         guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
             throw ValidationError("\(setting.variable) must be \(what), not '\(text.prefix(64))'")

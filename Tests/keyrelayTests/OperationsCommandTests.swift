@@ -68,7 +68,7 @@ import Darwin
         let serve = try KeyrelayChild("serve", ["serve", "--dev"], environment: ["KEYRELAY_PORT": "eighty"])
         let status = try await serve.waitForExit(timeout: .seconds(30))
         #expect(status != nil && status != 0)
-        #expect(serve.printed.contains("KEYRELAY_PORT must be a port"))
+        #expect(serve.printed.contains("KEYRELAY_PORT must be from 1 to 65535 (or 0 for any free port), not 'eighty'"))
         #expect(serve.printed.contains("'eighty'"))
 
         // The flag wins over its variable: the bad variable is not even read.
