@@ -22,6 +22,11 @@ public enum CloudEventNames {
     public static func kmsInstanceCRN(region: String, account: String, instanceID: String) -> String {
         "crn:v1:bluemix:public:kms:\(region):a/\(account):\(instanceID)::"
     }
+
+    /// The CRN of a key of a Key Protect instance: `crn:v1:bluemix:public:kms:<region>:a/<account>:<instance>:key:<id>`.
+    public static func kmsKeyCRN(region: String, account: String, instanceID: String, keyID: String) -> String {
+        "crn:v1:bluemix:public:kms:\(region):a/\(account):\(instanceID):key:\(keyID)"
+    }
 }
 
 extension LifecycleEventKind {

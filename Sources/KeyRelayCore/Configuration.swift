@@ -113,6 +113,12 @@ public enum Timestamp {
         style.format(Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)))
     }
 
+    /// Formats to milliseconds (`2020-03-12T03:37:32.123Z`): log and audit lines, where order within a second
+    /// matters.
+    public static func formatMilliseconds(_ date: Date) -> String {
+        fractional.format(date)
+    }
+
     /// Formats as Go's `time.Time.String()` of a UTC instant, to whole seconds (`2020-08-14 19:33:47 +0000 UTC`):
     /// the form Key Protect writes dates in inside `errorMsg` lines.
     public static func goStyle(_ date: Date) -> String {

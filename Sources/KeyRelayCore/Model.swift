@@ -166,7 +166,7 @@ public struct Key: Sendable, Equatable, Codable {
 
     /// The CRN of the key in Key Protect's form, for a region and account.
     public func crn(region: String, account: String) -> String {
-        "crn:v1:bluemix:public:kms:\(region):a/\(account):\(instanceID):key:\(id)"
+        CloudEventNames.kmsKeyCRN(region: region, account: account, instanceID: instanceID, keyID: id)
     }
 }
 

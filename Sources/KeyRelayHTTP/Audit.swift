@@ -83,8 +83,6 @@ public struct AuditEvent: Codable, Sendable, Equatable {
     /// The event time as a date.
     public var date: Date? { Timestamp.parse(eventTime) }
 
-    static let timeStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
-
     /// One line of the trail (sorted keys, no trailing newline).
     public var jsonLine: String {
         let encoder = JSONEncoder()
@@ -316,34 +314,24 @@ struct AuditMiddleware: RouterMiddleware {
         }
     }
 
-    /// The reason phrase of a status.
-    static func reasonType(_ status: Int) -> String {
-        switch status {
-        case 200: "OK"
-        case 201: "Created"
-        case 204: "No Content"
-        default: HTTPStatusPhrase.phrase(for: status)
-        }
-    }
 
     func event(_ action: String, _ request: Request, _ context: KeyRelayRequestContext, note: AuditNote, status: Int,
                error: KeyRelayError?) -> AuditEvent {
         let credentials = context.credentials
         let failed = status >= 400
         let instance = credentials.instance
-        let instanceCRN = "crn:v1:bluemix:public:kms:\(region):a/\(account):\(instance ?? "-")::"
-        var target = instanceCRN
+        var target = CloudEventNames.kmsInstanceCRN(region: region, account: account, instanceID: instance ?? "-")
         if let keyID = note.keyID ?? (context.endpointPath?.hasPrefix("/api/v2/keys/{id}") == true ? context.parameters.get("id") : nil) {
-            target = "crn:v1:bluemix:public:kms:\(region):a/\(account):\(instance ?? "-"):key:\(keyID)"
+            target = CloudEventNames.kmsKeyCRN(region: region, account: account, instanceID: instance ?? "-", keyID: keyID)
         }
         let reasonCode = status == 403 ? 401 : status
         let grant = credentials.grant
         return AuditEvent(
-            eventTime: AuditEvent.timeStyle.format(clock.now()),
+            eventTime: Timestamp.formatMilliseconds(clock.now()),
             action: action,
             outcome: failed ? "failure" : "success",
             severity: AuditActions.severity(action: action, status: status),
-            reason: .init(reasonCode: reasonCode, reasonType: Self.reasonType(reasonCode),
+            reason: .init(reasonCode: reasonCode, reasonType: HTTPStatusPhrase.phrase(for: reasonCode),
                           reasonForFailure: failed ? (error?.errorMsg ?? HTTPStatusPhrase.phrase(for: status)) : nil),
             initiator: .init(id: grant?.principal ?? "unknown",
                              typeURI: grant?.roles.contains(.service) == true

@@ -84,10 +84,15 @@ struct UnauthorizedBody: Codable, Sendable {
     var errorMsg = Self.message
 }
 
-/// Reason phrases for the statuses KeyRelay answers with (the first words of `errorMsg`).
+/// Reason phrases for the statuses KeyRelay answers with (the first words of `errorMsg`, an audit line's
+/// `reasonType`).
 public enum HTTPStatusPhrase {
     public static func phrase(for status: Int) -> String {
         switch status {
+        case 200: "OK"
+        case 201: "Created"
+        case 202: "Accepted"
+        case 204: "No Content"
         case 400: "Bad Request"
         case 401: "Unauthorized"
         case 403: "Forbidden"

@@ -1,4 +1,5 @@
 import Foundation
+import KeyRelay
 import Logging
 
 /// How `keyrelay serve` writes its log lines (`--log-format`).
@@ -69,13 +70,12 @@ public struct JSONLogHandler: LogHandler {
         var fields = metadata
         if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
         if let explicit = event.metadata { fields.merge(explicit) { $1 } }
-        let line = Line(time: Self.timeStyle.format(Date()), level: event.level.rawValue, label: label,
+        let line = Line(time: Timestamp.formatMilliseconds(Date()), level: event.level.rawValue, label: label,
                         message: event.message.description, source: event.source, metadata: fields)
         guard let data = try? Self.encoder.encode(line) else { return }
         write(String(decoding: data, as: UTF8.self) + "\n")
     }
 
-    private static let timeStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
 
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()

@@ -102,8 +102,8 @@ struct CloudEvent: Codable {
 
     init(_ event: LifecycleEvent, configuration: KeyRelayConfiguration) {
         id = event.id
-        source = "crn:v1:bluemix:public:kms:\(configuration.region):a/\(configuration.account):\(event.instanceID)::"
-        type = "com.ibm.kms.key.\(event.kind.rawValue)"
+        source = CloudEventNames.kmsInstanceCRN(region: configuration.region, account: configuration.account, instanceID: event.instanceID)
+        type = event.kind.cloudEventType
         subject = event.keyID
         time = Timestamp.format(event.date)
         sequence = String(event.sequence)
