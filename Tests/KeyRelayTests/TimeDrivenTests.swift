@@ -27,6 +27,25 @@ struct TimeDrivenTests {
         #expect(try await engine.key(key.id, context: alice).versionCount == 3)
     }
 
+    /// A policy rotation a rule refuses (here a "month" of 10 minutes meets the one-rotation-an-hour rule) is passed
+    /// over at its due instant: the other keys still rotate on time and the dispatcher is not held at the past instant.
+    @Test func aRefusedPolicyRotationDoesNotHoldBackTheOthers() async throws {
+        var configuration = KeyRelayConfiguration()
+        configuration.lifecycle.rotationPolicyMonth = 600
+        let (engine, clock) = try await makeEngine(configuration: configuration)
+        let dispatcher = engine.makeDispatcher(bus: ServiceBus())
+        let monthly = RotationPolicy(enabled: true, intervalMonth: 1)
+        let first = try await engine.createKey(KeySpec(name: "refused-next", rotation: monthly), context: alice)
+        try await dispatcher.advance(clock, by: 1000)   // first rotates at +600; its next (+1200) is inside the hour
+        let second = try await engine.createKey(KeySpec(name: "on-time", rotation: monthly), context: alice)
+        try await dispatcher.advance(clock, by: 1000)   // to +2000: first refused at +1200, second due at +1600
+        #expect(try await engine.key(first.id, context: alice).versionCount == 2)
+        let rotated = try await engine.key(second.id, context: alice)
+        #expect(rotated.versionCount == 2 && rotated.lastRotateDate == start.addingTimeInterval(1600))
+        // The refused instant (+1200) is not what the dispatcher waits for next: the second key's next one (+2200) is.
+        #expect(try await engine.nextPolicyRotationDate() == start.addingTimeInterval(2200))
+    }
+
     @Test func aRotationByHandMovesThePolicysNextRotation() async throws {
         let (engine, clock) = try await makeEngine()
         let dispatcher = engine.makeDispatcher(bus: ServiceBus())
