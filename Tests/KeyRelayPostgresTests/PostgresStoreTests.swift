@@ -1,0 +1,193 @@
+import Foundation
+import KeyRelayCore
+import KeyRelayStore
+import Synchronization
+import Testing
+@testable import KeyRelayPostgres
+
+private let epoch = Date(timeIntervalSince1970: 1_767_225_600)
+
+private func key(_ id: String) -> Key {
+    Key(id: id, instanceID: "i1", name: "name-\(id)", extractable: false, imported: false, creationDate: epoch, createdBy: "alice",
+        currentVersion: KeyVersion(id: "\(id)-v1", creationDate: epoch))
+}
+
+private func seed(_ store: PostgresStore, _ key: Key, buckets: [String] = []) async throws {
+    try await store.write { tx in
+        try tx.ensureInstance(key.instanceID, at: epoch)
+        try tx.insertKey(key)
+        for bucket in buckets {
+            try tx.upsertRegistration(Registration(
+                keyID: key.id, instanceID: key.instanceID,
+                resourceCRN: try CRN(parsing: CRN.bucket(account: "acct", serviceInstance: "cos", bucket: bucket)),
+                keyVersion: key.currentVersion, createdBy: "cos", creationDate: epoch))
+        }
+    }
+}
+
+/// What only a shared database shows: migrations under a lock, row locks between replicas, claims, LISTEN/NOTIFY.
+@Suite("PostgreSQL store", .enabled(if: hasServer, serverMissing))
+struct PostgresStoreTests {
+    @Test func twoReplicasOpeningAFreshDatabaseAtOnceMigrateItOnce() async throws {
+        try await withScratch { scratch in
+            let database = try await scratch.database()
+            async let first = scratch.open(database)
+            async let second = scratch.open(database)
+            let (a, b) = try await (first, second)
+            let applied = try await a.read { tx in try tx.meta("none") }
+            #expect(applied == nil)
+            try await b.write { tx in try tx.setMeta("m", Data([1])) }
+            #expect(try await a.read { tx in try tx.meta("m") } == Data([1]))
+            // Each migration recorded exactly once (the second replica found the work done under the lock).
+            let probe = try await scratch.open(database)
+            try await probe.execute("""
+                DO $$ BEGIN IF (SELECT COUNT(*) FROM keyrelay_migrations) <> \(PostgresStore.migrations.count)
+                THEN RAISE EXCEPTION 'migrations recorded twice or missing'; END IF; END $$
+                """)
+        }
+    }
+
+    @Test func aDatabaseANewerKeyRelayMigratedIsRefusedNamingTheMigration() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await store.execute("INSERT INTO keyrelay_migrations (identifier, applied_at) VALUES ('0099_future', 0)")
+            await #expect(throws: StoreError.newerSchema(unknown: ["0099_future"])) { _ = try await scratch.open(store.configuration) }
+        }
+    }
+
+    /// Two replicas change one key at once: the second one's read waits for the first one's row lock and then sees
+    /// its committed update (FOR UPDATE in READ COMMITTED), so neither update is lost.
+    @Test func twoReplicasWritingOneKeySerializeAndTheSecondSeesTheFirst() async throws {
+        try await withScratch { scratch in
+            let database = try await scratch.database()
+            let (a, b) = (try await scratch.open(database), try await scratch.open(database))
+            try await seed(a, key("k1"))
+            let firstHasRead = Mutex(false)
+            let first = Task {
+                try await a.write { tx in
+                    var stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
+                    firstHasRead.withLock { $0 = true }
+                    Thread.sleep(forTimeInterval: 0.5)  // holds the row lock; this is a pool thread, not an event loop
+                    stored.eventSequence += 1
+                    try tx.updateKey(stored)
+                }
+            }
+            while !firstHasRead.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+            let seenBySecond = try await b.write { tx in
+                var stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
+                let seen = stored.eventSequence
+                stored.eventSequence += 1
+                try tx.updateKey(stored)
+                return seen
+            }
+            try await first.value
+            #expect(seenBySecond == 1, "the second replica read the key before the first one's update committed")
+            #expect(try await a.read { tx in try tx.key(id: "k1", instanceID: "i1")?.eventSequence } == 2)
+        }
+    }
+
+    /// A read outside a write takes no lock: it is not held up by a write that holds the key's row.
+    @Test func aReadDoesNotWaitForAWritersRowLock() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await seed(store, key("k1"))
+            let holding = Mutex(false)
+            let writer = Task {
+                try await store.write { tx in
+                    _ = try tx.key(id: "k1", instanceID: "i1")
+                    holding.withLock { $0 = true }
+                    Thread.sleep(forTimeInterval: 1)
+                }
+            }
+            while !holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+            let started = ContinuousClock.now
+            #expect(try await store.read { tx in try tx.key(id: "k1", instanceID: "i1")?.id } == "k1")
+            #expect(ContinuousClock.now - started < .milliseconds(800))
+            try await writer.value
+        }
+    }
+
+    @Test func aSecondStoreOnTheDatabaseSeesTheFirstOnesCommitsOnItsFeed() async throws {
+        try await withScratch { scratch in
+            let database = try await scratch.database()
+            let (writer, listener) = (try await scratch.open(database), try await scratch.open(database))
+            // LISTEN is set up in the background: give it a moment before the commit that must reach it.
+            try await Task.sleep(for: .milliseconds(300))
+            let before = listener.commits.generation
+            let woken = Task { await listener.commits.wait(after: before, timeout: .seconds(5)); return listener.commits.generation }
+            try await writer.write { tx in try tx.setMeta("announced", Data([1])) }
+            #expect(await woken.value != before, "the other store's commit never reached this store's feed")
+        }
+    }
+
+    @Test func aRefusedWriteIsNotAnnounced() async throws {
+        try await withScratch { scratch in
+            let database = try await scratch.database()
+            let (writer, listener) = (try await scratch.open(database), try await scratch.open(database))
+            try await Task.sleep(for: .milliseconds(300))
+            let before = listener.commits.generation
+            struct Refused: Error {}
+            await #expect(throws: Refused.self) { try await writer.write { tx in try tx.setMeta("x", Data([1])); throw Refused() } }
+            await listener.commits.wait(after: before, timeout: .milliseconds(500))
+            #expect(listener.commits.generation == before)
+        }
+    }
+
+    /// Two dispatchers claiming at once get disjoint notifications; a claim holds until its lease ends or a delivery
+    /// outcome is recorded.
+    @Test func claimsAreDisjointAndHeldUntilTheLeaseEnds() async throws {
+        try await withScratch { scratch in
+            let database = try await scratch.database()
+            let (a, b) = (try await scratch.open(database), try await scratch.open(database))
+            let keys = (0..<6).map { key("k\($0)") }
+            for key in keys { try await seed(a, key, buckets: ["b-\(key.id)"]) }
+            try await a.write { tx in
+                for key in keys {
+                    var event = LifecycleEvent(id: "\(key.id)-e1", instanceID: "i1", keyID: key.id, keySequence: 1, kind: .sync,
+                                               keyState: .active, keyVersion: key.currentVersion, date: epoch, principal: "op",
+                                               correlationID: nil)
+                    event.sequence = try tx.appendEvent(event)
+                    _ = try tx.fanOut(eventSequence: event.sequence, keyID: key.id, dueAt: epoch)
+                }
+            }
+            let now = epoch.addingTimeInterval(10), lease = epoch.addingTimeInterval(70)
+            async let first = a.write { tx in try tx.claimDueNotifications(at: now, limit: 4, leaseUntil: lease) }
+            async let second = b.write { tx in try tx.claimDueNotifications(at: now, limit: 4, leaseUntil: lease) }
+            let (x, y) = try await (first, second)
+            #expect(x.count + y.count == 6)
+            #expect(Set(x.map(\.id)).isDisjoint(with: y.map(\.id)))
+            #expect(try await a.write { tx in try tx.claimDueNotifications(at: now, limit: 10, leaseUntil: lease) }.isEmpty)
+            // An outcome ends the claim; the lease's end frees the rest.
+            let delivered = try #require(x.first)
+            try await a.write { tx in try tx.recordDelivery(notificationID: delivered.id, .failed(at: now, error: "503", retryAt: now)) }
+            #expect(try await a.write { tx in try tx.claimDueNotifications(at: now, limit: 10, leaseUntil: lease) }.map(\.id) == [delivered.id])
+            let afterLease = try await b.write { tx in
+                try tx.claimDueNotifications(at: lease, limit: 10, leaseUntil: lease.addingTimeInterval(60))
+            }
+            #expect(afterLease.count == 6)
+        }
+    }
+
+    @Test func aStoredValueThisBuildDoesNotKnowFailsClosed() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await seed(store, key("k1"))
+            _ = try await store.write { tx in
+                try tx.appendEvent(LifecycleEvent(id: "e1", instanceID: "i1", keyID: "k1", keySequence: 1, kind: .sync, keyState: .active,
+                                                  keyVersion: key("k1").currentVersion, date: epoch, principal: "op", correlationID: nil))
+            }
+            try await store.execute("UPDATE events SET kind = 'teleport'")
+            await #expect(throws: StoreError.corruptRow(table: "events", column: "kind", value: "teleport")) {
+                _ = try await store.read { tx in try tx.event(id: "e1") }
+            }
+        }
+    }
+
+    @Test func anUnreachableServerIsAnErrorNamingItWithoutThePassword() async throws {
+        let configuration = try PostgresStore.Configuration(url: "postgres://kms:s3cret@127.0.0.1:1/keyrelay?sslmode=disable")
+        let error = await #expect(throws: PostgresStoreError.self) { _ = try await PostgresStore(configuration) }
+        let text = String(describing: error)
+        #expect(text.contains("cannot connect to postgres://kms:***@127.0.0.1:1/keyrelay"))
+        #expect(!text.contains("s3cret"))
+    }
+}
