@@ -42,8 +42,9 @@ import PostgresNIO
 /// - Claims: `claimDueNotifications` takes due rows with `FOR UPDATE SKIP LOCKED` under a lease
 ///   (`notifications.claimed_until`), so several dispatchers share the outbox without delivering a row twice at once.
 /// - ``commits`` is signalled after each local commit and on every `NOTIFY keyrelay_commits` from another process
-///   (one dedicated LISTEN connection). Where LISTEN is not available (a transaction-mode pooler), the store falls
-///   back to its own commits only, logged at debug: the dispatcher and the event stream poll as well.
+///   (one dedicated LISTEN connection). Where LISTEN is not available (a transaction-mode pooler, a lost
+///   connection), the store falls back to its own commits, logs it at debug and tries again later (1 s doubling to
+///   30 s): the dispatcher and the event stream poll as well.
 ///
 /// Online backup is not offered (``KeyRelayStorage/backup(to:)`` says so): use `pg_dump`, which takes a consistent
 /// snapshot of a live database.
@@ -105,7 +106,7 @@ public final class PostgresStore: KeyRelayStorage {
         self.client = client
         background = Task { await client.run() }
         listening = Task { [commits, origin, logger] in
-            await Self.listen(on: first, origin: origin, commits: commits, logger: logger)
+            await Self.listen(first: first, configuration: configuration, origin: origin, commits: commits, logger: logger)
         }
     }
 
@@ -181,21 +182,43 @@ public final class PostgresStore: KeyRelayStorage {
         }
     }
 
-    /// Signals `commits` for every notification of another store on `keyrelay_commits`, until cancelled.
-    private static func listen(on connection: PostgresConnection, origin: String, commits: CommitFeed, logger: Logger) async {
-        do {
-            try await connection.listen(on: commitChannel) { notifications in
-                for try await notification in notifications where notification.payload != origin {
-                    commits.signal()
+    /// Signals `commits` for every notification of another store on `keyrelay_commits`, until cancelled. A lost
+    /// connection is replaced (after 1 s, doubling to 30 s while the server cannot be reached), and the feed is
+    /// signalled once on each new LISTEN, since commits made while nobody listened were not announced to this store.
+    private static func listen(first: PostgresConnection, configuration: Configuration, origin: String, commits: CommitFeed,
+                               logger: Logger) async {
+        var connection: PostgresConnection? = first
+        var delay = Duration.seconds(1)
+        while !Task.isCancelled {
+            if connection == nil {
+                connection = try? await PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.next(),
+                                                                   configuration: try configuration.connectionConfiguration(),
+                                                                   id: 0, logger: logger)
+            }
+            guard let listening = connection else {
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+                continue
+            }
+            do {
+                try await listening.listen(on: commitChannel) { notifications in
+                    if listening !== first { commits.signal() }
+                    delay = .seconds(1)
+                    for try await notification in notifications where notification.payload != origin {
+                        commits.signal()
+                    }
+                }
+            } catch {
+                if !Task.isCancelled {
+                    logger.debug("LISTEN keyrelay_commits failed; commits of other processes are seen by polling until it is back",
+                                 metadata: ["error": "\(PostgresStoreError(error))"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(30))
                 }
             }
-        } catch is CancellationError {
-        } catch {
-            if !Task.isCancelled {
-                logger.debug("LISTEN keyrelay_commits is not available; commits of other processes are seen by polling only",
-                             metadata: ["error": "\(PostgresStoreError(error))"])
-            }
+            try? await listening.close()
+            connection = nil
         }
-        try? await connection.close()
+        try? await connection?.close()
     }
 }

@@ -25,6 +25,28 @@ private func seed(_ store: PostgresStore, _ key: Key, buckets: [String] = []) as
     }
 }
 
+/// Adds 1 to a key's event sequence, reading it as a command does (inside a write: under its row lock).
+private func bump(_ tx: any StorageTransaction, _ id: String) throws {
+    var stored = try #require(try tx.key(id: id, instanceID: "i1"))
+    stored.eventSequence += 1
+    try tx.updateKey(stored)
+}
+
+/// Two commands meeting on pool threads: each says it holds its first lock, then waits (at most 5 s) for the other.
+private final class Rendezvous: Sendable {
+    let arrived = Mutex([false, false])
+    let runs = Mutex(0)
+
+    func arrive(_ me: Int, thenWaitFor other: Int) throws {
+        arrived.withLock { $0[me] = true }
+        let deadline = Date().addingTimeInterval(5)
+        while !arrived.withLock({ $0[other] }) {
+            guard Date() < deadline else { throw PostgresStoreError(sqlState: nil, message: "the other command never started") }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+}
+
 /// What only a shared database shows: migrations under a lock, row locks between replicas, claims, LISTEN/NOTIFY.
 @Suite("PostgreSQL store", .enabled(if: hasServer, serverMissing))
 struct PostgresStoreTests {
@@ -59,8 +81,7 @@ struct PostgresStoreTests {
     /// its committed update (FOR UPDATE in READ COMMITTED), so neither update is lost.
     @Test func twoReplicasWritingOneKeySerializeAndTheSecondSeesTheFirst() async throws {
         try await withScratch { scratch in
-            let database = try await scratch.database()
-            let (a, b) = (try await scratch.open(database), try await scratch.open(database))
+            let (a, b) = try await scratch.replicas()
             try await seed(a, key("k1"))
             let firstHasRead = Mutex(false)
             let first = Task {
@@ -83,6 +104,35 @@ struct PostgresStoreTests {
             try await first.value
             #expect(seenBySecond == 1, "the second replica read the key before the first one's update committed")
             #expect(try await a.read { tx in try tx.key(id: "k1", instanceID: "i1")?.eventSequence } == 2)
+        }
+    }
+
+    /// Two replicas locking two keys in opposite orders deadlock; PostgreSQL aborts one of them, and the store runs
+    /// that command again once the other has committed: both commit, neither update is lost.
+    @Test func aDeadlockBetweenReplicasIsResolvedByRunningTheLoserAgain() async throws {
+        try await withScratch { scratch in
+            let (a, b) = try await scratch.replicas()
+            try await seed(a, key("k1"))
+            try await seed(a, key("k2"))
+            let rendezvous = Rendezvous()
+            async let first: Void = a.write { tx in
+                rendezvous.runs.withLock { $0 += 1 }
+                try bump(tx, "k1")
+                try rendezvous.arrive(0, thenWaitFor: 1)
+                try bump(tx, "k2")
+            }
+            async let second: Void = b.write { tx in
+                rendezvous.runs.withLock { $0 += 1 }
+                try bump(tx, "k2")
+                try rendezvous.arrive(1, thenWaitFor: 0)
+                try bump(tx, "k1")
+            }
+            _ = try await (first, second)
+            #expect(rendezvous.runs.withLock { $0 } == 3, "one of the two commands runs twice")
+            let sequences = try await a.read { tx in
+                [try tx.key(id: "k1", instanceID: "i1")?.eventSequence, try tx.key(id: "k2", instanceID: "i1")?.eventSequence]
+            }
+            #expect(sequences == [2, 2])
         }
     }
 
@@ -109,8 +159,7 @@ struct PostgresStoreTests {
 
     @Test func aSecondStoreOnTheDatabaseSeesTheFirstOnesCommitsOnItsFeed() async throws {
         try await withScratch { scratch in
-            let database = try await scratch.database()
-            let (writer, listener) = (try await scratch.open(database), try await scratch.open(database))
+            let (writer, listener) = try await scratch.replicas()
             // LISTEN is set up in the background: give it a moment before the commit that must reach it.
             try await Task.sleep(for: .milliseconds(300))
             let before = listener.commits.generation
@@ -122,8 +171,7 @@ struct PostgresStoreTests {
 
     @Test func aRefusedWriteIsNotAnnounced() async throws {
         try await withScratch { scratch in
-            let database = try await scratch.database()
-            let (writer, listener) = (try await scratch.open(database), try await scratch.open(database))
+            let (writer, listener) = try await scratch.replicas()
             try await Task.sleep(for: .milliseconds(300))
             let before = listener.commits.generation
             struct Refused: Error {}
@@ -137,8 +185,7 @@ struct PostgresStoreTests {
     /// outcome is recorded.
     @Test func claimsAreDisjointAndHeldUntilTheLeaseEnds() async throws {
         try await withScratch { scratch in
-            let database = try await scratch.database()
-            let (a, b) = (try await scratch.open(database), try await scratch.open(database))
+            let (a, b) = try await scratch.replicas()
             let keys = (0..<6).map { key("k\($0)") }
             for key in keys { try await seed(a, key, buckets: ["b-\(key.id)"]) }
             try await a.write { tx in

@@ -31,6 +31,12 @@ final class ScratchDatabases: Sendable {
         return store
     }
 
+    /// Two stores on one fresh database, as two replicas have.
+    func replicas() async throws -> (PostgresStore, PostgresStore) {
+        let database = try await database()
+        return (try await open(database), try await open(database))
+    }
+
     /// A store on a fresh database.
     func store(ordersEventSequences: Bool = true) async throws -> PostgresStore {
         try await open(try await database(), ordersEventSequences: ordersEventSequences)
