@@ -10,8 +10,7 @@ typealias Argument = (any PostgresThrowingDynamicTypeEncodable)?
 /// One pooled connection seen from a thread of the store's thread pool (never an event loop): each statement is sent
 /// with postgres-nio's EventLoopFuture API and waited for on this thread. That is what makes the port's synchronous
 /// closures possible on an asynchronous driver (see ``PostgresStore``).
-struct PostgresSession: @unchecked Sendable {
-    // @unchecked: the connection is Sendable; the logger is a value. A session lives inside one closure on one thread.
+struct PostgresSession: Sendable {
     let connection: PostgresConnection
     let logger: Logger
 

@@ -9,7 +9,7 @@ extension PostgresStore {
     /// Read from a URL as libpq writes one (``init(url:)``): `postgres://user[:password]@host[:port]/database`, or
     /// `postgresql://…`, with the query parameters `sslmode`, `host` (a Unix-socket directory, as libpq's) and
     /// `pool_size`. The ``description`` never shows the password.
-    public struct Configuration: Sendable, Equatable, CustomStringConvertible {
+    public struct Configuration: Sendable, Equatable, CustomStringConvertible, CustomReflectable {
         /// How the connection is secured, as libpq's `sslmode` says it.
         public enum TLSMode: String, Sendable, Equatable {
             /// Plain TCP (`sslmode=disable`).
@@ -128,6 +128,15 @@ extension PostgresStore {
             if maximumConnections != 8 { parameters.append("pool_size=\(maximumConnections)") }
             if !parameters.isEmpty { text += "?" + parameters.joined(separator: "&") }
             return text
+        }
+
+        /// What `dump` and debuggers show: the fields, the password as `***`.
+        public var customMirror: Mirror {
+            Mirror(self, children: [
+                "host": host, "port": port, "socketDirectory": socketDirectory as Any, "username": username,
+                "password": password == nil ? "nil" : "***", "database": database, "tls": tls,
+                "maximumConnections": maximumConnections,
+            ])
         }
 
         /// The same server and credentials, another database (tests make one per store).

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import Synchronization
 
 /// KeyRelay's PostgreSQL backend of the store port, for several `serve` replicas on one database (postgres-nio).
 ///
@@ -105,9 +106,14 @@ public final class PostgresStore: KeyRelayStorage {
         let client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: logger)
         self.client = client
         background = Task { await client.run() }
+        // The store is returned once LISTEN is in place (or has failed): a commit made elsewhere after the store
+        // opened reaches its feed.
+        let (ready, announceReady) = AsyncStream.makeStream(of: Void.self)
         listening = Task { [commits, origin, logger] in
-            await Self.listen(first: first, configuration: configuration, origin: origin, commits: commits, logger: logger)
+            await Self.listen(first: first, configuration: configuration, origin: origin, commits: commits, logger: logger,
+                              ready: announceReady)
         }
+        for await _ in ready { break }
     }
 
     /// Closes the pool, the listening connection and the thread pool. The store must not be used afterwards.
@@ -122,29 +128,28 @@ public final class PostgresStore: KeyRelayStorage {
     deinit {
         listening.cancel()
         background.cancel()
+        threadPool.shutdownGracefully { _ in }
     }
 
     public func write<T: Sendable>(_ command: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T {
         let (logger, origin, ordered) = (logger, origin, ordersEventSequences)
-        let value = try await client.withConnection { [threadPool] connection in
-            try await threadPool.runIfActive {
-                let session = PostgresSession(connection: connection, logger: logger)
-                var attempt = 1
-                while true {
-                    try session.execute("BEGIN")
-                    do {
-                        let value = try command(PostgresTransaction(session: session, writing: true, ordersEventSequences: ordered))
-                        try session.execute("SELECT pg_notify(?, ?)", [Self.commitChannel, origin])
-                        try session.execute("COMMIT")
-                        return value
-                    } catch {
-                        _ = try? session.execute("ROLLBACK")
-                        if let failure = error as? PostgresStoreError, failure.isRetryable, attempt < 5 {
-                            attempt += 1
-                            continue
-                        }
-                        throw error
+        let value = try await leased { connection in
+            let session = PostgresSession(connection: connection, logger: logger)
+            var attempt = 1
+            while true {
+                try session.execute("BEGIN")
+                do {
+                    let value = try command(PostgresTransaction(session: session, writing: true, ordersEventSequences: ordered))
+                    try session.execute("SELECT pg_notify(?, ?)", [Self.commitChannel, origin])
+                    try session.execute("COMMIT")
+                    return value
+                } catch {
+                    _ = try? session.execute("ROLLBACK")
+                    if let failure = error as? PostgresStoreError, failure.isRetryable, attempt < 5 {
+                        attempt += 1
+                        continue
                     }
+                    throw error
                 }
             }
         }
@@ -154,31 +159,42 @@ public final class PostgresStore: KeyRelayStorage {
 
     public func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T {
         let logger = logger
-        return try await client.withConnection { [threadPool] connection in
-            try await threadPool.runIfActive {
-                let session = PostgresSession(connection: connection, logger: logger)
-                try session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                do {
-                    let value = try query(PostgresTransaction(session: session, writing: false, ordersEventSequences: true))
-                    try session.execute("COMMIT")
-                    return value
-                } catch {
-                    _ = try? session.execute("ROLLBACK")
-                    throw error
-                }
+        return try await leased { connection in
+            let session = PostgresSession(connection: connection, logger: logger)
+            try session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            do {
+                let value = try query(PostgresTransaction(session: session, writing: false, ordersEventSequences: true))
+                try session.execute("COMMIT")
+                return value
+            } catch {
+                _ = try? session.execute("ROLLBACK")
+                throw error
             }
         }
     }
 
     /// Runs one statement outside the port, in its own transaction (tests: recording a migration from the future,
     /// corrupting a row on purpose).
-    func execute(_ sql: String, _ arguments: [Argument] = []) async throws {
+    func execute(_ sql: String, _ arguments: [String] = []) async throws {
         let logger = logger
-        nonisolated(unsafe) let arguments = arguments
-        try await client.withConnection { [threadPool] connection in
-            try await threadPool.runIfActive {
-                _ = try PostgresSession(connection: connection, logger: logger).execute(sql, arguments)
+        try await leased { connection in
+            _ = try PostgresSession(connection: connection, logger: logger).execute(sql, arguments.map { $0 })
+        }
+    }
+
+    /// Runs `body` on a pool thread with a leased connection. An error of the pool itself (no connection could be
+    /// made, the store is closed) is a ``PostgresStoreError`` naming the server; `body`'s own errors pass unchanged
+    /// (a command's refusal reaches its caller as it was thrown).
+    private func leased<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        let started = Mutex(false)
+        do {
+            return try await client.withConnection { [threadPool] connection in
+                started.withLock { $0 = true }
+                return try await threadPool.runIfActive { try body(connection) }
             }
+        } catch {
+            guard !started.withLock({ $0 }) else { throw error }
+            throw PostgresStoreError(sqlState: nil, message: "no connection to \(configuration): \(PostgresStoreError(error).message)")
         }
     }
 
@@ -186,7 +202,8 @@ public final class PostgresStore: KeyRelayStorage {
     /// connection is replaced (after 1 s, doubling to 30 s while the server cannot be reached), and the feed is
     /// signalled once on each new LISTEN, since commits made while nobody listened were not announced to this store.
     private static func listen(first: PostgresConnection, configuration: Configuration, origin: String, commits: CommitFeed,
-                               logger: Logger) async {
+                               logger: Logger, ready: AsyncStream<Void>.Continuation) async {
+        defer { ready.finish() }
         var connection: PostgresConnection? = first
         var delay = Duration.seconds(1)
         while !Task.isCancelled {
@@ -202,6 +219,7 @@ public final class PostgresStore: KeyRelayStorage {
             }
             do {
                 try await listening.listen(on: commitChannel) { notifications in
+                    ready.finish()
                     if listening !== first { commits.signal() }
                     delay = .seconds(1)
                     for try await notification in notifications where notification.payload != origin {
@@ -209,6 +227,7 @@ public final class PostgresStore: KeyRelayStorage {
                     }
                 }
             } catch {
+                ready.finish()
                 if !Task.isCancelled {
                     logger.debug("LISTEN keyrelay_commits failed; commits of other processes are seen by polling until it is back",
                                  metadata: ["error": "\(PostgresStoreError(error))"])

@@ -26,6 +26,11 @@ struct ConfigurationTests {
     @Test func theDescriptionNeverShowsThePassword() throws {
         let c = try PostgresStore.Configuration(url: "postgres://kms:hunter2@db:5433/keyrelay?sslmode=disable")
         #expect(c.description == "postgres://kms:***@db:5433/keyrelay?sslmode=disable")
+        #expect(!"\(c)".contains("hunter2"))
+        #expect(!String(reflecting: c).contains("hunter2"))
+        var dumped = ""
+        dump(c, to: &dumped)
+        #expect(!dumped.contains("hunter2") && dumped.contains("***"))
     }
 
     @Test(arguments: [

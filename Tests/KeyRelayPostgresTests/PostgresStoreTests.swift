@@ -32,14 +32,14 @@ private func bump(_ tx: any StorageTransaction, _ id: String) throws {
     try tx.updateKey(stored)
 }
 
-/// Two commands meeting on pool threads: each says it holds its first lock, then waits (at most 5 s) for the other.
+/// Two parties meeting, one of them on a pool thread: each says it has arrived, then waits (5 s at most) for the other.
 private final class Rendezvous: Sendable {
     let arrived = Mutex([false, false])
     let runs = Mutex(0)
 
-    func arrive(_ me: Int, thenWaitFor other: Int) throws {
+    func arrive(_ me: Int, thenWaitFor other: Int, timeout: TimeInterval = 5) throws {
         arrived.withLock { $0[me] = true }
-        let deadline = Date().addingTimeInterval(5)
+        let deadline = Date().addingTimeInterval(timeout)
         while !arrived.withLock({ $0[other] }) {
             guard Date() < deadline else { throw PostgresStoreError(sqlState: nil, message: "the other command never started") }
             Thread.sleep(forTimeInterval: 0.005)
@@ -136,23 +136,22 @@ struct PostgresStoreTests {
         }
     }
 
-    /// A read outside a write takes no lock: it is not held up by a write that holds the key's row.
+    /// A read outside a write takes no lock: it completes while a write holds the key's row (the write waits for the
+    /// read to finish before it lets go, so a read that waited for the lock would time the write out).
     @Test func aReadDoesNotWaitForAWritersRowLock() async throws {
         try await withScratch { scratch in
             let store = try await scratch.store()
             try await seed(store, key("k1"))
-            let holding = Mutex(false)
+            let rendezvous = Rendezvous()
             let writer = Task {
                 try await store.write { tx in
                     _ = try tx.key(id: "k1", instanceID: "i1")
-                    holding.withLock { $0 = true }
-                    Thread.sleep(forTimeInterval: 1)
+                    try rendezvous.arrive(0, thenWaitFor: 1, timeout: 10)
                 }
             }
-            while !holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
-            let started = ContinuousClock.now
+            while !rendezvous.arrived.withLock({ $0[0] }) { try await Task.sleep(for: .milliseconds(5)) }
             #expect(try await store.read { tx in try tx.key(id: "k1", instanceID: "i1")?.id } == "k1")
-            #expect(ContinuousClock.now - started < .milliseconds(800))
+            rendezvous.arrived.withLock { $0[1] = true }
             try await writer.value
         }
     }
@@ -160,8 +159,6 @@ struct PostgresStoreTests {
     @Test func aSecondStoreOnTheDatabaseSeesTheFirstOnesCommitsOnItsFeed() async throws {
         try await withScratch { scratch in
             let (writer, listener) = try await scratch.replicas()
-            // LISTEN is set up in the background: give it a moment before the commit that must reach it.
-            try await Task.sleep(for: .milliseconds(300))
             let before = listener.commits.generation
             let woken = Task { await listener.commits.wait(after: before, timeout: .seconds(5)); return listener.commits.generation }
             try await writer.write { tx in try tx.setMeta("announced", Data([1])) }
@@ -172,7 +169,6 @@ struct PostgresStoreTests {
     @Test func aRefusedWriteIsNotAnnounced() async throws {
         try await withScratch { scratch in
             let (writer, listener) = try await scratch.replicas()
-            try await Task.sleep(for: .milliseconds(300))
             let before = listener.commits.generation
             struct Refused: Error {}
             await #expect(throws: Refused.self) { try await writer.write { tx in try tx.setMeta("x", Data([1])); throw Refused() } }
