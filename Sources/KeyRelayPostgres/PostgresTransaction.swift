@@ -781,11 +781,19 @@ struct PostgresTransaction: StorageTransaction {
         return counts
     }
 
+    /// Streams in pages of 500 (keyset by key and CRN), like the single-key form.
     func forEachRegistration(keyIDs: [String], _ body: (Registration) throws -> Void) throws {
         guard !keyIDs.isEmpty else { return }
-        for registration in try all("SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ANY(?) ORDER BY r.key_id, r.resource_crn",
-                                    [keyIDs], decodeRegistration) {
-            try body(registration)
+        var after: (keyID: String, crn: String)?
+        while true {
+            let page = try all("""
+                SELECT \(registrationColumns) FROM registrations r
+                WHERE r.key_id = ANY(?) AND (?::text IS NULL OR (r.key_id, r.resource_crn) > (?::text, ?::text))
+                ORDER BY r.key_id, r.resource_crn LIMIT 500
+                """, [keyIDs, after?.keyID, after?.keyID, after?.crn], decodeRegistration)
+            for registration in page { try body(registration) }
+            guard page.count == 500, let last = page.last else { return }
+            after = (last.keyID, last.resourceCRN)
         }
     }
 

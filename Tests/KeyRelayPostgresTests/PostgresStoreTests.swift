@@ -211,6 +211,25 @@ struct PostgresStoreTests {
         }
     }
 
+    /// Registrations stream in pages of 500: more than two pages come back whole, once each, in order.
+    @Test func registrationsStreamAcrossPages() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            let buckets = (0..<1101).map { String(format: "b%05d", $0) }
+            try await seed(store, key("k1"), buckets: buckets)
+            try await seed(store, key("k2"), buckets: ["other"])
+            let (one, both) = try await store.read { tx in
+                var one: [String] = [], both: [String] = []
+                try tx.forEachRegistration(keyID: "k1") { one.append($0.resourceCRN) }
+                try tx.forEachRegistration(keyIDs: ["k2", "k1"]) { both.append("\($0.keyID) \($0.resourceCRN)") }
+                return (one, both)
+            }
+            let crns = buckets.map { CRN.bucket(account: "acct", serviceInstance: "cos", bucket: $0) }
+            #expect(one == crns)
+            #expect(both == crns.map { "k1 \($0)" } + ["k2 \(CRN.bucket(account: "acct", serviceInstance: "cos", bucket: "other"))"])
+        }
+    }
+
     @Test func aStoredValueThisBuildDoesNotKnowFailsClosed() async throws {
         try await withScratch { scratch in
             let store = try await scratch.store()

@@ -7,13 +7,43 @@ import Testing
 /// database"): the store's row locks are what makes the engine's rules hold across processes.
 @Suite("Engine replicas on PostgreSQL", .enabled(if: hasServer, serverMissing))
 struct ReplicaEngineTests {
+    let master = MasterKey.generate()
+    let context = RequestContext(instanceID: "instance-a", principal: "alice")
+
+    /// A scratch database as an operator names it (a URL through StoreLocation), with its own user and host.
+    func location(_ database: PostgresStore.Configuration) throws -> StoreLocation {
+        try StoreLocation.postgres("postgres://\(database.username)@\(database.host):\(database.port)/\(database.database)?sslmode=disable&pool_size=4")
+    }
+
+    /// The engine's commands and time-driven work on PostgreSQL, end to end: every statement they issue runs there.
+    @Test func aKeysWholeLifecycleRunsOnPostgreSQL() async throws {
+        try await withScratch { scratch in
+            let clock = ManualClock()
+            let engine = try await KeyRelayEngine.open(try location(try await scratch.database()), masterKey: master, clock: clock)
+            let key = try await engine.createKey(KeySpec(name: "story"), context: context)
+            let bucket = CRN.bucket(account: "acct", serviceInstance: "cos", bucket: "photos")
+            _ = try await engine.register(keyID: key.id, resourceCRN: bucket, context: context)
+            _ = try await engine.rotate(key.id, context: context)
+            clock.advance(by: 2 * 3600)
+            let receipt = try await engine.sync(key.id, context: context)
+            #expect(receipt.notifications == 1)
+            _ = try await engine.delete(key.id, force: true, context: context)
+            #expect(try await engine.key(key.id, context: context).state == .destroyed)
+            clock.advance(by: 91 * 86_400)
+            #expect(try await engine.purgeKeysPastRetention() == 1)
+            let kinds = try await engine.events(keyID: key.id, context: context).map(\.kind)
+            #expect(kinds.first == .create && kinds.contains(.rotate) && kinds.contains(.sync) && kinds.contains(.delete))
+            #expect(kinds.last == .purge)
+            #expect(try await engine.notifications(keyID: key.id).allSatisfy { $0.status != .pending })
+            await #expect(throws: KeyRelayError.self) { _ = try await engine.key(key.id, context: context) }
+        }
+    }
+
     @Test func twoReplicasSyncingOneKeyAtOnceAcceptOneAndRefuseTheOther() async throws {
         try await withScratch { scratch in
             let database = try await scratch.database()
-            let master = MasterKey.generate()
             let clock = ManualClock()
-            let context = RequestContext(instanceID: "instance-a", principal: "alice")
-            let location = try StoreLocation.postgres("postgres://\(database.username)@\(database.host):\(database.port)/\(database.database)?sslmode=disable&pool_size=4")
+            let location = try location(database)
             let first = try await KeyRelayEngine.open(location, masterKey: master, clock: clock)
             let second = try await KeyRelayEngine.open(location, masterKey: master, clock: clock)
             let key = try await first.createKey(KeySpec(name: "shared"), context: context)
