@@ -441,17 +441,26 @@ struct PostgresTransaction: StorageTransaction {
         return try count("SELECT COUNT(*) AS c FROM registrations r WHERE \(whereSQL)", arguments, table: "registrations")
     }
 
-    /// Streams in pages of 500 (keyset by CRN), so that a key with very many registrations is never loaded at once.
-    func forEachRegistration(keyID: String, _ body: (Registration) throws -> Void) throws {
-        var after: String?
+    /// Streams registrations 500 at a time (keyset paging), so that very many are never loaded at once: `page(last)`
+    /// is the ordered statement for the rows after `last` (nil: from the first).
+    private func streamRegistrations(_ body: (Registration) throws -> Void,
+                                     page: (Registration?) -> (sql: String, arguments: [Argument])) throws {
+        var last: Registration?
         while true {
-            let page = try all("""
-                SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? AND (?::text IS NULL OR r.resource_crn > ?)
-                ORDER BY r.resource_crn LIMIT 500
-                """, [keyID, after, after], decodeRegistration)
-            for registration in page { try body(registration) }
-            guard page.count == 500, let last = page.last else { return }
-            after = last.resourceCRN
+            let (sql, arguments) = page(last)
+            let rows = try all(sql + " LIMIT 500", arguments, decodeRegistration)
+            for registration in rows { try body(registration) }
+            guard rows.count == 500 else { return }
+            last = rows.last
+        }
+    }
+
+    func forEachRegistration(keyID: String, _ body: (Registration) throws -> Void) throws {
+        try streamRegistrations(body) { last in
+            ("""
+             SELECT \(registrationColumns) FROM registrations r WHERE r.key_id = ? AND (?::text IS NULL OR r.resource_crn > ?)
+             ORDER BY r.resource_crn
+             """, [keyID, last?.resourceCRN, last?.resourceCRN])
         }
     }
 
@@ -781,19 +790,14 @@ struct PostgresTransaction: StorageTransaction {
         return counts
     }
 
-    /// Streams in pages of 500 (keyset by key and CRN), like the single-key form.
     func forEachRegistration(keyIDs: [String], _ body: (Registration) throws -> Void) throws {
         guard !keyIDs.isEmpty else { return }
-        var after: (keyID: String, crn: String)?
-        while true {
-            let page = try all("""
-                SELECT \(registrationColumns) FROM registrations r
-                WHERE r.key_id = ANY(?) AND (?::text IS NULL OR (r.key_id, r.resource_crn) > (?::text, ?::text))
-                ORDER BY r.key_id, r.resource_crn LIMIT 500
-                """, [keyIDs, after?.keyID, after?.keyID, after?.crn], decodeRegistration)
-            for registration in page { try body(registration) }
-            guard page.count == 500, let last = page.last else { return }
-            after = (last.keyID, last.resourceCRN)
+        try streamRegistrations(body) { last in
+            ("""
+             SELECT \(registrationColumns) FROM registrations r
+             WHERE r.key_id = ANY(?) AND (?::text IS NULL OR (r.key_id, r.resource_crn) > (?::text, ?::text))
+             ORDER BY r.key_id, r.resource_crn
+             """, [keyIDs, last?.keyID, last?.keyID, last?.resourceCRN])
         }
     }
 
