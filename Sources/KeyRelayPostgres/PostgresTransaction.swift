@@ -197,6 +197,25 @@ private func decodeKMIPObject(_ row: PostgresRandomAccessRow) throws -> KMIPObje
     return object
 }
 
+/// The `WHERE` conditions of a query with optional filters: each is added only when its value is given.
+private struct Conditions {
+    private(set) var clauses: [String]
+    private(set) var arguments: [Argument]
+
+    init(_ always: String = "TRUE", _ arguments: [Argument] = []) {
+        clauses = [always]
+        self.arguments = arguments
+    }
+
+    mutating func add<Value: PostgresThrowingDynamicTypeEncodable>(_ clause: String, _ value: Value?) {
+        guard let value else { return }
+        clauses.append(clause)
+        arguments.append(value)
+    }
+
+    var sql: String { clauses.joined(separator: " AND ") }
+}
+
 // MARK: - Transaction
 
 /// One pooled connection inside a `read` or `write` closure, seen through the engine's protocols.
@@ -474,18 +493,11 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func events(instanceID: String?, keyID: String?, after sequence: Int64, limit: Int) throws -> [LifecycleEvent] {
-        var clauses = ["e.seq > ?"]
-        var arguments: [Argument] = [sequence]
-        if let instanceID {
-            clauses.append("e.instance_id = ?")
-            arguments.append(instanceID)
-        }
-        if let keyID {
-            clauses.append("e.key_id = ?")
-            arguments.append(keyID)
-        }
-        return try all("SELECT \(eventColumns) FROM events e WHERE \(clauses.joined(separator: " AND ")) ORDER BY e.seq LIMIT ?",
-                       arguments + [limit], decodeEvent)
+        var conditions = Conditions("e.seq > ?", [sequence])
+        conditions.add("e.instance_id = ?", instanceID)
+        conditions.add("e.key_id = ?", keyID)
+        return try all("SELECT \(eventColumns) FROM events e WHERE \(conditions.sql) ORDER BY e.seq LIMIT ?",
+                       conditions.arguments + [limit], decodeEvent)
     }
 
     func latestEventSequence() throws -> Int64 {
@@ -493,22 +505,12 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func notifications(keyID: String?, eventSequence: Int64?, status: NotificationStatus?, limit: Int, offset: Int) throws -> [ResourceNotification] {
-        var clauses = ["TRUE"]
-        var arguments: [Argument] = []
-        if let keyID {
-            clauses.append("n.key_id = ?")
-            arguments.append(keyID)
-        }
-        if let eventSequence {
-            clauses.append("n.event_seq = ?")
-            arguments.append(eventSequence)
-        }
-        if let status {
-            clauses.append("n.status = ?")
-            arguments.append(status.rawValue)
-        }
-        return try all("SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(clauses.joined(separator: " AND ")) ORDER BY n.id DESC LIMIT ? OFFSET ?",
-                       arguments + [limit, offset], decodeNotification)
+        var conditions = Conditions()
+        conditions.add("n.key_id = ?", keyID)
+        conditions.add("n.event_seq = ?", eventSequence)
+        conditions.add("n.status = ?", status?.rawValue)
+        return try all("SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(conditions.sql) ORDER BY n.id DESC LIMIT ? OFFSET ?",
+                       conditions.arguments + [limit, offset], decodeNotification)
     }
 
     func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification? {
@@ -517,23 +519,13 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func deliveryCounts(instanceID: String?, keyID: String?, service: String?) throws -> DeliveryCounts {
-        var clauses = ["TRUE"]
-        var arguments: [Argument] = []
-        if let instanceID {
-            clauses.append("n.key_id IN (SELECT id FROM keys WHERE instance_id = ?)")
-            arguments.append(instanceID)
-        }
-        if let keyID {
-            clauses.append("n.key_id = ?")
-            arguments.append(keyID)
-        }
-        if let service {
-            clauses.append("n.service = ?")
-            arguments.append(service)
-        }
+        var conditions = Conditions()
+        conditions.add("n.key_id IN (SELECT id FROM keys WHERE instance_id = ?)", instanceID)
+        conditions.add("n.key_id = ?", keyID)
+        conditions.add("n.service = ?", service)
         var counts = DeliveryCounts()
-        for row in try session.rows("SELECT n.status, COUNT(*) AS c FROM notifications n WHERE \(clauses.joined(separator: " AND ")) GROUP BY n.status",
-                                    arguments) {
+        for row in try session.rows("SELECT n.status, COUNT(*) AS c FROM notifications n WHERE \(conditions.sql) GROUP BY n.status",
+                                    conditions.arguments) {
             let r = StoredRow(row: row, table: "notifications")
             counts[try r.code("status", as: NotificationStatus.self)] = try r.value("c")
         }
