@@ -122,8 +122,10 @@ public struct PostgresStoreError: Error, Sendable, CustomStringConvertible {
             if let server = error.serverInfo {
                 self.init(sqlState: server[.sqlState], message: server[.message] ?? "the server refused the statement")
             } else {
-                // postgres-nio's description is deliberately generic; its code is safe to show (it holds no data).
-                self.init(sqlState: nil, message: "PostgreSQL connection error (\(error.code))")
+                // postgres-nio's description is deliberately generic; its code, and the socket error under it (e.g.
+                // "Connection refused"), hold no data and no credentials.
+                let cause = error.underlying.map { ": \($0)" } ?? ""
+                self.init(sqlState: nil, message: "\(error.code)\(cause)")
             }
         } else {
             self.init(sqlState: nil, message: String(describing: error))
