@@ -59,6 +59,8 @@ let package = Package(
             name: "KeyRelayPostgres",
             dependencies: ["KeyRelayCore", "KeyRelayStore", .product(name: "PostgresNIO", package: "postgres-nio"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           // sslmode: the TLS settings of the connections.
+                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict,
             plugins: ["EmbedSchema"]),
