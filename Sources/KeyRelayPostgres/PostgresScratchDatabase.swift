@@ -31,12 +31,16 @@ package enum PostgresScratchDatabase {
     }
 
     /// Creates an empty database on the test server and returns its configuration.
-    package static func create() async throws -> PostgresStore.Configuration {
+    /// - Parameter icuLocale: the database's locale, by ICU (e.g. `en-US`, whose collation does not sort by bytes), for
+    ///   tests that must not depend on the server's default; nil: the server's default.
+    package static func create(icuLocale: ICULocale? = nil) async throws -> PostgresStore.Configuration {
         let server = try requireServer()
         let name = "kr_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
-        // The name is made here of [a-z0-9_]: it can be spliced into the statement (CREATE DATABASE takes no parameter).
+        // The name is made here of [a-z0-9_] and the locale is one of a fixed set: both can be spliced into the
+        // statement (CREATE DATABASE takes no parameter).
+        let locale = icuLocale.map { " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '\($0.rawValue)'" } ?? ""
         try await onServer(server) { connection in
-            _ = try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
+            _ = try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)\(locale)"), logger: logger)
         }
         return server.database(String(name))
     }
@@ -49,6 +53,11 @@ package enum PostgresScratchDatabase {
             _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(database.database) WITH (FORCE)"),
                                            logger: logger)
         }
+    }
+
+    /// ICU locales a scratch database can have.
+    package enum ICULocale: String, Sendable {
+        case englishUS = "en-US"
     }
 
     private static let logger = Logger(label: "keyrelay.postgres.scratch")

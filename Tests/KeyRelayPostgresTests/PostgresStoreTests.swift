@@ -268,6 +268,32 @@ struct PostgresStoreTests {
         }
     }
 
+    /// On a database whose locale sorts "_x" before "B" (ICU en-US), text still sorts by its bytes, as on SQLite:
+    /// "B" < "_x" < "a"; and case-blind matching folds ASCII letters only, as SQLite's LIKE and NOCASE do.
+    @Test func textSortsByBytesAndMatchesASCIICaseBlindWhateverTheLocale() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.open(try await scratch.database(icuLocale: .englishUS))
+            try await store.write { tx in for id in ["a", "_x", "B"] { try tx.ensureInstance(id, at: epoch) } }
+            #expect(try await store.read { tx in try tx.instanceIDs() } == ["B", "_x", "a"])
+            var stored = key("k1")
+            stored.name = "Ärger Key"
+            try await store.write { [stored] tx in
+                try tx.ensureInstance("i1", at: epoch)
+                try tx.insertKey(stored)
+            }
+            @Sendable func searching(_ text: String) -> KeyQuery {
+                var query = KeyQuery()
+                query.search = KeySearch(text)
+                return query
+            }
+            let (ascii, nonASCII) = try await store.read { tx in
+                (try tx.countKeys(instanceID: "i1", query: searching("KEY")), try tx.countKeys(instanceID: "i1", query: searching("ärger")))
+            }
+            #expect(ascii == 1)
+            #expect(nonASCII == 0)
+        }
+    }
+
     @Test func aStoredValueThisBuildDoesNotKnowFailsClosed() async throws {
         try await withScratch { scratch in
             let store = try await scratch.store()

@@ -15,8 +15,8 @@ final class ScratchDatabases: Sendable {
     private let made = Mutex<[(PostgresStore.Configuration, [PostgresStore])]>([])
 
     /// A fresh database (4 connections per store: tests run side by side on one server).
-    func database() async throws -> PostgresStore.Configuration {
-        var configuration = try await PostgresScratchDatabase.create()
+    func database(icuLocale: PostgresScratchDatabase.ICULocale? = nil) async throws -> PostgresStore.Configuration {
+        var configuration = try await PostgresScratchDatabase.create(icuLocale: icuLocale)
         configuration.maximumConnections = 4
         made.withLock { $0.append((configuration, [])) }
         return configuration
