@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // HTTP/1 parts as swift-http-types (Hummingbird's own dependency): the server's malformed-request handler.
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // The PostgreSQL backend (issue #12): its connection pool, wire protocol and LISTEN/NOTIFY.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .target(name: "KeyRelayCore", swiftSettings: strict),
@@ -49,6 +51,17 @@ let package = Package(
             dependencies: ["KeyRelayCore", "KeyRelayStore", .product(name: "GRDB", package: "GRDB.swift"),
                            // Group-commit batch sizes as a histogram (`keyrelay_group_commit_batch_size`).
                            .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: strict,
+            plugins: ["EmbedSchema"]),
+        // The shared backend (issue #12): postgres-nio, migrations from schema/postgres/. Its closures run on a thread
+        // pool of its own (NIOPosix's NIOThreadPool), off every event loop: see PostgresStore's DocC.
+        .target(
+            name: "KeyRelayPostgres",
+            dependencies: ["KeyRelayCore", "KeyRelayStore", .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           // sslmode: the TLS settings of the connections.
+                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict,
             plugins: ["EmbedSchema"]),
         // The contract suite every backend's tests run (a library: it does not import a test framework).
@@ -79,7 +92,7 @@ let package = Package(
         .target(
             name: "KeyRelay",
             dependencies: [
-                "KeyRelayCore", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus",
+                "KeyRelayCore", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayPostgres", "KeyRelayBus",
                 .product(name: "Crypto", package: "swift-crypto"),
                 // RSA-OAEP for import tokens (secure import is the engine's).
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -157,6 +170,8 @@ let package = Package(
                 "KeyRelaySQLite", "KeyRelayStore", "KeyRelayStoreTesting", "KeyRelayCrashChild",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
+        // Needs a server: KEYRELAY_TEST_POSTGRES_URL (each test makes its own database there); skipped without it.
+        .testTarget(name: "KeyRelayPostgresTests", dependencies: ["KeyRelayPostgres", "KeyRelayStore", "KeyRelayStoreTesting", "KeyRelay"]),
         .testTarget(name: "KeyRelayStoreTestingTests", dependencies: ["KeyRelayStoreTesting", "KeyRelayStore", "KeyRelaySQLite"]),
         .testTarget(
             name: "KeyRelayTests",

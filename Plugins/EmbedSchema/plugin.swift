@@ -3,7 +3,7 @@ import PackagePlugin
 
 /// Embeds a backend's migrations, `schema/<backend>/*.sql` (the package's single source of truth for SQL), into the
 /// target as Swift string literals, so the binary never looks files up at run time. The backend folder is named
-/// after the target: `KeyRelaySQLite` embeds `schema/sqlite/`.
+/// after the target: `KeyRelaySQLite` embeds `schema/sqlite/`, `KeyRelayPostgres` embeds `schema/postgres/`.
 @main
 struct EmbedSchema: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: any Target) throws -> [Command] {

@@ -69,7 +69,7 @@ public actor KeyRelayEngine {
                             ids: any IdentifierSource = RandomIdentifiers(),
                             configuration: KeyRelayConfiguration = KeyRelayConfiguration(),
                             logger: Logger = KeyRelayEngine.loggingDisabled) async throws -> KeyRelayEngine {
-        try await KeyRelayEngine(storage: try location.openStore(), masterKey: masterKey, clock: clock, ids: ids,
+        try await KeyRelayEngine(storage: try await location.openStore(), masterKey: masterKey, clock: clock, ids: ids,
                                  configuration: configuration, logger: logger)
     }
 

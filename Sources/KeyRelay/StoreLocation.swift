@@ -1,17 +1,27 @@
 import Foundation
+internal import KeyRelayPostgres
 internal import KeyRelaySQLite
 internal import KeyRelayStore
 
-/// Where an engine keeps its database, named without any backend type: a file path or a private in-memory
-/// database today; a PostgreSQL URL once a PostgreSQL backend ships (this build refuses it, saying so).
+/// Where an engine keeps its database, named without any backend type: an SQLite file path, a private in-memory
+/// database, or a PostgreSQL database that several `serve` replicas share.
 ///
 /// ```swift
 /// let engine = try await KeyRelayEngine.open(try StoreLocation(parsing: "keyrelay.sqlite"), masterKey: masterKey)
+/// let shared = try await KeyRelayEngine.open(try StoreLocation(parsing: "postgres://kms@db.internal/keyrelay"),
+///                                            masterKey: masterKey)
 /// ```
+///
+/// A PostgreSQL URL is libpq's form, `postgres://user[:password]@host[:port]/database` (or `postgresql://`), with the
+/// optional query parameters `sslmode` (`disable`, `allow`, `prefer` — the default —, `require`, `verify-ca`,
+/// `verify-full`), `host=/socket/directory` for a Unix-domain socket, and `pool_size` (connections, default 8). The
+/// database must exist; KeyRelay creates and migrates its tables in it. ``description`` shows such a location with
+/// its password replaced by `***`.
 public struct StoreLocation: Sendable, Equatable, CustomStringConvertible {
     enum Kind: Sendable, Equatable {
         case file(String)
         case inMemory
+        case postgres(PostgresStore.Configuration)
     }
 
     let kind: Kind
@@ -25,7 +35,8 @@ public struct StoreLocation: Sendable, Equatable, CustomStringConvertible {
 
     /// The same location, opened only if a KeyRelay database is already there: a missing file is an error naming
     /// the path instead of a new, empty database. For commands that only read (a typo in `--db` must not create
-    /// a file). An in-memory location is unaffected.
+    /// a file). An in-memory location is unaffected, and so is a PostgreSQL one (KeyRelay never creates a PostgreSQL
+    /// database, only its tables in one).
     public var mustExist: StoreLocation {
         var location = self
         location.requiresExisting = true
@@ -35,10 +46,16 @@ public struct StoreLocation: Sendable, Equatable, CustomStringConvertible {
     /// A private in-memory database (tests, examples): not durable, and gone with the engine.
     public static let inMemory = StoreLocation(kind: .inMemory)
 
+    /// A PostgreSQL database, from its URL (see the type's discussion for the form).
+    /// - Throws: `KeyRelayError` (`.invalidField`) saying what is wrong with the URL; never with its password.
+    public static func postgres(_ url: String) throws(KeyRelayError) -> StoreLocation {
+        StoreLocation(kind: .postgres(try PostgresStore.Configuration(url: url)))
+    }
+
     /// Reads a location as an operator writes it (a `--db` flag, an environment variable):
-    /// a path, a `file://` URL, or `:memory:`.
-    /// - Throws: `KeyRelayError` for a `postgres://` or `postgresql://` URL (PostgreSQL is not supported by this
-    ///   build yet), for another URL scheme, and for an empty string.
+    /// a path, a `file://` URL, `:memory:`, or a `postgres://` / `postgresql://` URL.
+    /// - Throws: `KeyRelayError` for a malformed PostgreSQL URL (naming what is wrong, never the password), for
+    ///   another URL scheme, and for an empty string.
     public init(parsing text: String) throws(KeyRelayError) {
         let operation = "Database could not be opened"
         if text == ":memory:" {
@@ -58,10 +75,9 @@ public struct StoreLocation: Sendable, Equatable, CustomStringConvertible {
                 }
                 self = .file(url.path)
             case "postgres", "postgresql":
-                throw KeyRelayError(.featureRestricted, "PostgreSQL is not supported by this build yet: KeyRelay stores its data in SQLite for now; give a file path instead",
-                                    operation: operation)
+                self = try .postgres(text)
             default:
-                throw KeyRelayError(.invalidField, "The database location scheme '\(scheme)' is not supported: give a file path, a file:// URL or :memory:",
+                throw KeyRelayError(.invalidField, "The database location scheme '\(scheme)' is not supported: give a file path, a file:// URL, :memory: or a postgres:// URL",
                                     operation: operation)
             }
             return
@@ -73,14 +89,16 @@ public struct StoreLocation: Sendable, Equatable, CustomStringConvertible {
         switch kind {
         case .file(let path): path
         case .inMemory: ":memory:"
+        case .postgres(let configuration): configuration.description
         }
     }
 
     /// Opens the backend this location names. The only place the engine names a backend type.
-    func openStore() throws -> any KeyRelayStorage {
+    func openStore() async throws -> any KeyRelayStorage {
         switch kind {
         case .file(let path): try SQLiteStore(.file(path), createIfMissing: !requiresExisting)
         case .inMemory: try SQLiteStore(.inMemory)
+        case .postgres(let configuration): try await PostgresStore(configuration)
         }
     }
 }

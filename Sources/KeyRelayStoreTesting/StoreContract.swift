@@ -6,6 +6,7 @@ import KeyRelayStore
 /// The engine relies on these properties and nothing else of a store: a command is all-or-nothing, an event's
 /// notifications are written with it, due notifications keep per-resource order, delivery outcomes and
 /// acknowledgements move notifications the way the bus expects, paging is exact, event sequences only grow, a
+/// a reader tailing events by sequence never skips one, a
 /// purge erases material but keeps history, KMIP adapters keep their certificates and objects (and take them when
 /// deleted), and a database from a newer KeyRelay is refused.
 ///
@@ -23,7 +24,7 @@ public enum StoreContract {
     public static let checks: [StoreContractCheck] = [
         commandAtomicity, concurrentCommandsStayIndependent, roundTrip, fanOut, protectionEnded, dueNotificationOrder,
         deliveryOutcomes, acknowledgementSupersedes, paging, filters, keyQueries, eventSequence, purge, meta, kmipAdapters, durableAcrossReopen,
-        newerSchemaRefused, commitsSignalled, incompleteActions,
+        newerSchemaRefused, commitsSignalled, incompleteActions, tailNeverSkips,
     ]
 
     /// The checks a backend can run: those that reopen a database only when it has ``StoreContractBackend/reopening``.

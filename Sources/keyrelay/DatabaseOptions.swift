@@ -4,7 +4,7 @@ import KeyRelay
 
 /// Options every database command shares.
 struct DatabaseOptions: ParsableArguments {
-    @Option(help: "The SQLite database file.")
+    @Option(help: "The database: an SQLite file, or a postgres://user@host/database URL.")
     var db = "keyrelay.sqlite"
 
     @Option(help: "A file holding the base64 master key (otherwise KEYRELAY_MASTER_KEY).")
@@ -71,7 +71,8 @@ struct DatabaseOptions: ParsableArguments {
         } catch let error as KeyRelayError {
             throw error
         } catch {
-            throw KeyRelayError.commandLine("--db \(db): \(error)")
+            // The location as it describes itself: a PostgreSQL URL without its password.
+            throw KeyRelayError.commandLine("--db \(location): \(error)")
         }
     }
 }

@@ -13,10 +13,19 @@ struct StoreLocationTests {
         #expect(StoreLocation.inMemory.description == ":memory:")
     }
 
-    @Test(arguments: ["postgres://kms@db.example/keyrelay", "postgresql://db.example/keyrelay", "POSTGRES://db/x"])
-    func aPostgreSQLURLIsRefusedSayingThisBuildCannotYet(_ url: String) {
+    @Test func aPostgreSQLURLIsReadAndShownWithoutItsPassword() throws {
+        let location = try StoreLocation(parsing: "postgres://kms:s3cret@db.example:6432/keyrelay?sslmode=require")
+        #expect(location == (try .postgres("postgresql://kms:s3cret@db.example:6432/keyrelay?sslmode=require")))
+        #expect(location.description == "postgres://kms:***@db.example:6432/keyrelay?sslmode=require")
+        #expect(try StoreLocation(parsing: "POSTGRES://kms@db/x").description == "postgres://kms@db:5432/x")
+        #expect(try StoreLocation(parsing: "postgresql://kms@db/x") != StoreLocation(parsing: "postgresql://kms@db/y"))
+    }
+
+    @Test(arguments: ["postgres://db.example/keyrelay", "postgresql://kms@db.example", "postgres://kms:s3cret@db/k?sslmode=often"])
+    func aMalformedPostgreSQLURLIsRefusedWithoutItsPassword(_ url: String) {
         let error = #expect(throws: KeyRelayError.self) { try StoreLocation(parsing: url) }
-        #expect(error?.message.hasPrefix("PostgreSQL is not supported by this build yet") == true)
+        #expect(error?.message.hasPrefix("The PostgreSQL URL") == true)
+        #expect(error?.message.contains("s3cret") == false)
     }
 
     @Test func anotherSchemeOrNothingIsRefused() {

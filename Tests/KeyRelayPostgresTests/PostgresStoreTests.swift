@@ -1,0 +1,319 @@
+import Foundation
+import KeyRelayCore
+import KeyRelayStore
+import Synchronization
+import Testing
+@testable import KeyRelayPostgres
+
+private let epoch = Date(timeIntervalSince1970: 1_767_225_600)
+
+private func key(_ id: String) -> Key {
+    Key(id: id, instanceID: "i1", name: "name-\(id)", extractable: false, imported: false, creationDate: epoch, createdBy: "alice",
+        currentVersion: KeyVersion(id: "\(id)-v1", creationDate: epoch))
+}
+
+private func seed(_ store: PostgresStore, _ key: Key, buckets: [String] = []) async throws {
+    try await store.write { tx in
+        try tx.ensureInstance(key.instanceID, at: epoch)
+        try tx.insertKey(key)
+        for bucket in buckets {
+            try tx.upsertRegistration(Registration(
+                keyID: key.id, instanceID: key.instanceID,
+                resourceCRN: try CRN(parsing: CRN.bucket(account: "acct", serviceInstance: "cos", bucket: bucket)),
+                keyVersion: key.currentVersion, createdBy: "cos", creationDate: epoch))
+        }
+    }
+}
+
+/// Adds 1 to a key's event sequence, reading it as a command does (inside a write: under its row lock).
+private func bump(_ tx: any StorageTransaction, _ id: String) throws {
+    var stored = try #require(try tx.key(id: id, instanceID: "i1"))
+    stored.eventSequence += 1
+    try tx.updateKey(stored)
+}
+
+/// Two parties meeting, one of them on a pool thread: each says it has arrived, then waits (5 s at most) for the other.
+private final class Rendezvous: Sendable {
+    let arrived = Mutex([false, false])
+    let runs = Mutex(0)
+
+    func arrive(_ me: Int, thenWaitFor other: Int, timeout: TimeInterval = 5) throws {
+        arrived.withLock { $0[me] = true }
+        let deadline = Date().addingTimeInterval(timeout)
+        while !arrived.withLock({ $0[other] }) {
+            guard Date() < deadline else { throw PostgresStoreError(sqlState: nil, message: "the other command never started") }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+}
+
+/// What only a shared database shows: migrations under a lock, row locks between replicas, claims, LISTEN/NOTIFY.
+@Suite("PostgreSQL store", .enabled(if: hasServer, serverMissing))
+struct PostgresStoreTests {
+    @Test func twoReplicasOpeningAFreshDatabaseAtOnceMigrateItOnce() async throws {
+        try await withScratch { scratch in
+            let database = try await scratch.database()
+            async let first = scratch.open(database)
+            async let second = scratch.open(database)
+            let (a, b) = try await (first, second)
+            let applied = try await a.read { tx in try tx.meta("none") }
+            #expect(applied == nil)
+            try await b.write { tx in try tx.setMeta("m", Data([1])) }
+            #expect(try await a.read { tx in try tx.meta("m") } == Data([1]))
+            // Each migration recorded exactly once (the second replica found the work done under the lock).
+            let probe = try await scratch.open(database)
+            try await probe.execute("""
+                DO $$ BEGIN IF (SELECT COUNT(*) FROM keyrelay_migrations) <> \(PostgresStore.migrations.count)
+                THEN RAISE EXCEPTION 'migrations recorded twice or missing'; END IF; END $$
+                """)
+        }
+    }
+
+    @Test func aDatabaseANewerKeyRelayMigratedIsRefusedNamingTheMigration() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await store.execute("INSERT INTO keyrelay_migrations (identifier, applied_at) VALUES ('0099_future', 0)")
+            await #expect(throws: StoreError.newerSchema(unknown: ["0099_future"])) { _ = try await scratch.open(store.configuration) }
+        }
+    }
+
+    /// Two replicas change one key at once: the second one's read waits for the first one's row lock and then sees
+    /// its committed update (FOR UPDATE in READ COMMITTED), so neither update is lost.
+    @Test func twoReplicasWritingOneKeySerializeAndTheSecondSeesTheFirst() async throws {
+        try await withScratch { scratch in
+            let (a, b) = try await scratch.replicas()
+            try await seed(a, key("k1"))
+            let firstHasRead = Mutex(false)
+            let first = Task {
+                try await a.write { tx in
+                    var stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
+                    firstHasRead.withLock { $0 = true }
+                    Thread.sleep(forTimeInterval: 0.5)  // holds the row lock; this is a pool thread, not an event loop
+                    stored.eventSequence += 1
+                    try tx.updateKey(stored)
+                }
+            }
+            while !firstHasRead.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+            let seenBySecond = try await b.write { tx in
+                var stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
+                let seen = stored.eventSequence
+                stored.eventSequence += 1
+                try tx.updateKey(stored)
+                return seen
+            }
+            try await first.value
+            #expect(seenBySecond == 1, "the second replica read the key before the first one's update committed")
+            #expect(try await a.read { tx in try tx.key(id: "k1", instanceID: "i1")?.eventSequence } == 2)
+        }
+    }
+
+    /// Many commands over two replicas, contending on a few keys, each reading its key, bumping it and appending
+    /// the key's next event: none is lost (each key's count is its number of commands) and each key's events are
+    /// numbered 1…n without a gap or a repeat, more commands than either pool has connections.
+    @Test func contendedCommandsOverTwoReplicasLoseNothing() async throws {
+        try await withScratch { scratch in
+            let (a, b) = try await scratch.replicas()
+            let keys = (0..<5).map { key("k\($0)") }
+            for key in keys { try await seed(a, key) }
+            let commands = 200
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<commands {
+                    let store = i % 2 == 0 ? a : b, id = keys[i % keys.count].id
+                    group.addTask {
+                        try await store.write { tx in
+                            var stored = try #require(try tx.key(id: id, instanceID: "i1"))
+                            stored.eventSequence += 1
+                            try tx.updateKey(stored)
+                            _ = try tx.appendEvent(LifecycleEvent(
+                                id: "\(id)-e\(stored.eventSequence)", instanceID: "i1", keyID: id, keySequence: stored.eventSequence,
+                                kind: .sync, keyState: .active, keyVersion: stored.currentVersion, date: epoch, principal: "op",
+                                correlationID: nil))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for key in keys {
+                let (count, sequences) = try await b.read { tx in
+                    (try tx.key(id: key.id, instanceID: "i1")?.eventSequence,
+                     try tx.events(instanceID: "i1", keyID: key.id, after: 0, limit: 1000).map(\.keySequence))
+                }
+                #expect(count == commands / keys.count)
+                #expect(sequences == Array(1...(commands / keys.count)))
+            }
+        }
+    }
+
+    /// Two replicas locking two keys in opposite orders deadlock; PostgreSQL aborts one of them, and the store runs
+    /// that command again once the other has committed: both commit, neither update is lost.
+    @Test func aDeadlockBetweenReplicasIsResolvedByRunningTheLoserAgain() async throws {
+        try await withScratch { scratch in
+            let (a, b) = try await scratch.replicas()
+            try await seed(a, key("k1"))
+            try await seed(a, key("k2"))
+            let rendezvous = Rendezvous()
+            async let first: Void = a.write { tx in
+                rendezvous.runs.withLock { $0 += 1 }
+                try bump(tx, "k1")
+                try rendezvous.arrive(0, thenWaitFor: 1)
+                try bump(tx, "k2")
+            }
+            async let second: Void = b.write { tx in
+                rendezvous.runs.withLock { $0 += 1 }
+                try bump(tx, "k2")
+                try rendezvous.arrive(1, thenWaitFor: 0)
+                try bump(tx, "k1")
+            }
+            _ = try await (first, second)
+            // At least one command ran again (its retry can meet the other's lock once more before that one commits).
+            #expect(rendezvous.runs.withLock { $0 } >= 3, "no command was run again: there was no deadlock to resolve")
+            let sequences = try await a.read { tx in
+                [try tx.key(id: "k1", instanceID: "i1")?.eventSequence, try tx.key(id: "k2", instanceID: "i1")?.eventSequence]
+            }
+            #expect(sequences == [2, 2])
+        }
+    }
+
+    /// A read outside a write takes no lock: it completes while a write holds the key's row (the write waits for the
+    /// read to finish before it lets go, so a read that waited for the lock would time the write out).
+    @Test func aReadDoesNotWaitForAWritersRowLock() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await seed(store, key("k1"))
+            let rendezvous = Rendezvous()
+            let writer = Task {
+                try await store.write { tx in
+                    _ = try tx.key(id: "k1", instanceID: "i1")
+                    try rendezvous.arrive(0, thenWaitFor: 1, timeout: 10)
+                }
+            }
+            while !rendezvous.arrived.withLock({ $0[0] }) { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(try await store.read { tx in try tx.key(id: "k1", instanceID: "i1")?.id } == "k1")
+            rendezvous.arrived.withLock { $0[1] = true }
+            try await writer.value
+        }
+    }
+
+    @Test func aSecondStoreOnTheDatabaseSeesTheFirstOnesCommitsOnItsFeed() async throws {
+        try await withScratch { scratch in
+            let (writer, listener) = try await scratch.replicas()
+            let before = listener.commits.generation
+            let woken = Task { await listener.commits.wait(after: before, timeout: .seconds(5)); return listener.commits.generation }
+            try await writer.write { tx in try tx.setMeta("announced", Data([1])) }
+            #expect(await woken.value != before, "the other store's commit never reached this store's feed")
+        }
+    }
+
+    @Test func aRefusedWriteIsNotAnnounced() async throws {
+        try await withScratch { scratch in
+            let (writer, listener) = try await scratch.replicas()
+            let before = listener.commits.generation
+            struct Refused: Error {}
+            await #expect(throws: Refused.self) { try await writer.write { tx in try tx.setMeta("x", Data([1])); throw Refused() } }
+            await listener.commits.wait(after: before, timeout: .milliseconds(500))
+            #expect(listener.commits.generation == before)
+        }
+    }
+
+    /// Two dispatchers claiming at once get disjoint notifications; a claim holds until its lease ends or a delivery
+    /// outcome is recorded.
+    @Test func claimsAreDisjointAndHeldUntilTheLeaseEnds() async throws {
+        try await withScratch { scratch in
+            let (a, b) = try await scratch.replicas()
+            let keys = (0..<6).map { key("k\($0)") }
+            for key in keys { try await seed(a, key, buckets: ["b-\(key.id)"]) }
+            try await a.write { tx in
+                for key in keys {
+                    var event = LifecycleEvent(id: "\(key.id)-e1", instanceID: "i1", keyID: key.id, keySequence: 1, kind: .sync,
+                                               keyState: .active, keyVersion: key.currentVersion, date: epoch, principal: "op",
+                                               correlationID: nil)
+                    event.sequence = try tx.appendEvent(event)
+                    _ = try tx.fanOut(eventSequence: event.sequence, keyID: key.id, dueAt: epoch)
+                }
+            }
+            let now = epoch.addingTimeInterval(10), lease = epoch.addingTimeInterval(70)
+            async let first = a.write { tx in try tx.claimDueNotifications(at: now, limit: 4, leaseUntil: lease) }
+            async let second = b.write { tx in try tx.claimDueNotifications(at: now, limit: 4, leaseUntil: lease) }
+            let (x, y) = try await (first, second)
+            #expect(x.count + y.count == 6)
+            #expect(Set(x.map(\.id)).isDisjoint(with: y.map(\.id)))
+            #expect(try await a.write { tx in try tx.claimDueNotifications(at: now, limit: 10, leaseUntil: lease) }.isEmpty)
+            // An outcome ends the claim; the lease's end frees the rest.
+            let delivered = try #require(x.first)
+            try await a.write { tx in try tx.recordDelivery(notificationID: delivered.id, .failed(at: now, error: "503", retryAt: now)) }
+            #expect(try await a.write { tx in try tx.claimDueNotifications(at: now, limit: 10, leaseUntil: lease) }.map(\.id) == [delivered.id])
+            let afterLease = try await b.write { tx in
+                try tx.claimDueNotifications(at: lease, limit: 10, leaseUntil: lease.addingTimeInterval(60))
+            }
+            #expect(afterLease.count == 6)
+        }
+    }
+
+    /// Registrations stream in pages of 500: more than two pages come back whole, once each, in order.
+    @Test func registrationsStreamAcrossPages() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            let buckets = (0..<1101).map { String(format: "b%05d", $0) }
+            try await seed(store, key("k1"), buckets: buckets)
+            try await seed(store, key("k2"), buckets: ["other"])
+            let (one, both) = try await store.read { tx in
+                var one: [String] = [], both: [String] = []
+                try tx.forEachRegistration(keyID: "k1") { one.append($0.resourceCRN) }
+                try tx.forEachRegistration(keyIDs: ["k2", "k1"]) { both.append("\($0.keyID) \($0.resourceCRN)") }
+                return (one, both)
+            }
+            let crns = buckets.map { CRN.bucket(account: "acct", serviceInstance: "cos", bucket: $0) }
+            #expect(one == crns)
+            #expect(both == crns.map { "k1 \($0)" } + ["k2 \(CRN.bucket(account: "acct", serviceInstance: "cos", bucket: "other"))"])
+        }
+    }
+
+    /// On a database whose locale sorts "_x" before "B" (ICU en-US), text still sorts by its bytes, as on SQLite:
+    /// "B" < "_x" < "a"; and case-blind matching folds ASCII letters only, as SQLite's LIKE and NOCASE do.
+    @Test func textSortsByBytesAndMatchesASCIICaseBlindWhateverTheLocale() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.open(try await scratch.database(icuLocale: .englishUS))
+            try await store.write { tx in for id in ["a", "_x", "B"] { try tx.ensureInstance(id, at: epoch) } }
+            #expect(try await store.read { tx in try tx.instanceIDs() } == ["B", "_x", "a"])
+            var stored = key("k1")
+            stored.name = "Ärger Key"
+            try await store.write { [stored] tx in
+                try tx.ensureInstance("i1", at: epoch)
+                try tx.insertKey(stored)
+            }
+            @Sendable func searching(_ text: String) -> KeyQuery {
+                var query = KeyQuery()
+                query.search = KeySearch(text)
+                return query
+            }
+            let (ascii, nonASCII) = try await store.read { tx in
+                (try tx.countKeys(instanceID: "i1", query: searching("KEY")), try tx.countKeys(instanceID: "i1", query: searching("ärger")))
+            }
+            #expect(ascii == 1)
+            #expect(nonASCII == 0)
+        }
+    }
+
+    @Test func aStoredValueThisBuildDoesNotKnowFailsClosed() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await seed(store, key("k1"))
+            _ = try await store.write { tx in
+                try tx.appendEvent(LifecycleEvent(id: "e1", instanceID: "i1", keyID: "k1", keySequence: 1, kind: .sync, keyState: .active,
+                                                  keyVersion: key("k1").currentVersion, date: epoch, principal: "op", correlationID: nil))
+            }
+            try await store.execute("UPDATE events SET kind = 'teleport'")
+            await #expect(throws: StoreError.corruptRow(table: "events", column: "kind", value: "teleport")) {
+                _ = try await store.read { tx in try tx.event(id: "e1") }
+            }
+        }
+    }
+
+    @Test func anUnreachableServerIsAnErrorNamingItWithoutThePassword() async throws {
+        let configuration = try PostgresStore.Configuration(url: "postgres://kms:s3cret@127.0.0.1:1/keyrelay?sslmode=disable")
+        let error = await #expect(throws: PostgresStoreError.self) { _ = try await PostgresStore(configuration) }
+        let text = String(describing: error)
+        #expect(text.contains("cannot connect to postgres://kms:***@127.0.0.1:1/keyrelay"))
+        #expect(!text.contains("s3cret"))
+    }
+}
