@@ -46,6 +46,13 @@ public struct StoreLocation: Sendable, Equatable, CustomStringConvertible {
     /// A private in-memory database (tests, examples): not durable, and gone with the engine.
     public static let inMemory = StoreLocation(kind: .inMemory)
 
+    /// The SQLite file this location names, or nil for an in-memory or a PostgreSQL database (what `serve --dev`
+    /// keeps a generated master key beside).
+    public var filePath: String? {
+        if case .file(let path) = kind { return path }
+        return nil
+    }
+
     /// A PostgreSQL database, from its URL (see the type's discussion for the form).
     /// - Throws: `KeyRelayError` (`.invalidField`) saying what is wrong with the URL; never with its password.
     public static func postgres(_ url: String) throws(KeyRelayError) -> StoreLocation {

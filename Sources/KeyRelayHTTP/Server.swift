@@ -10,6 +10,7 @@ import ServiceLifecycle
 
 /// How `keyrelay serve` is configured.
 public struct ServeOptions: Sendable {
+    /// Where the data is (`--db`): an SQLite file path, or a `postgres://` URL (``StoreLocation/init(parsing:)``).
     public var databasePath: String
     public var host = "127.0.0.1"
     public var port = 8080
@@ -114,6 +115,8 @@ public enum KeyRelayServer {
         let webhooks = try webhookSettings(options, environment: environment, operation: op)
         // The audit file too: one that cannot be opened is refused before a dev master key is generated.
         let audit = try options.auditFile.map { try AuditTrail.open($0, logger: logger("keyrelay.audit", options)) }
+        // The database: an SQLite file, or a PostgreSQL URL that several replicas share.
+        let location = try StoreLocation(parsing: options.databasePath)
         // Master key.
         var masterKey: MasterKey?
         do {
@@ -127,11 +130,17 @@ public enum KeyRelayServer {
                 throw KeyRelayError(.badBody, "No master key: pass --master-key-file FILE (base64 of 32 bytes, e.g. `openssl rand -base64 32 > FILE`) or set KEYRELAY_MASTER_KEY; or use --dev for local experiments",
                                     operation: op)
             }
-            let path = options.databasePath + ".master-key"
+            // A generated dev key lives beside an SQLite file; a shared (PostgreSQL) database has no "beside", and
+            // its replicas must all hold the same key.
+            guard let databasePath = location.filePath else {
+                throw KeyRelayError(.badBody, "No master key for \(location): a PostgreSQL database needs the master key every replica shares: set KEYRELAY_MASTER_KEY or pass --master-key-file FILE (--dev generates a key only beside a new SQLite file)",
+                                    operation: op)
+            }
+            let path = databasePath + ".master-key"
             // A key file is generated only for a new database: beside an existing one, a fresh key could never
             // open it, and every later --dev run would pick that wrong file up.
-            if !FileManager.default.fileExists(atPath: path), FileManager.default.fileExists(atPath: options.databasePath) {
-                throw KeyRelayError(.badBody, "The database \(options.databasePath) already exists and needs the master key it was created with: set KEYRELAY_MASTER_KEY or pass --master-key-file FILE (looked in KEYRELAY_MASTER_KEY, --master-key-file and \(path); --dev generates a key only for a new database)",
+            if !FileManager.default.fileExists(atPath: path), FileManager.default.fileExists(atPath: databasePath) {
+                throw KeyRelayError(.badBody, "The database \(databasePath) already exists and needs the master key it was created with: set KEYRELAY_MASTER_KEY or pass --master-key-file FILE (looked in KEYRELAY_MASTER_KEY, --master-key-file and \(path); --dev generates a key only for a new database)",
                                     operation: op)
             }
             if FileManager.default.fileExists(atPath: path) {
@@ -168,7 +177,7 @@ public enum KeyRelayServer {
         let clock: ManualClock? = options.manualClock ? ManualClock(start: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))) : nil
         var configuration = KeyRelayConfiguration()
         configuration.importTokenKeySize = options.importTokenKeySize
-        let engine = try await KeyRelayEngine.open(.file(options.databasePath), masterKey: masterKey!,
+        let engine = try await KeyRelayEngine.open(location, masterKey: masterKey!,
                                                    clock: clock ?? SystemClock(), configuration: configuration,
                                                    logger: logger("keyrelay.engine", options))
         let work = try await background(engine, clock)

@@ -23,7 +23,7 @@ struct Serve: AsyncParsableCommand {
 
     // Every option is also an environment variable (ServeSetting: KEYRELAY_ + the flag in upper snake case); the
     // flag wins. `validate()` folds the environment in, so `run()` reads resolved values.
-    @Option(name: .long, help: ServeSetting.db.help("The SQLite database file, created if missing (default: keyrelay.sqlite)."))
+    @Option(name: .long, help: ServeSetting.db.help("The database: an SQLite file, created if missing (default: keyrelay.sqlite), or postgres://user[:password]@host[:port]/database, shared by replicas."))
     var db: String?
 
     @Option(name: .long, help: ServeSetting.host.help("The address to listen on (default: 127.0.0.1)."))

@@ -208,11 +208,11 @@ struct ReplicaTests {
         }
         // Both replicas see the same 200 keys, each with exactly create, disable, enable, and active.
         let listed = try await api.call(1, "GET", "/api/v2/keys?limit=500&totalCount=true")
-        #expect((listed.json["metadata"] as? [String: Any])?["totalCount"] as? Int == 200, "\(listed.text.prefix(300))")
+        #expect(((listed.json["metadata"] as? [String: Any])?["totalCount"] as? NSNumber)?.intValue == 200, "\(listed.text.prefix(300))")
         for (index, id) in ids.enumerated() where index % 20 == 0 {
             #expect(try await api.eventKinds(index % 2, id) == ["create", "disable", "enable"])
             let key = try await api.call((index + 1) % 2, "GET", "/api/v2/keys/\(id)")
-            #expect((key.json["resources"] as? [[String: Any]])?.first?["state"] as? Int == 1)
+            #expect(((key.json["resources"] as? [[String: Any]])?.first?["state"] as? NSNumber)?.intValue == 1)
         }
     }
 
