@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Foundation's encoder builds a tree of dictionaries (hashing every key), tracks coding paths and sorts each object
 /// through unspecialized generic code: ≈ 190,000 instructions for one key's answer, as much as the store read behind
-/// it (docs/performance.md, "HTTP edge"). The answers of the hot routes (a key, wrap, unwrap, every error) write
+/// it (docs/performance.md, "HTTP edge: reads on the calling thread, answers that write themselves"). The answers of the hot routes (a key, wrap, unwrap, every error) write
 /// their members directly, in sorted order, with Foundation's string escapes. Each conformance names its members in
 /// byte order of their keys and leaves out absent optionals, as the synthesized `Encodable` conformance does.
 ///

@@ -118,7 +118,7 @@ public final class SQLiteStore: KeyRelayStorage {
     ///
     /// GRDB's `async` read hops twice (to the pool's semaphore queue, then to the reader's queue) and back to the
     /// caller's executor: three thread hand-offs for a read that takes tens of microseconds, the largest cost of a
-    /// `GET /keys/{id}` once its statements were cached (docs/performance.md, "Reads on the calling thread"). GRDB's
+    /// `GET /keys/{id}` once its statements were cached (docs/performance.md, "HTTP edge: reads on the calling thread"). GRDB's
     /// synchronous reads run the closure on the calling thread (`DispatchQueue.sync` on the reader's queue executes
     /// in place), so a read costs no hop at all; ``readInPlace(_:_:)`` opens the same deferred transaction as
     /// `DatabasePool.read`, so `query` still sees one consistent snapshot. It blocks the calling thread — from the engine, a
