@@ -126,7 +126,9 @@ public final class SQLiteStore: KeyRelayStorage {
     /// anything that needs the cooperative pool: the closure is synchronous, a WAL reader never waits for the
     /// writer, and the pool's semaphore only waits for another reader to finish its own synchronous read. What
     /// it can wait on is the disk (a page not in the cache) and, in the rare case of a WAL index being rebuilt,
-    /// SQLite's busy timeout; both stall only the thread that reads.
+    /// SQLite's busy timeout; both stall only the thread that reads. `read` is a nonisolated `async` function, so it
+    /// runs on the global executor even when the engine actor awaits it: the actor is not held during a read. (Were
+    /// the package to adopt `NonisolatedNonsendingByDefault`, `read` would need `@concurrent` to stay so.)
     ///
     /// The in-memory database (a `DatabaseQueue`, tests and examples) shares one connection with the writer, so
     /// a synchronous read there could wait for a group-commit batch: it keeps GRDB's asynchronous read.
