@@ -149,17 +149,24 @@ extension KeyRelayEngine {
         let box = try AES.GCM.seal(plaintext, using: material, authenticating: aadData(aad, versionID: versionID))
         let envelope = CiphertextEnvelope(ciphertext: (box.ciphertext + box.tag).base64EncodedString(),
                                           iv: Data(box.nonce).base64EncodedString(), version: "4.0.0", handle: versionID)
+        return try envelopeEncoder.encode(envelope).base64EncodedString()
+    }
+
+    /// One encoder and one decoder for every ciphertext envelope (configured once; both are safe to share), instead
+    /// of a new one on every wrap and unwrap.
+    static let envelopeEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        return try encoder.encode(envelope).base64EncodedString()
-    }
+        return encoder
+    }()
+    static let envelopeDecoder = JSONDecoder()
 
     static func decodeEnvelope(_ ciphertext: String, operation: String) throws(KeyRelayError) -> CiphertextEnvelope {
         guard let json = Data(base64Encoded: ciphertext) else {
             throw KeyRelayError(.invalidField, "The field 'ciphertext' must be: the original base64 encoded ciphertext from the wrap operation",
                                 operation: operation, target: ErrorTarget(.field, "ciphertext"))
         }
-        guard let envelope = try? JSONDecoder().decode(CiphertextEnvelope.self, from: json) else {
+        guard let envelope = try? envelopeDecoder.decode(CiphertextEnvelope.self, from: json) else {
             throw KeyRelayError(.unprocessableCiphertext, "The provided ciphertext is invalid or corrupted", operation: operation)
         }
         return envelope

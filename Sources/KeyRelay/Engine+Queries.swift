@@ -43,7 +43,8 @@ public struct Drift: Sendable, Equatable {
 
 extension KeyRelayEngine {
     /// A key by id or alias, as it reads now (an expired active key reads as deactivated).
-    public func key(_ reference: String, context: RequestContext) async throws -> Key {
+    public nonisolated func key(_ reference: String, context: RequestContext) async throws -> Key {
+        // Off the actor (it only reads, like keyWithPayload): a call costs no hop onto the actor and back.
         let key = try await storage.read { tx in try Self.resolve(reference, in: tx, context: context) }
         return effective(key, at: now())
     }

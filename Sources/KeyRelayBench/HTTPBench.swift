@@ -24,13 +24,33 @@ enum HTTPBench {
 
     static func run(path: String, seconds: Double, connections: Int) async throws -> [(String, Outcome)] {
         var results: [(String, Outcome)] = []
+        let seconds = profiling.seconds ?? seconds
         // Baseline: a bare route answering a small JSON body, in this process.
-        let baseline = try await measureBaseline(seconds: seconds, connections: connections)
-        results.append(("http_baseline_rps", .measured(baseline.rate)))
-        results.append(("http_baseline_cpu_us", .measured(baseline.cpuMicrosecondsPerRequest)))
+        if profiling.wants("baseline") {
+            let baseline = try await measureBaseline(seconds: seconds, connections: connections)
+            results.append(("http_baseline_rps", .measured(baseline.rate)))
+            results.append(("http_baseline_cpu_us", .measured(baseline.cpuMicrosecondsPerRequest)))
+        }
         results.append(contentsOf: try await KeyRelayHTTPBench.run(path: path, seconds: seconds, connections: connections))
         return results
     }
+
+    /// For profiling one route at a time (`valgrind --tool=callgrind`, docs/performance.md), two environment
+    /// variables narrow the HTTP benchmark: `KEYRELAY_BENCH_HTTP_ROUTES` lists what runs (`baseline`, `engine`,
+    /// `get_key`, `wrap`, `unwrap`, `sync`; default all) and `KEYRELAY_BENCH_HTTP_SECONDS` how long each runs.
+    /// Runs of one route for two durations give the instructions of one request as a difference, without the
+    /// set-up. `scripts/bench` sets neither.
+    struct Profiling: Sendable {
+        var routes: Set<String>?
+        var seconds: Double?
+        func wants(_ route: String) -> Bool { routes?.contains(route) ?? true }
+    }
+
+    static let profiling: Profiling = {
+        let environment = ProcessInfo.processInfo.environment
+        return Profiling(routes: environment["KEYRELAY_BENCH_HTTP_ROUTES"].map { Set($0.split(separator: ",").map(String.init)) },
+                         seconds: environment["KEYRELAY_BENCH_HTTP_SECONDS"].flatMap(Double.init))
+    }()
 
     static func measureBaseline(seconds: Double, connections: Int) async throws -> LoadGenerator.Result {
         var result = LoadGenerator.Result()

@@ -34,14 +34,16 @@ enum KeyRelayHTTPBench {
         var results: [(String, Outcome)] = []
         // The engine's own read, without HTTP: the same GET from `connections` concurrent tasks, as CPU per read.
         // What a route costs above this is the HTTP edge's (Hummingbird, NIO, the load generator, the JSON).
-        results.append(("engine_get_key_cpu_us", .measured(try await engineReadCPU(engine, keyID: key.id, tasks: connections,
-                                                                                   seconds: seconds))))
+        if HTTPBench.profiling.wants("engine") {
+            results.append(("engine_get_key_cpu_us", .measured(try await engineReadCPU(engine, keyID: key.id, tasks: connections,
+                                                                                       seconds: seconds))))
+        }
         let routes: [(String, Data, Int)] = [
             ("http_get_key_rps", LoadGenerator.request("GET", "/api/v2/keys/\(key.id)", headers: headers), 200),
             ("http_wrap_rps", LoadGenerator.request("POST", "/api/v2/keys/\(key.id)/actions/wrap", headers: json, body: wrapBody), 200),
             ("http_unwrap_rps", LoadGenerator.request("POST", "/api/v2/keys/\(key.id)/actions/unwrap", headers: json, body: unwrapBody), 200),
             ("http_sync_rps", LoadGenerator.request("POST", "/api/v2/keys/\(key.id)/actions/sync", headers: headers), 409),
-        ]
+        ].filter { HTTPBench.profiling.wants(String($0.0.dropFirst("http_".count).dropLast("_rps".count))) }
         try await HTTPBench.serving({ onPort in
             // The server `serve` runs (its malformed-request handler included).
             try KeyRelayServer.makeApplication(api: api, host: "127.0.0.1", port: 0,

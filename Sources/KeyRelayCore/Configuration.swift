@@ -109,7 +109,58 @@ public enum Timestamp {
     private static let fractional = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
 
     /// Formats to whole seconds (truncating).
+    ///
+    /// Written by hand for the instants of ``range`` (every stored date): Foundation's `ISO8601FormatStyle` costs
+    /// microseconds per call and a key's answer formats up to nine dates. The output is the same string, byte for
+    /// byte (`TimestampTests` compares both over the whole range); other instants go to Foundation.
     public static func format(_ date: Date) -> String {
+        let interval = date.timeIntervalSince1970.rounded(.down)
+        guard interval >= 0, interval <= 253_402_300_799 else {
+            return style.format(Date(timeIntervalSince1970: interval))
+        }
+        return formatUTC(seconds: Int(interval))
+    }
+
+    /// `yyyy-MM-ddTHH:mm:ssZ` of a count of seconds since 1970 (0 through 9999-12-31T23:59:59Z).
+    static func formatUTC(seconds: Int) -> String {
+        let days = seconds / 86_400
+        let inDay = seconds - days * 86_400
+        // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`), for non-negative days.
+        let shifted = days + 719_468
+        let era = shifted / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return String(unsafeUninitializedCapacity: 20) { buffer in
+            func put(_ value: Int, _ digits: Int, at offset: Int) {
+                var value = value
+                for index in stride(from: offset + digits - 1, through: offset, by: -1) {
+                    buffer[index] = UInt8(truncatingIfNeeded: 48 + value % 10)
+                    value /= 10
+                }
+            }
+            put(year, 4, at: 0)
+            buffer[4] = UInt8(ascii: "-")
+            put(month, 2, at: 5)
+            buffer[7] = UInt8(ascii: "-")
+            put(day, 2, at: 8)
+            buffer[10] = UInt8(ascii: "T")
+            put(inDay / 3600, 2, at: 11)
+            buffer[13] = UInt8(ascii: ":")
+            put(inDay / 60 % 60, 2, at: 14)
+            buffer[16] = UInt8(ascii: ":")
+            put(inDay % 60, 2, at: 17)
+            buffer[19] = UInt8(ascii: "Z")
+            return 20
+        }
+    }
+
+    /// Foundation's formatting of ``format(_:)`` (what the hand-written one must equal; for tests).
+    static func foundationFormat(_ date: Date) -> String {
         style.format(Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)))
     }
 

@@ -81,19 +81,23 @@ public struct AccessControl: Sendable {
 
     /// The grant of a token, or `nil` for an unknown token.
     public func grant(forToken token: String) -> AccessGrant? {
-        let presented = Array(SHA256.hash(data: Data(token.utf8)))
+        // Hashed from the string's own bytes (no copy into `Data`) and compared in place (no array of the digest).
+        var token = token
+        let presented = token.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
         var found: AccessGrant?
-        for entry in entries where Self.constantTimeEqual(entry.digest, presented) {
-            found = entry.grant
+        presented.withUnsafeBytes { presented in
+            for entry in entries where Self.constantTimeEqual(entry.digest, presented) {
+                found = entry.grant
+            }
         }
         return found
     }
 
     /// Compares two equal-length digests without an early exit.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    static func constantTimeEqual(_ a: [UInt8], _ b: some RandomAccessCollection<UInt8>) -> Bool {
         guard a.count == b.count else { return false }
         var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
+        for (x, y) in zip(a, b) { difference |= x ^ y }
         return difference == 0
     }
 

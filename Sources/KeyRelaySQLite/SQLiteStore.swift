@@ -114,8 +114,46 @@ public final class SQLiteStore: KeyRelayStorage {
     /// How group commit has batched this store's writes so far (benchmarks, diagnostics). Issue #6.
     public var groupCommitStatistics: GroupCommitStatistics { committer.statistics }
 
+    /// Runs `query` in a read-only transaction of one of the pool's reader connections, on the calling thread.
+    ///
+    /// GRDB's `async` read hops twice (to the pool's semaphore queue, then to the reader's queue) and back to the
+    /// caller's executor: three thread hand-offs for a read that takes tens of microseconds, the largest cost of a
+    /// `GET /keys/{id}` once its statements were cached (docs/performance.md, "HTTP edge: reads on the calling thread"). GRDB's
+    /// synchronous reads run the closure on the calling thread (`DispatchQueue.sync` on the reader's queue executes
+    /// in place), so a read costs no hop at all; ``readInPlace(_:_:)`` opens the same deferred transaction as
+    /// `DatabasePool.read`, so `query` still sees one consistent snapshot. It blocks the calling thread — from the engine, a
+    /// cooperative-pool thread — for the read's duration, which is acceptable because a read never waits on
+    /// anything that needs the cooperative pool: the closure is synchronous, a WAL reader never waits for the
+    /// writer, and the pool's semaphore only waits for another reader to finish its own synchronous read. What
+    /// it can wait on is the disk (a page not in the cache) and, in the rare case of a WAL index being rebuilt,
+    /// SQLite's busy timeout; both stall only the thread that reads. `read` is a nonisolated `async` function, so it
+    /// runs on the global executor even when the engine actor awaits it: the actor is not held during a read. (Were
+    /// the package to adopt `NonisolatedNonsendingByDefault`, `read` would need `@concurrent` to stay so.)
+    ///
+    /// The in-memory database (a `DatabaseQueue`, tests and examples) shares one connection with the writer, so
+    /// a synchronous read there could wait for a group-commit batch: it keeps GRDB's asynchronous read.
     public func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T {
-        try await writer.read { db in try query(SQLiteTransaction(db: db)) }
+        guard let pool = writer as? DatabasePool else {
+            return try await writer.read { db in try query(SQLiteTransaction(db: db)) }
+        }
+        return try Self.readInPlace(pool, query)
+    }
+
+    /// GRDB's synchronous read (not callable from an `async` context without the compiler preferring the
+    /// asynchronous overload, hence a synchronous function), in a deferred transaction like `DatabasePool.read`'s:
+    /// its `BEGIN`/`COMMIT` are cached statements here, where `DatabasePool.read` compiles both anew on every read.
+    private static func readInPlace<T>(_ pool: DatabasePool, _ query: (any StorageReader) throws -> T) throws -> T {
+        try pool.unsafeRead { db in
+            try db.cachedStatement(sql: "BEGIN DEFERRED TRANSACTION").execute()
+            do {
+                let value = try query(SQLiteTransaction(db: db))
+                try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+                return value
+            } catch {
+                if db.isInsideTransaction { try? db.cachedStatement(sql: "ROLLBACK TRANSACTION").execute() }
+                throw error
+            }
+        }
     }
 
     /// SQLite's online backup API (through GRDB): a reader connection's snapshot is copied page by page into a

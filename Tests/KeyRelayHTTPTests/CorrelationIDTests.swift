@@ -1,0 +1,19 @@
+import Foundation
+import Testing
+@testable import KeyRelayHTTP
+
+/// The access line's generated correlation id is written by hand: the same text as Foundation's, lower-cased.
+@Suite("Generated correlation ids")
+struct CorrelationIDTests {
+    @Test func equalsFoundationsLowercasedUUIDString() {
+        for _ in 0..<2000 {
+            let uuid = UUID()
+            #expect(AccessLogMiddleware.lowercased(uuid) == uuid.uuidString.lowercased())
+        }
+        let edges = [UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
+                     UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255))]
+        for uuid in edges { #expect(AccessLogMiddleware.lowercased(uuid) == uuid.uuidString.lowercased()) }
+        #expect(AccessLogMiddleware.correlationID(nil).count == 36)
+        #expect(AccessLogMiddleware.correlationID("caller-id") == "caller-id")
+    }
+}
