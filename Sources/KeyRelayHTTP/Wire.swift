@@ -126,17 +126,8 @@ protocol WireRequest: Decodable, Sendable {
 
 /// JSON in and out of KeyRelay's wire types.
 enum WireJSON {
-    /// Encodes a response body. Sorted keys and unescaped slashes, as KeyRelay always answered: the hot answers
-    /// write themselves (``JSONWritable``, the same bytes, faster), the others go through Foundation's encoder.
+    /// Encodes a response body. Sorted keys and unescaped slashes, as KeyRelay always answered.
     static func encode(_ value: some Encodable) -> ByteBuffer {
-        if let writable = value as? any JSONWritable {
-            let bytes = WireJSONWriter.encode(writable)
-            // Debug builds (the test suites, the interop and schemathesis runs) check every such answer against
-            // Foundation's bytes; release builds do not evaluate this.
-            assert(bytes.elementsEqual((try? encoder.encode(value)) ?? Data()),
-                   "JSONWritable and JSONEncoder disagree on \(type(of: value))")
-            return ByteBuffer(bytes: bytes)
-        }
         // Every wire type is plain strings, numbers and booleans: encoding cannot fail.
         guard let data = try? encoder.encode(value) else { return ByteBuffer(string: "{}") }
         return ByteBuffer(bytes: data)
