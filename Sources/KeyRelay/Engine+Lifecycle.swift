@@ -222,6 +222,11 @@ extension KeyRelayEngine {
         let versionID = ids.next()
         let vault = vault
         let rules = rules
+        // The new material is generated and sealed before the transaction, not on the store's single writer: the
+        // seal binds the key id, and a reference is nearly always the id itself (an alias is resolved in the
+        // transaction, and the material sealed again there for the id it names).
+        let material = payload ?? SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+        let presealed = try vault.seal(material, keyID: reference, versionID: versionID)
         return try await lifecycleCommand(reference, context: context, kind: .rotate, operation: KeyAction.rotate.operation) { [payload] key, now, tx in
             if let payload, key.imported, !(payload.count == 16 || payload.count == 24 || payload.count == 32) {
                 throw KeyRelayError(.invalidField, "The field 'payload' must be: base64-encoded key material of 16, 24 or 32 bytes",
@@ -229,9 +234,8 @@ extension KeyRelayEngine {
             }
             let version = KeyVersion(id: versionID, creationDate: now)
             let next = try rules.rotate(key, at: now, newVersion: version, payloadSupplied: payload != nil, by: context.principal)
-            let material = payload ?? SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
-            try tx.insertVersion(keyID: key.id, version: version, ordinal: next.versionCount,
-                                 sealedMaterial: try vault.seal(material, keyID: key.id, versionID: versionID))
+            let sealed = key.id == reference ? presealed : try vault.seal(material, keyID: key.id, versionID: versionID)
+            try tx.insertVersion(keyID: key.id, version: version, ordinal: next.versionCount, sealedMaterial: sealed)
             return next
         }
     }

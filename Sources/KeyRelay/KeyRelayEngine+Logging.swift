@@ -8,6 +8,9 @@ extension KeyRelayEngine {
     /// the principal and the correlation id, never a payload, key material, a wrapped key or a token.
     func logged<T: Sendable>(_ action: String, _ reference: String?, context: RequestContext,
                              keyID: (T) -> String? = { _ in nil }, _ body: () async throws -> T) async throws -> T {
+        // The lines below are at info, warning and error: a logger above error (the default one, which logs nothing,
+        // is at critical) writes none of them, so their metadata is not built (issue #16: a dictionary per command).
+        guard logger.logLevel <= .error else { return try await body() }
         var metadata: Logger.Metadata = [
             "action": .string(action),
             "instance": .string(context.instanceID),

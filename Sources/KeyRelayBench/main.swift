@@ -28,7 +28,7 @@ if arguments.contains("--help") || arguments.contains("-h") {
         usage: KeyRelayBench [--quick] [--json FILE] [--only NAME,...] [--dir DIR]
           --quick      smaller counts and shorter runs (under a minute), for smoke runs
           --json FILE  write every figure, ratio and target to FILE
-          --only LIST  run only these benchmarks (durable,lifecycle,concurrent,insert,fanout,delivery,http,rss)
+          --only LIST  run only these benchmarks (durable,lifecycle,same_rows,concurrent,insert,fanout,delivery,http,rss)
           --dir DIR    where the temporary databases go (default: the system temporary directory)
         """)
     exit(0)

@@ -144,6 +144,11 @@ public final class GroupCommitter: Sendable {
 
     /// Runs `batch` in one transaction (a fresh one after SQLite aborts one), each command in its own savepoint.
     /// Returns the resumption of every caller, in submission order, and how many failed.
+    ///
+    /// BEGIN, SAVEPOINT, RELEASE and COMMIT are the connection's cached prepared statements (issue #16): GRDB's
+    /// `beginTransaction()`/`commit()` and `execute(sql:)` compile and authorize the statement text on every call,
+    /// two to four compilations per command. A cached statement keeps the transaction effect GRDB recorded when it
+    /// was compiled, so GRDB's transaction tracking is the same. ROLLBACK (the error path) stays GRDB's own.
     private func run(_ batch: [Pending], _ db: Database) -> ([@Sendable () -> Void], Int) {
         var outcomes: [@Sendable () -> Void] = []
         outcomes.reserveCapacity(batch.count)
@@ -163,7 +168,7 @@ public final class GroupCommitter: Sendable {
         for pending in batch {
             if !open {
                 do {
-                    try db.beginTransaction(.immediate)
+                    try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
                     open = true
                 } catch {
                     outcomes.append { pending.fail(error) }
@@ -172,9 +177,9 @@ public final class GroupCommitter: Sendable {
                 }
             }
             do {
-                if savepoints { try db.execute(sql: "SAVEPOINT keyrelay_command") }
+                if savepoints { try db.cachedStatement(sql: "SAVEPOINT keyrelay_command").execute() }
                 let resume = try pending.run(db)
-                if savepoints { try db.execute(sql: "RELEASE SAVEPOINT keyrelay_command") }
+                if savepoints { try db.cachedStatement(sql: "RELEASE SAVEPOINT keyrelay_command").execute() }
                 uncommitted.append((pending, resume))
             } catch {
                 outcomes.append { pending.fail(error) }
@@ -204,7 +209,7 @@ public final class GroupCommitter: Sendable {
                 try? db.rollback()
             } else {
                 do {
-                    try db.commit()
+                    try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
                     for entry in uncommitted { outcomes.append(entry.resume) }
                     uncommitted.removeAll()
                 } catch {

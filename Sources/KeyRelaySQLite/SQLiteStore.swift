@@ -197,14 +197,24 @@ private func createExclusively(_ path: String) throws {
 
 // MARK: - Row mapping
 
-private let keyColumns = """
-    k.id, k.instance_id, k.name, k.description, k.tags, k.key_ring_id, k.extractable, k.imported, k.state,
-    k.created_at, k.created_by, k.updated_at, k.updated_by, k.last_action_at, k.last_sync_at, k.last_rotate_at,
-    k.expires_at, k.version_id, k.version_created_at, k.version_count, k.deleted_at, k.deleted_by,
-    k.dual_auth_enabled, k.dual_auth_by, k.dual_auth_expires_at, k.dual_auth_stamp, k.rotation_enabled,
-    k.rotation_interval, k.rotation_stamp, k.event_sequence,
+/// The stored columns of a key, in the order `keyColumns` selects them: ``KeyRow/decode(_:)`` reads each by its
+/// position in this list (no name lookup, which lowercases the name on every read).
+private let keyColumnNames = [
+    "id", "instance_id", "name", "description", "tags", "key_ring_id", "extractable", "imported", "state",
+    "created_at", "created_by", "updated_at", "updated_by", "last_action_at", "last_sync_at", "last_rotate_at",
+    "expires_at", "version_id", "version_created_at", "version_count", "deleted_at", "deleted_by",
+    "dual_auth_enabled", "dual_auth_by", "dual_auth_expires_at", "dual_auth_stamp", "rotation_enabled",
+    "rotation_interval", "rotation_stamp", "event_sequence",
+]
+
+private let keyColumns = keyColumnNames.map { "k.\($0)" }.joined(separator: ", ") + """
+    ,
     (SELECT json_group_array(alias) FROM (SELECT alias FROM aliases a WHERE a.key_id = k.id ORDER BY a.created_at, a.alias)) AS aliases
     """
+
+/// Each column of `keyColumns` by name, to its position (the aliases last).
+private let keyColumnPositions: [String: Int] = Dictionary(
+    uniqueKeysWithValues: (keyColumnNames + ["aliases"]).enumerated().map { ($0.element, $0.offset) })
 
 private let registrationColumns = """
     r.key_id, r.resource_crn, r.instance_id, r.service, r.description, r.metadata, r.prevent_key_deletion,
@@ -250,12 +260,21 @@ private func encodeJSON<T: Encodable>(_ value: T?) throws -> String? {
     return String(decoding: try jsonEncoder.encode(value), as: UTF8.self)
 }
 
+/// A key's tags as stored: most keys have none, and Foundation's JSONEncoder costs more than the rest of a key's
+/// update, so the empty list is written without it (the same text the encoder writes).
+private func encodeTags(_ tags: [String]) throws -> String {
+    tags.isEmpty ? "[]" : try encodeJSON(tags) ?? "[]"
+}
+
 /// One stored row, read so that it fails closed: a missing, mistyped or unknown value throws
 /// ``StoreError/corruptRow(table:column:value:)`` naming it, instead of turning into a default (an unknown state
 /// read as active would let a deleted key wrap again) or crashing the process on a force-unwrap.
 private struct StoredRow {
     let row: Row
     let table: String
+    /// Where each column is in `row`, when the statement's column list is known (``KeyRow``): a value is then read
+    /// by position. Nil: by name.
+    var positions: [String: Int]? = nil
 
     func corrupt(_ column: String) -> StoreError {
         let stored = (row[column] as DatabaseValue?).map(\.description) ?? "no such column"
@@ -265,6 +284,7 @@ private struct StoredRow {
     /// A value that must be present and of type `T` (ask for `T?` when NULL is allowed).
     func value<T: DatabaseValueConvertible>(_ column: String, as type: T.Type = T.self) throws -> T {
         do {
+            if let index = positions?[column] { return try row.decode(type, atIndex: index) }
             return try row.decode(type, forColumn: column)
         } catch {
             throw corrupt(column)
@@ -297,6 +317,8 @@ private struct StoredRow {
     /// JSON text decoded as `T`, or nil when the column is NULL.
     func json<T: Decodable>(_ column: String, as type: T.Type) throws -> T? {
         guard let text = try value(column, as: String?.self) else { return nil }
+        // Empty tag and alias lists are most keys': no JSONDecoder for them (issue #16, a key is read by every command).
+        if text == "[]", let empty = [String]() as? T { return empty }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .millisecondsSince1970
         do {
@@ -307,9 +329,10 @@ private struct StoredRow {
     }
 }
 
-/// A `keys` row: every stored column of a key, named once for writing (``encode(to:)``) and reading (``decode(_:)``).
+/// A `keys` row: every stored column of a key, named once for writing (``insertSQL``, ``updateSQL``) and reading
+/// (``decode(_:)``).
 /// A key's aliases live in `aliases` and are read back with it (`keyColumns`).
-private struct KeyRow: PersistableRecord {
+private struct KeyRow {
     static let databaseTableName = "keys"
 
     enum Columns {
@@ -349,41 +372,50 @@ private struct KeyRow: PersistableRecord {
 
     let key: Key
 
-    func encode(to container: inout PersistenceContainer) throws {
-        container[Columns.id] = key.id
-        container[Columns.instanceID] = key.instanceID
-        container[Columns.name] = key.name
-        container[Columns.description] = key.description
-        container[Columns.tags] = try encodeJSON(key.tags) ?? "[]"
-        container[Columns.keyRingID] = key.keyRingID
-        container[Columns.extractable] = key.extractable
-        container[Columns.imported] = key.imported
-        container[Columns.state] = key.state.rawValue
-        container[Columns.createdAt] = ms(key.creationDate)
-        container[Columns.createdBy] = key.createdBy
-        container[Columns.updatedAt] = ms(key.lastUpdateDate)
-        container[Columns.updatedBy] = key.updatedBy
-        container[Columns.lastActionAt] = ms(key.lastLifecycleActionDate)
-        container[Columns.lastSyncAt] = ms(key.lastSyncDate)
-        container[Columns.lastRotateAt] = ms(key.lastRotateDate)
-        container[Columns.expiresAt] = ms(key.expirationDate)
-        container[Columns.versionID] = key.currentVersion.id
-        container[Columns.versionCreatedAt] = ms(key.currentVersion.creationDate)
-        container[Columns.versionCount] = key.versionCount
-        container[Columns.deletedAt] = ms(key.deletionDate)
-        container[Columns.deletedBy] = key.deletedBy
-        container[Columns.dualAuthEnabled] = key.dualAuthDelete.enabled
-        container[Columns.dualAuthBy] = key.dualAuthDelete.authorizedBy
-        container[Columns.dualAuthExpiresAt] = ms(key.dualAuthDelete.authExpiration)
-        container[Columns.dualAuthStamp] = try encodeJSON(key.dualAuthStamp)
-        container[Columns.rotationEnabled] = key.rotation?.enabled
-        container[Columns.rotationInterval] = key.rotation?.intervalMonth
-        container[Columns.rotationStamp] = try encodeJSON(key.rotationStamp)
-        container[Columns.eventSequence] = key.eventSequence
+    /// The columns a stored key can change, in ``updateArguments()``'s order. The key's identity and origin (`id`,
+    /// `instance_id`, `created_at`, `created_by`) are written once by the insert and are not in the SET list, so an
+    /// update leaves the id index and `keys_by_instance (instance_id, created_at, id)` untouched.
+    static let updateSQL = """
+        UPDATE keys SET name = ?, description = ?, tags = ?, key_ring_id = ?, extractable = ?, imported = ?, state = ?,
+            updated_at = ?, updated_by = ?, last_action_at = ?, last_sync_at = ?, last_rotate_at = ?, expires_at = ?,
+            version_id = ?, version_created_at = ?, version_count = ?, deleted_at = ?, deleted_by = ?,
+            dual_auth_enabled = ?, dual_auth_by = ?, dual_auth_expires_at = ?, dual_auth_stamp = ?,
+            rotation_enabled = ?, rotation_interval = ?, rotation_stamp = ?, event_sequence = ?
+        WHERE id = ?
+        """
+
+    /// Every column, for the insert: the key's identity and origin, then ``updateSQL``'s columns in its order.
+    static let insertSQL = """
+        INSERT INTO keys (id, instance_id, created_at, created_by, name, description, tags, key_ring_id, extractable, imported,
+            state, updated_at, updated_by, last_action_at, last_sync_at, last_rotate_at, expires_at, version_id,
+            version_created_at, version_count, deleted_at, deleted_by, dual_auth_enabled, dual_auth_by, dual_auth_expires_at,
+            dual_auth_stamp, rotation_enabled, rotation_interval, rotation_stamp, event_sequence)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
+    func insertArguments() throws -> StatementArguments {
+        var arguments: StatementArguments = [key.id, key.instanceID, ms(key.creationDate), key.createdBy]
+        _ = arguments.append(contentsOf: try mutableValues())
+        return arguments
+    }
+
+    func updateArguments() throws -> StatementArguments {
+        var arguments = try mutableValues()
+        _ = arguments.append(contentsOf: [key.id])
+        return arguments
+    }
+
+    private func mutableValues() throws -> StatementArguments {
+        [key.name, key.description, try encodeTags(key.tags), key.keyRingID, key.extractable, key.imported, key.state.rawValue,
+         ms(key.lastUpdateDate), key.updatedBy, ms(key.lastLifecycleActionDate), ms(key.lastSyncDate), ms(key.lastRotateDate),
+         ms(key.expirationDate), key.currentVersion.id, ms(key.currentVersion.creationDate), key.versionCount,
+         ms(key.deletionDate), key.deletedBy, key.dualAuthDelete.enabled, key.dualAuthDelete.authorizedBy,
+         ms(key.dualAuthDelete.authExpiration), try encodeJSON(key.dualAuthStamp), key.rotation?.enabled,
+         key.rotation?.intervalMonth, try encodeJSON(key.rotationStamp), key.eventSequence]
     }
 
     static func decode(_ row: Row) throws -> Key {
-        let r = StoredRow(row: row, table: databaseTableName)
+        let r = StoredRow(row: row, table: databaseTableName, positions: keyColumnPositions)
         let version = KeyVersion(id: try r.value(Columns.versionID), creationDate: try r.date(Columns.versionCreatedAt))
         var key = Key(id: try r.value(Columns.id), instanceID: try r.value(Columns.instanceID), name: try r.value(Columns.name),
                       description: try r.value(Columns.description), tags: try r.json(Columns.tags, as: [String].self) ?? [],
@@ -789,7 +821,7 @@ struct SQLiteTransaction: StorageTransaction {
         var clauses = ["1"]
         var arguments: StatementArguments = []
         if let keyID {
-            clauses.append("n.key_id = ?")
+            clauses.append("n.target_id IN (SELECT t.id FROM notification_targets t WHERE t.key_id = ?)")
             _ = arguments.append(contentsOf: [keyID])
         }
         if let eventSequence {
@@ -814,11 +846,11 @@ struct SQLiteTransaction: StorageTransaction {
         var clauses = ["1"]
         var arguments: StatementArguments = []
         if let instanceID {
-            clauses.append("n.key_id IN (SELECT id FROM keys WHERE instance_id = ?)")
+            clauses.append("n.target_id IN (SELECT t.id FROM notification_targets t JOIN keys k ON k.id = t.key_id WHERE k.instance_id = ?)")
             _ = arguments.append(contentsOf: [instanceID])
         }
         if let keyID {
-            clauses.append("n.key_id = ?")
+            clauses.append("n.target_id IN (SELECT t.id FROM notification_targets t WHERE t.key_id = ?)")
             _ = arguments.append(contentsOf: [keyID])
         }
         if let service {
@@ -839,7 +871,7 @@ struct SQLiteTransaction: StorageTransaction {
             SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
             WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
               AND NOT EXISTS (SELECT 1 FROM notifications p
-                              WHERE p.key_id = n.key_id AND p.resource_crn = n.resource_crn AND p.id < n.id
+                              WHERE p.target_id = n.target_id AND p.id < n.id
                                 AND p.status = 'pending')
             ORDER BY n.next_attempt_at, n.id LIMIT ?
             """
@@ -867,17 +899,28 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func insertKey(_ key: Key) throws {
-        try KeyRow(key: key).insert(db)
+        // A cached statement (issue #16): GRDB's record `insert` builds its SQL text and a column dictionary per call.
+        try db.execute(cachedSQL: KeyRow.insertSQL, arguments: try KeyRow(key: key).insertArguments())
     }
 
     func updateKey(_ key: Key) throws {
-        // `update` also checks that the key exists: updating a key that is gone is a bug, not a no-op.
-        try KeyRow(key: key).update(db)
+        // Only the columns a key can change (KeyRow.updateSQL), as a cached statement: SQLite rewrites every index that
+        // has a column in the SET list, whether its value changed or not, so GRDB's record `update`, which sets every
+        // column, also rewrote the id index and `keys_by_instance` on every lifecycle command; and it built its SQL
+        // text and a column dictionary per call, the largest CPU cost of a command (issue #16).
+        try db.execute(cachedSQL: KeyRow.updateSQL, arguments: try KeyRow(key: key).updateArguments())
+        // Updating a key that is gone is a bug, not a no-op (as GRDB's `update` reports it).
+        guard db.changesCount > 0 else {
+            throw RecordError.recordNotFound(databaseTableName: KeyRow.databaseTableName, key: ["id": key.id.databaseValue])
+        }
     }
 
     func purgeKey(id: String) throws {
         // Unfinished notifications of a purged key can never be honoured: they end dead.
-        try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE key_id = ? AND status IN ('pending', 'sent')",
+        try db.execute(cachedSQL: """
+            UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL
+            WHERE target_id IN (SELECT id FROM notification_targets WHERE key_id = ?) AND status IN ('pending', 'sent')
+            """,
                        arguments: [id])
         try db.execute(cachedSQL: "DELETE FROM keys WHERE id = ?", arguments: [id])
     }
@@ -912,11 +955,16 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func upsertRegistration(_ r: Registration) throws {
+        // The (key, resource) pair's notification target, made once and kept (schema 0006): the fan-out copies its id
+        // into every notification, whose per-resource lookups then read a small integer index.
+        try db.execute(cachedSQL: "INSERT INTO notification_targets (key_id, resource_crn) VALUES (?, ?) ON CONFLICT (key_id, resource_crn) DO NOTHING",
+                       arguments: [r.keyID, r.resourceCRN])
         try db.execute(cachedSQL: """
             INSERT INTO registrations (key_id, resource_crn, instance_id, service, description, metadata, prevent_key_deletion,
                 key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at, ack_event_id, ack_state,
-                ack_key_version_id, ack_processed_at, ack_received_at, protection_ended_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ack_key_version_id, ack_processed_at, ack_received_at, protection_ended_at, target_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                    (SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?))
             ON CONFLICT (key_id, resource_crn) DO UPDATE SET
                 description = excluded.description, metadata = excluded.metadata,
                 prevent_key_deletion = excluded.prevent_key_deletion, key_version_id = excluded.key_version_id,
@@ -929,7 +977,7 @@ struct SQLiteTransaction: StorageTransaction {
                 r.preventKeyDeletion, r.keyVersion.id, ms(r.keyVersion.creationDate), r.createdBy, ms(r.creationDate),
                 r.updatedBy, ms(r.lastUpdated), r.acknowledgement?.eventID, r.acknowledgement?.adopterKeyState.rawValue,
                 r.acknowledgement?.keyVersionID, ms(r.acknowledgement?.processedAt), ms(r.acknowledgement?.receivedAt),
-                ms(r.protectionEndedAt),
+                ms(r.protectionEndedAt), r.keyID, r.resourceCRN,
             ])
     }
 
@@ -964,8 +1012,8 @@ struct SQLiteTransaction: StorageTransaction {
 
     func fanOut(eventSequence: Int64, keyID: String, dueAt date: Date) throws -> Int {
         try db.execute(cachedSQL: """
-            INSERT INTO notifications (event_seq, key_id, resource_crn, service, status, attempts, next_attempt_at)
-            SELECT ?, key_id, resource_crn, service, 'pending', 0, ? FROM registrations WHERE key_id = ?
+            INSERT INTO notifications (event_seq, key_id, resource_crn, service, status, attempts, next_attempt_at, target_id)
+            SELECT ?, key_id, resource_crn, service, 'pending', 0, ?, target_id FROM registrations WHERE key_id = ?
             """, arguments: [eventSequence, date.storageMilliseconds, keyID])
         return db.changesCount
     }
@@ -989,7 +1037,10 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func recordStateConflict(keyID: String, resourceCRN: String, eventSequence: Int64, error: String) throws {
-        try db.execute(cachedSQL: "UPDATE notifications SET incomplete = 409, last_error = ? WHERE key_id = ? AND resource_crn = ? AND event_seq = ?",
+        try db.execute(cachedSQL: """
+            UPDATE notifications SET incomplete = 409, last_error = ?
+            WHERE target_id = (SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?) AND event_seq = ?
+            """,
                        arguments: [error, keyID, resourceCRN, eventSequence])
     }
 
@@ -1020,7 +1071,8 @@ struct SQLiteTransaction: StorageTransaction {
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int {
         try db.execute(cachedSQL: """
             UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL
-            WHERE key_id = ? AND resource_crn = ? AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
+            WHERE target_id = (SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?)
+              AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
               AND (status != 'dead' OR event_seq = ?)
             """, arguments: [date.storageMilliseconds, keyID, resourceCRN, upToEventSequence, upToEventSequence])
         return db.changesCount
@@ -1067,7 +1119,8 @@ extension SQLiteTransaction {
         guard !keyIDs.isEmpty else { return [:] }
         let rows = try Row.fetchAll(db, cachedSQL: """
             SELECT key_id, status, COUNT(*) AS c FROM notifications
-            WHERE key_id IN (SELECT value FROM json_each(?)) GROUP BY key_id, status
+            WHERE target_id IN (SELECT id FROM notification_targets WHERE key_id IN (SELECT value FROM json_each(?)))
+            GROUP BY key_id, status
             """, arguments: [try jsonArray(keyIDs)])
         var counts: [String: DeliveryCounts] = [:]
         for row in rows {
