@@ -119,7 +119,7 @@ struct WritePathTests {
         let purged = try await store.read { tx in try tx.deliveryCounts(instanceID: nil, keyID: "k1", service: nil) }
         #expect(purged.pending == 0 && purged.sent == 0)
         #expect(try store.integrityCheck() == "ok")
-        let violations = try await store.writer.read { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check") }
+        let violations = try store.writer.read { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check") }
         #expect(violations.isEmpty)
     }
 
