@@ -22,6 +22,10 @@ struct EngineOutbox: Outbox {
         try await storage.read { tx in try tx.dueNotifications(at: date, limit: limit) }
     }
 
+    func claimDueNotifications(at date: Date, limit: Int, leaseUntil: Date) async throws -> [ResourceNotification] {
+        try await storage.write { tx in try tx.claimDueNotifications(at: date, limit: limit, leaseUntil: leaseUntil) }
+    }
+
     func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) async throws {
         try await storage.write { tx in try tx.recordDelivery(notificationID: notificationID, outcome) }
     }

@@ -16,7 +16,12 @@ public protocol Outbox: Sendable {
     /// Notifications due at `date`, in delivery order (due time, then id): pending ones whose attempt time has
     /// come, and sent ones whose acknowledgement deadline has passed. At most `limit`.
     func dueNotifications(at date: Date, limit: Int) async throws -> [ResourceNotification]
-    /// Records what became of one delivery attempt. A notification that is no longer pending or sent (for
+    /// Claims up to `limit` of the notifications ``dueNotifications(at:limit:)`` would return that no other claim
+    /// holds (a claim lasts until `leaseUntil`, or until ``recordDelivery(notificationID:_:)`` of the notification),
+    /// in the same order. The ``Dispatcher`` takes its work this way, so several dispatchers on one database (or two
+    /// drains of one) never hand the same notification over at once.
+    func claimDueNotifications(at date: Date, limit: Int, leaseUntil: Date) async throws -> [ResourceNotification]
+    /// Records what became of one delivery attempt (and ends the notification's claim). A notification that is no longer pending or sent (for
     /// example acknowledged meanwhile) is left as it is.
     func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) async throws
     /// The earliest instant at which a notification that is not held back falls due (a retry, a first

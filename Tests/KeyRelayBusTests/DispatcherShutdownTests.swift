@@ -6,8 +6,8 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 
-/// The dispatcher as a swift-service-lifecycle `Service` (issue #14 item 9): a graceful shutdown finishes the delivery
-/// in flight and records it, and starts no other.
+/// The dispatcher as a swift-service-lifecycle `Service` (issue #14 item 9): a graceful shutdown finishes the deliveries
+/// in flight and records them, and starts no other.
 @Suite("Dispatcher shutdown")
 struct DispatcherShutdownTests {
     /// Records arrivals and holds each delivery until released (bounded: 10 s at most).
@@ -21,28 +21,29 @@ struct DispatcherShutdownTests {
         }
     }
 
-    @Test func aGracefulShutdownFinishesTheDeliveryInFlightAndStartsNoOther() async throws {
-        let h = try await Harness(subscribe: false)
+    @Test func aGracefulShutdownFinishesTheDeliveriesInFlightAndStartsNoOther() async throws {
+        // Two hand-overs at once, three notifications: the first round holds two, the third waits for the next round.
+        let h = try await Harness(policy: DeliveryPolicy(concurrency: 2), subscribe: false)
         let holder = HoldingSubscriber()
         h.bus.subscribe(holder, to: Harness.cosService)
-        let key = try await h.key(registering: [h.bucket("b1"), h.bucket("b2")])
+        let key = try await h.key(registering: [h.bucket("b1"), h.bucket("b2"), h.bucket("b3")])
         try await h.engine.disable(key.id, context: h.ops)
 
         let group = ServiceGroup(configuration: .init(services: [h.dispatcher], logger: Logger(label: "test")))
         let running = Task { try await group.run() }
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(10)
-        while holder.arrivals.isEmpty, clock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(holder.arrivals.count == 1)
+        while holder.arrivals.count < 2, clock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(holder.arrivals.count == 2)
 
         await group.triggerGracefulShutdown()
         try await Task.sleep(for: .milliseconds(100))
         holder.release()
         try await running.value
 
-        // The one in flight was recorded sent; the other was never started and is still due.
-        #expect(holder.arrivals.count == 1)
+        // The two in flight were recorded sent; the third was never started and is still due.
+        #expect(holder.arrivals.count == 2)
         let statuses = try await h.notifications(key.id).filter { $0.event.kind == .disable }.map(\.status)
-        #expect(statuses.sorted { $0.rawValue < $1.rawValue } == [.pending, .sent])
+        #expect(statuses.sorted { $0.rawValue < $1.rawValue } == [.pending, .sent, .sent])
     }
 }
