@@ -30,6 +30,15 @@ struct EngineOutbox: Outbox {
         try await storage.write { tx in try tx.recordDelivery(notificationID: notificationID, outcome) }
     }
 
+    /// One transaction: the round's outcomes, then the next claim (one durable commit between two rounds).
+    func recordDeliveries(_ outcomes: [RecordedDelivery], thenClaimAt date: Date, limit: Int,
+                          leaseUntil: Date) async throws -> [ResourceNotification] {
+        try await storage.write { tx in
+            for recorded in outcomes { try tx.recordDelivery(notificationID: recorded.notificationID, recorded.outcome) }
+            return limit > 0 ? try tx.claimDueNotifications(at: date, limit: limit, leaseUntil: leaseUntil) : []
+        }
+    }
+
     /// The earliest due date among notifications that are not held back by an earlier pending one (a held-back
     /// notification falls due when the one ahead of it is handed over, which is itself in this set).
     func nextDeliveryDueDate() async throws -> Date? {

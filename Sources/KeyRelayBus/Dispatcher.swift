@@ -70,9 +70,9 @@ public struct DeliveryRecord: Sendable, Equatable, CustomStringConvertible {
 /// - ``drain()`` delivers everything due at the clock's current instant, repeating until nothing more is due at that
 ///   instant (an event held back behind an earlier one for the same resource becomes due as soon as the earlier one
 ///   is handed over). It works in rounds: each claims up to ``DeliveryPolicy/concurrency`` due notifications (due
-///   time, then id; never two of one resource, see ``Outbox``), hands them over **concurrently**, and records their
-///   outcomes, which are separate store writes issued at once (so a store with group commit commits them, and the
-///   acknowledgements the services send meanwhile, together).
+///   time, then id; never two of one resource, see ``Outbox``), hands them over **concurrently** (so the
+///   acknowledgements the services send meanwhile are concurrent writes, which a store with group commit commits
+///   together), then records the round's outcomes and claims the next round in one outbox call (one commit).
 /// - ``advance(_:by:)`` steps a ``ManualClock`` through every instant at which something falls due (retries,
 ///   acknowledgement deadlines, scheduled work such as key expirations) up to the target, draining at each.
 /// - ``start()`` / ``run()`` deliver in the background on a real clock: the loop sleeps until the next due date
@@ -185,6 +185,7 @@ public actor Dispatcher {
     }
 
     /// ``drain()`` for a caller that is the running drain.
+    @discardableResult
     private func drainNow() async throws -> Int {
         let now = now()
         for work in scheduled {
@@ -193,19 +194,25 @@ public actor Dispatcher {
         var steps = 0
         var seen: [Int64: Int] = [:]
         // Shutting down: the deliveries in flight have been recorded; the rest stay due for the next start.
-        while !stopping.load(ordering: .relaxed) {
-            // The lease runs from the clock's reading now (a drain on a real clock can outlast one lease).
-            let leaseUntil = Self.adding(milliseconds: policy.claimLeaseMilliseconds, to: max(now, self.now()))
-            let claimed = try await outbox.claimDueNotifications(at: now, limit: policy.concurrency, leaseUntil: leaseUntil)
+        if stopping.load(ordering: .relaxed) { return 0 }
+        var claimed = try await outbox.claimDueNotifications(at: now, limit: policy.concurrency, leaseUntil: leaseUntil(now))
+        while true {
             // A notification seen again at the same instant more often than it has attempts is not progressing
             // (the outbox did not record its outcome): stop rather than spin.
             let fresh = claimed.filter { seen[$0.id, default: 0] <= policy.maxAttempts + 1 }
             if fresh.isEmpty { break }
             for notification in fresh { seen[notification.id, default: 0] += 1 }
-            try await handle(fresh, at: now)
+            // Records this round and, unless shutting down, claims the next in the same write.
+            claimed = try await handle(fresh, at: now)
             steps += fresh.count
         }
         return steps
+    }
+
+    /// When a claim taken now ends: the lease runs from the clock's reading now (a drain on a real clock can outlast
+    /// one lease), and never from before the drain's instant.
+    private func leaseUntil(_ drainInstant: Date) -> Date {
+        Self.adding(milliseconds: policy.claimLeaseMilliseconds, to: max(drainInstant, now()))
     }
 
     /// What one claimed notification will have recorded.
@@ -216,9 +223,10 @@ public actor Dispatcher {
     }
 
     /// Hands one round of claimed notifications (distinct resources, in due order) over concurrently, then records
-    /// every outcome. The bus's plans (fault counters) are taken, and the outcomes decided (jitter drawn), in the
-    /// round's order, so the log does not depend on which hand-over finishes first.
-    private func handle(_ round: [ResourceNotification], at now: Date) async throws {
+    /// every outcome and claims the next round (empty when shutting down) in one outbox call. The bus's plans (fault
+    /// counters) are taken, and the outcomes decided (jitter drawn), in the round's order, so the log does not depend
+    /// on which hand-over finishes first.
+    private func handle(_ round: [ResourceNotification], at now: Date) async throws -> [ResourceNotification] {
         // 1. What the bus does with each (nil: a sent notification whose acknowledgement window has passed).
         let plans: [DeliveryPlan?] = round.map { n in
             n.status == .sent ? nil : bus.plan(for: n.serviceName, at: now, alreadyDelayed: delayed.contains(n.id))
@@ -269,12 +277,14 @@ public actor Dispatcher {
                                   result: .failed(error: error, retryAt: retryAt)))
             }
         }
-        // 4. The outcomes as separate writes issued at once; the log in order, for those that were recorded.
-        let errors = await recordOutcomes(round, steps)
-        for (index, n) in round.enumerated() where errors[index] == nil {
-            record(n, at: now, steps[index].attempt, steps[index].result)
-        }
-        if let error = errors.lazy.compactMap({ $0 }).first { throw error }
+        // 4. The outcomes, and the next round's claim (which sees them: a notification held back behind one handed
+        //    over now is in it), in one call; then the log, in order.
+        let recorded = zip(round, steps).map { RecordedDelivery(notificationID: $0.id, $1.outcome) }
+        let next = try await outbox.recordDeliveries(recorded, thenClaimAt: now,
+                                                     limit: stopping.load(ordering: .relaxed) ? 0 : policy.concurrency,
+                                                     leaseUntil: leaseUntil(now))
+        for (index, n) in round.enumerated() { record(n, at: now, steps[index].attempt, steps[index].result) }
+        return next
     }
 
     /// Runs the `.deliver` plans' hand-overs concurrently; returns each one's failure (nil: received).
@@ -308,30 +318,6 @@ public actor Dispatcher {
             for await (index, failure) in group { failures[index] = failure }
         }
         return failures
-    }
-
-    /// Writes every step's outcome, concurrently; returns each write's error (nil: recorded).
-    private nonisolated func recordOutcomes(_ round: [ResourceNotification], _ steps: [Step]) async -> [(any Error)?] {
-        var errors = [(any Error)?](repeating: nil, count: round.count)
-        if round.count == 1 {
-            do { try await outbox.recordDelivery(notificationID: round[0].id, steps[0].outcome) } catch { errors[0] = error }
-            return errors
-        }
-        await withTaskGroup(of: (Int, (any Error)?).self) { group in
-            for (index, n) in round.enumerated() {
-                let outcome = steps[index].outcome
-                group.addTask {
-                    do {
-                        try await self.outbox.recordDelivery(notificationID: n.id, outcome)
-                        return (index, nil)
-                    } catch {
-                        return (index, error)
-                    }
-                }
-            }
-            for await (index, error) in group { errors[index] = error }
-        }
-        return errors
     }
 
     /// Appends one step to the log, logs it and counts it.
