@@ -796,32 +796,31 @@ struct SQLiteTransaction: StorageTransaction {
         return counts
     }
 
+    /// The due-notification query (pending whose time has come, sent past their deadline, none held back behind an
+    /// earlier pending one of its resource), in due order; `unclaimed` adds "no live claim" (a second `?`: the date).
+    private static func makeDueSQL(unclaimed: Bool) -> String {
+        """
+        SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
+        WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
+          \(unclaimed ? "AND (n.claimed_until IS NULL OR n.claimed_until <= ?)" : "")
+          AND NOT EXISTS (SELECT 1 FROM notifications p
+                          WHERE p.key_id = n.key_id AND p.resource_crn = n.resource_crn AND p.id < n.id
+                            AND p.status = 'pending')
+        ORDER BY n.next_attempt_at, n.id LIMIT ?
+        """
+    }
+    private static let dueSQL = makeDueSQL(unclaimed: false)
+    private static let unclaimedDueSQL = makeDueSQL(unclaimed: true)
+
     func dueNotifications(at date: Date, limit: Int) throws -> [ResourceNotification] {
-        let sql = """
-            SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
-            WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
-              AND NOT EXISTS (SELECT 1 FROM notifications p
-                              WHERE p.key_id = n.key_id AND p.resource_crn = n.resource_crn AND p.id < n.id
-                                AND p.status = 'pending')
-            ORDER BY n.next_attempt_at, n.id LIMIT ?
-            """
-        return try Row.decodeAll(db, cachedSQL: sql, arguments: [date.storageMilliseconds, limit], decodeNotification)
+        try Row.decodeAll(db, cachedSQL: Self.dueSQL, arguments: [date.storageMilliseconds, limit], decodeNotification)
     }
 
     func claimDueNotifications(at date: Date, limit: Int, leaseUntil: Date) throws -> [ResourceNotification] {
         // dueNotifications' query (same plan: notifications_due_at in due order), skipping live claims. SQLite has one
         // writer, so the select and the updates below are one atomic step: no other claimer sees these rows unclaimed.
-        let sql = """
-            SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
-            WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
-              AND (n.claimed_until IS NULL OR n.claimed_until <= ?)
-              AND NOT EXISTS (SELECT 1 FROM notifications p
-                              WHERE p.key_id = n.key_id AND p.resource_crn = n.resource_crn AND p.id < n.id
-                                AND p.status = 'pending')
-            ORDER BY n.next_attempt_at, n.id LIMIT ?
-            """
         let now = date.storageMilliseconds
-        let claimed = try Row.decodeAll(db, cachedSQL: sql, arguments: [now, now, limit], decodeNotification)
+        let claimed = try Row.decodeAll(db, cachedSQL: Self.unclaimedDueSQL, arguments: [now, now, limit], decodeNotification)
         let statement = try db.cachedStatement(sql: "UPDATE notifications SET claimed_until = ? WHERE id = ?")
         for notification in claimed {
             try statement.execute(arguments: [leaseUntil.storageMilliseconds, notification.id])
