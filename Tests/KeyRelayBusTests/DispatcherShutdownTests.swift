@@ -10,14 +10,14 @@ import Testing
 /// in flight and records them, and starts no other.
 @Suite("Dispatcher shutdown")
 struct DispatcherShutdownTests {
-    /// Records arrivals and holds each delivery until released (bounded: 10 s at most).
+    /// Records arrivals and holds each delivery until released (bounded: 60 s at most).
     final class HoldingSubscriber: ServiceSubscriber {
         private let state = Mutex((arrivals: [String](), released: false))
         var arrivals: [String] { state.withLock { $0.arrivals } }
         func release() { state.withLock { $0.released = true } }
         func deliver(_ notification: ResourceNotification) async throws {
             state.withLock { $0.arrivals.append(notification.resourceCRN) }
-            for _ in 0..<500 where !state.withLock({ $0.released }) { try await Task.sleep(for: .milliseconds(20)) }
+            for _ in 0..<3000 where !state.withLock({ $0.released }) { try await Task.sleep(for: .milliseconds(20)) }
         }
     }
 
@@ -32,7 +32,8 @@ struct DispatcherShutdownTests {
         let group = ServiceGroup(configuration: .init(services: [h.dispatcher], logger: Logger(label: "test")))
         let running = Task { try await group.run() }
         let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(10)
+        // Bounded, and generous: with the whole suite running on two cores the hand-overs can start late.
+        let deadline = clock.now + .seconds(60)
         while holder.arrivals.count < 2, clock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(holder.arrivals.count == 2)
 
