@@ -152,6 +152,8 @@ let package = Package(
                 "KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus", "KeyRelayAdapters", "KeyRelayHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // The bare POST loop beside webhook_delivery_per_s uses the webhook transport's client directly.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict),
         // Power-cut test (issue #15), test support only: a SQLite VFS that keeps every write since the last fsync in

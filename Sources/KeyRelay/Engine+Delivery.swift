@@ -22,8 +22,21 @@ struct EngineOutbox: Outbox {
         try await storage.read { tx in try tx.dueNotifications(at: date, limit: limit) }
     }
 
+    func claimDueNotifications(at date: Date, limit: Int, leaseUntil: Date) async throws -> [ResourceNotification] {
+        try await storage.write { tx in try tx.claimDueNotifications(at: date, limit: limit, leaseUntil: leaseUntil) }
+    }
+
     func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) async throws {
         try await storage.write { tx in try tx.recordDelivery(notificationID: notificationID, outcome) }
+    }
+
+    /// One transaction: the round's outcomes, then the next claim (one durable commit between two rounds).
+    func recordDeliveries(_ outcomes: [RecordedDelivery], thenClaimAt date: Date, limit: Int,
+                          leaseUntil: Date) async throws -> [ResourceNotification] {
+        try await storage.write { tx in
+            for recorded in outcomes { try tx.recordDelivery(notificationID: recorded.notificationID, recorded.outcome) }
+            return limit > 0 ? try tx.claimDueNotifications(at: date, limit: limit, leaseUntil: leaseUntil) : []
+        }
     }
 
     /// The earliest due date among notifications that are not held back by an earlier pending one (a held-back

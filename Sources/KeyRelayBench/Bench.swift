@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import KeyRelay
+import KeyRelayBus
 import KeyRelaySQLite
 
 struct BenchOptions: Sendable {
@@ -19,6 +20,8 @@ struct BenchOptions: Sendable {
     var httpConnections: Int { 8 }
     /// Buckets on the delivery benchmark's key (one notification each per sync).
     var deliveryBuckets: Int { quick ? 500 : 2_000 }
+    /// Hand-overs at once in the delivery and webhook benchmarks (`--delivery-concurrency`; the dispatcher's default).
+    var deliveryConcurrency: Int = DeliveryPolicy.defaultConcurrency
 }
 
 /// Monotonic seconds.
@@ -101,10 +104,24 @@ final class Bench {
         if options.wants("delivery") {
             step("delivery_per_s")
             let result = try await DeliveryBench.run(path: path("delivery.sqlite"), seconds: options.throughputSeconds,
-                                                     buckets: options.deliveryBuckets)
+                                                     buckets: options.deliveryBuckets, concurrency: options.deliveryConcurrency)
             report.set("delivery_per_s", result.rate)
             report.details["delivery_buckets"] = Double(result.buckets)
             report.details["delivery_rounds"] = Double(result.rounds)
+            report.details["delivery_concurrency"] = Double(result.concurrency)
+            report.details["delivery_group_commit_mean_batch"] = result.groupCommitMeanBatch
+            report.details["delivery_commits_per_delivery"] = result.commitsPerDelivery
+        }
+        if options.wants("webhook") {
+            step("webhook_delivery_per_s, webhook_bare_post_per_s")
+            let result = try await WebhookBench.run(path: path("webhook.sqlite"), seconds: options.throughputSeconds,
+                                                    resources: options.deliveryBuckets, concurrency: options.deliveryConcurrency)
+            report.set("webhook_delivery_per_s", result.deliveryRate)
+            report.set("webhook_bare_post_per_s", result.bareRate)
+            report.details["webhook_resources"] = Double(result.resources)
+            report.details["webhook_rounds"] = Double(result.rounds)
+            report.details["webhook_body_bytes"] = Double(result.bodyBytes)
+            report.details["webhook_group_commit_mean_batch"] = result.groupCommitMeanBatch
         }
         if options.wants("http") {
             step("http_baseline_rps, http_get_key_rps, http_sync_rps")

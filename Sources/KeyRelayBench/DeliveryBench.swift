@@ -7,7 +7,7 @@ import KeyRelaySQLite
 /// Notifications delivered and acknowledged per second by the in-process simulated services.
 ///
 /// One key protects `buckets` buckets of a simulated Cloud Object Storage instance (subscribed to the service bus
-/// through the engine's own ``AdopterClient``). Each round advances the manual clock past the sync cooldown,
+/// through the engine's own ``AdopterClient``), delivered `concurrency` at a time. Each round advances the manual clock past the sync cooldown,
 /// syncs the key (one notification per bucket) and drains the dispatcher until every notification of the round is
 /// acknowledged. The figure is acknowledged notifications over the time spent in `drain()` (the sync's own fan-out
 /// is measured by `sync_fanout_100k_s`). Every delivery is real: the bucket checks the key, the acknowledgement is
@@ -18,9 +18,13 @@ enum DeliveryBench {
         var acknowledged: Int
         var rounds: Int
         var buckets: Int
+        var concurrency: Int
+        /// Commands per group commit while delivering: acknowledgements, outcomes and claims share commits.
+        var groupCommitMeanBatch: Double
+        var commitsPerDelivery: Double
     }
 
-    static func run(path: String, seconds: Double, buckets: Int) async throws -> Result {
+    static func run(path: String, seconds: Double, buckets: Int, concurrency: Int) async throws -> Result {
         let clock = ManualClock()
         let store = try SQLiteStore(.file(path))
         defer { try? store.close() }
@@ -30,7 +34,7 @@ enum DeliveryBench {
         let bus = ServiceBus()
         let cos = ObjectStorageService(client: engine.adopterClient(instanceID: context.instanceID), clock: clock)
         cos.subscribe(to: bus)
-        let dispatcher = engine.makeDispatcher(bus: bus, seed: 6)
+        let dispatcher = engine.makeDispatcher(bus: bus, policy: DeliveryPolicy(concurrency: concurrency), seed: 6)
         // Buckets are created concurrently (group commit) so that the setup stays short.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<32 {
@@ -48,6 +52,7 @@ enum DeliveryBench {
         var acknowledged = 0
         var rounds = 0
         var elapsed = 0.0
+        var batches = 0, commands = 0
         while elapsed < seconds || rounds == 0 {
             clock.advance(by: 7200)
             let before = try await engine.deliveryCounts(keyID: key.id)
@@ -55,6 +60,7 @@ enum DeliveryBench {
             guard receipt.notifications == buckets else {
                 throw BenchError("sync wrote \(receipt.notifications) notifications, expected \(buckets)")
             }
+            let statistics = store.groupCommitStatistics
             let start = now()
             var counts = before
             // drain() delivers everything due at this instant; loop in case acknowledgements lag a pass.
@@ -64,12 +70,17 @@ enum DeliveryBench {
                 if counts.pending == 0, counts.sent == 0 { break }
             }
             elapsed += now() - start
+            // The delivery's commits only (the sync's own fan-out is before `statistics`; the counts read nothing).
+            batches += store.groupCommitStatistics.batches - statistics.batches
+            commands += store.groupCommitStatistics.commands - statistics.commands
             guard counts.pending == 0, counts.sent == 0, counts.acknowledged - before.acknowledged == buckets else {
                 throw BenchError("round \(rounds): \(counts.acknowledged - before.acknowledged) of \(buckets) notifications acknowledged (pending \(counts.pending), sent \(counts.sent), dead \(counts.dead))")
             }
             acknowledged += buckets
             rounds += 1
         }
-        return Result(rate: Double(acknowledged) / elapsed, acknowledged: acknowledged, rounds: rounds, buckets: buckets)
+        return Result(rate: Double(acknowledged) / elapsed, acknowledged: acknowledged, rounds: rounds, buckets: buckets,
+                      concurrency: concurrency, groupCommitMeanBatch: Double(commands) / Double(max(1, batches)),
+                      commitsPerDelivery: Double(batches) / Double(max(1, acknowledged)))
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 // KeyRelayBench (issue #6): KeyRelay measured against SQLite's own limits, in the same run. See docs/performance.md.
 //
-//   KeyRelayBench [--quick] [--json FILE] [--only NAME,…] [--dir DIR]
+//   KeyRelayBench [--quick] [--json FILE] [--only NAME,…] [--dir DIR] [--delivery-concurrency N]
 //   KeyRelayBench --rss-child DB --registrations N  (measures peak RSS of one sync, in a fresh process)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -25,20 +25,28 @@ if let path = value(after: "--rss-child") {
 
 if arguments.contains("--help") || arguments.contains("-h") {
     print("""
-        usage: KeyRelayBench [--quick] [--json FILE] [--only NAME,...] [--dir DIR]
+        usage: KeyRelayBench [--quick] [--json FILE] [--only NAME,...] [--dir DIR] [--delivery-concurrency N]
           --quick      smaller counts and shorter runs (under a minute), for smoke runs
           --json FILE  write every figure, ratio and target to FILE
-          --only LIST  run only these benchmarks (durable,lifecycle,same_rows,concurrent,insert,fanout,delivery,http,rss)
+          --only LIST  run only these benchmarks (durable,lifecycle,same_rows,concurrent,insert,fanout,delivery,webhook,http,rss)
           --dir DIR    where the temporary databases go (default: the system temporary directory)
+          --delivery-concurrency N  hand-overs at once in delivery and webhook (default: the dispatcher's, 16)
         """)
     exit(0)
 }
 
-let options = BenchOptions(
+var options = BenchOptions(
     quick: arguments.contains("--quick"),
     jsonPath: value(after: "--json"),
     only: value(after: "--only").map { Set($0.split(separator: ",").map(String.init)) },
     directory: value(after: "--dir"))
+if let text = value(after: "--delivery-concurrency") {
+    guard let n = Int(text), (1...1024).contains(n) else {
+        FileHandle.standardError.write(Data("--delivery-concurrency must be from 1 to 1024, not '\(text)'\n".utf8))
+        exit(64)
+    }
+    options.deliveryConcurrency = n
+}
 
 do {
     let report = try await Bench(options: options).run()

@@ -37,9 +37,24 @@ public struct DeliveryPolicy: Sendable, Equatable {
     /// ("not acknowledged within 4h0m0s"). Default: ``LifecycleConfiguration/acknowledgementWindow`` (4 h).
     public var acknowledgementWindow: TimeInterval
 
+    /// How many notifications (to distinct resources) the dispatcher hands over at once. Default 16; at least 1.
+    /// Two notifications of one resource are never in flight together, whatever the bound.
+    public var concurrency: Int
+    /// The longest one hand-over is expected to take: the webhook transport's timeout (default 10 s). The
+    /// dispatcher's claims on the notifications it hands over are leased for ``claimLease`` (twice this, plus a
+    /// margin), so another dispatcher on the same database takes a notification over only once it cannot still be in
+    /// flight.
+    public var deliveryTimeout: TimeInterval
+
+    /// The default of ``concurrency``: 16.
+    public static let defaultConcurrency = 16
+    /// The most ``concurrency`` accepts: 1,024.
+    public static let maximumConcurrency = 1_024
+
     public init(maxAttempts: Int = 8, baseDelay: TimeInterval = 1, factor: Double = 2, maxDelay: TimeInterval = 15 * 60,
                 jitter: Jitter = .equal,
-                acknowledgementWindow: TimeInterval = LifecycleConfiguration().acknowledgementWindow) {
+                acknowledgementWindow: TimeInterval = LifecycleConfiguration().acknowledgementWindow,
+                concurrency: Int = DeliveryPolicy.defaultConcurrency, deliveryTimeout: TimeInterval = 10) {
         precondition(maxAttempts >= 1, "a delivery policy needs at least one attempt")
         self.maxAttempts = maxAttempts
         self.baseDelay = baseDelay
@@ -47,7 +62,16 @@ public struct DeliveryPolicy: Sendable, Equatable {
         self.maxDelay = maxDelay
         self.jitter = jitter
         self.acknowledgementWindow = acknowledgementWindow
+        self.concurrency = min(Self.maximumConcurrency, max(1, concurrency))
+        self.deliveryTimeout = deliveryTimeout.isFinite ? min(3600, max(0.001, deliveryTimeout)) : 10
     }
+
+    /// How long a dispatcher's claim on a notification lasts: `2 × deliveryTimeout + 1 s` (21 s by default). A
+    /// dispatcher that dies mid-delivery leaves its claims behind; they fall due again when the lease ends.
+    public var claimLease: TimeInterval { 2 * deliveryTimeout + 1 }
+
+    /// ``claimLease`` in whole milliseconds.
+    public var claimLeaseMilliseconds: Int64 { Int64((claimLease * 1000).rounded(.up)) }
 
     /// The capped exponential delay after failed attempt `attempt` (1-based), before jitter.
     public func backoff(afterAttempt attempt: Int) -> TimeInterval {

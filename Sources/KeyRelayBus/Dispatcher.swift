@@ -67,17 +67,28 @@ public struct DeliveryRecord: Sendable, Equatable, CustomStringConvertible {
 /// Moves due notifications from the ``Outbox`` through the ``ServiceBus`` to the subscribed services, and records
 /// each outcome: sent (awaiting acknowledgement), failed (retry with backoff), dead.
 ///
-/// - ``drain()`` delivers everything due at the clock's current instant, in a deterministic order (due time, then
-///   id), repeating until nothing more is due at that instant (an event held back behind an earlier one for the
-///   same resource becomes due as soon as the earlier one is handed over).
+/// - ``drain()`` delivers everything due at the clock's current instant, repeating until nothing more is due at that
+///   instant (an event held back behind an earlier one for the same resource becomes due as soon as the earlier one
+///   is handed over). It works in rounds: each claims up to ``DeliveryPolicy/concurrency`` due notifications (due
+///   time, then id; never two of one resource, see ``Outbox``), hands them over **concurrently** (so the
+///   acknowledgements the services send meanwhile are concurrent writes, which a store with group commit commits
+///   together), then records the round's outcomes and claims the next round in one outbox call (one commit).
 /// - ``advance(_:by:)`` steps a ``ManualClock`` through every instant at which something falls due (retries,
 ///   acknowledgement deadlines, scheduled work such as key expirations) up to the target, draining at each.
 /// - ``start()`` / ``run()`` deliver in the background on a real clock: the loop sleeps until the next due date
 ///   or until ``poke()`` (call it after a write), never spins, and ends promptly when cancelled (``stop()``).
 /// - As a swift-service-lifecycle `Service` in a `ServiceGroup` (what `keyrelay serve` does), ``run()`` ends on a
-///   graceful shutdown once the delivery in flight is recorded (``requestStop()`` does the same by hand).
+///   graceful shutdown once the deliveries in flight are recorded (``requestStop()`` does the same by hand).
 ///
-/// Deterministic: with a manual clock and the same seed, the same writes give the same delivery log and timings.
+/// Deterministic: with a manual clock and the same seed, the same writes give the same delivery log and timings,
+/// whatever the order in which concurrent hand-overs finish. Within a round the bus's faults are decided, and the
+/// outcomes (with their jitter draws) recorded in the log, in the round's (due time, id) order.
+///
+/// Claims: every notification is claimed in the outbox before it is handed over, leased for
+/// ``DeliveryPolicy/claimLease`` on the dispatcher's clock, and the claim ends with its recorded outcome. Several
+/// dispatchers on one database therefore never hand the same notification over at once, and one that dies loses
+/// nothing (its claims fall due again when the lease ends). Within one dispatcher, drains (the background loop, a
+/// manual ``drain()`` and ``advance(_:by:)``) also run one at a time.
 public actor Dispatcher {
     // Not public: the engine gives its dispatcher an outbox that records outcomes without a rule of its own.
     nonisolated let outbox: any Outbox
@@ -85,36 +96,38 @@ public actor Dispatcher {
     public nonisolated let clock: any KeyRelayClock
     public nonisolated let policy: DeliveryPolicy
     private let scheduled: [ScheduledWork]
-    private let batchSize: Int
     private var generator: SeededGenerator
     private var delayed: Set<Int64> = []
     private var records: [DeliveryRecord] = []
     private let logLimit: Int
     private var loop: Task<Void, Never>?
     private let wakeup = WakeSignal()
-    /// Set by a graceful shutdown: the loop finishes the delivery in flight, starts no other, and returns.
+    /// Set by a graceful shutdown: the loop finishes the deliveries in flight, starts no other, and returns.
     private let stopping = Atomic<Bool>(false)
     /// The longest the background loop sleeps without looking again (a clock may be moved by hand).
     private let maximumIdle: TimeInterval
     /// Every delivery step: handed over at info, a failed attempt at warning, a dead letter at error.
     private let logger: Logger
+    /// True while a drain (or an advance) runs; the others wait in `drainWaiters`, first come first served.
+    private var draining = false
+    private var drainWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// - Parameters:
+    ///   - policy: retries, the acknowledgement window, how many hand-overs run at once (``DeliveryPolicy/concurrency``)
+    ///     and how long a claim lasts (``DeliveryPolicy/claimLease``).
     ///   - seed: seeds the jitter generator.
     ///   - scheduled: other work with due instants (key expirations), run before deliveries at each instant.
-    ///   - batchSize: how many due notifications are fetched at a time.
     ///   - logLimit: how many ``DeliveryRecord``s are kept (the oldest are dropped).
     ///   - maximumIdle: the longest the background loop sleeps without looking again.
     ///   - logger: where each delivery step is logged (never a notification's body or a webhook secret).
     public init(outbox: any Outbox, bus: ServiceBus, clock: any KeyRelayClock, policy: DeliveryPolicy = DeliveryPolicy(),
-                seed: UInt64 = 0, scheduled: [ScheduledWork] = [], batchSize: Int = 100, logLimit: Int = 10_000,
+                seed: UInt64 = 0, scheduled: [ScheduledWork] = [], logLimit: Int = 10_000,
                 maximumIdle: TimeInterval = 30, logger: Logger = Dispatcher.loggingDisabled) {
         self.outbox = outbox
         self.bus = bus
         self.clock = clock
         self.policy = policy
         self.scheduled = scheduled
-        self.batchSize = max(1, batchSize)
         self.generator = SeededGenerator(seed: seed)
         self.logLimit = max(1, logLimit)
         self.maximumIdle = maximumIdle
@@ -135,97 +148,186 @@ public actor Dispatcher {
         Date(timeIntervalSince1970: (clock.now().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
     }
 
+    // MARK: - One drain at a time
+
+    /// Waits until no other drain of this dispatcher runs, and marks one running.
+    private func beginDraining() async {
+        if !draining {
+            draining = true
+            return
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            drainWaiters.append(continuation)
+        }
+        // The drain that ended handed its turn over: `draining` is still true, and it is this drain's now.
+    }
+
+    private func endDraining() {
+        if drainWaiters.isEmpty {
+            draining = false
+        } else {
+            drainWaiters.removeFirst().resume()
+        }
+    }
+
     // MARK: - Draining
 
     /// Runs the scheduled work due now, then delivers every notification due at the clock's current instant, until
     /// nothing more is due at this instant. Returns how many delivery steps were taken.
+    ///
+    /// A drain waits for one already running on this dispatcher (the background loop's, or an ``advance(_:by:)``)
+    /// to end first.
     @discardableResult
     public func drain() async throws -> Int {
+        await beginDraining()
+        defer { endDraining() }
+        return try await drainNow()
+    }
+
+    /// ``drain()`` for a caller that is the running drain.
+    @discardableResult
+    private func drainNow() async throws -> Int {
         let now = now()
         for work in scheduled {
             if let date = try await work.nextDate(), date <= now { try await work.perform(now) }
         }
         var steps = 0
         var seen: [Int64: Int] = [:]
+        // Shutting down: the deliveries in flight have been recorded; the rest stay due for the next start.
+        if stopping.load(ordering: .relaxed) { return 0 }
+        var claimed = try await outbox.claimDueNotifications(at: now, limit: policy.concurrency, leaseUntil: leaseUntil(now))
         while true {
-            let due = try await outbox.dueNotifications(at: now, limit: batchSize)
             // A notification seen again at the same instant more often than it has attempts is not progressing
             // (the outbox did not record its outcome): stop rather than spin.
-            let fresh = due.filter { seen[$0.id, default: 0] <= policy.maxAttempts + 1 }
+            let fresh = claimed.filter { seen[$0.id, default: 0] <= policy.maxAttempts + 1 }
             if fresh.isEmpty { break }
-            for notification in fresh {
-                // Shutting down: the delivery in flight has been recorded; the rest stay due for the next start.
-                if stopping.load(ordering: .relaxed) { return steps }
-                seen[notification.id, default: 0] += 1
-                try await handle(notification, at: now)
-                steps += 1
-            }
+            for notification in fresh { seen[notification.id, default: 0] += 1 }
+            // Records this round and, unless shutting down, claims the next in the same write.
+            claimed = try await handle(fresh, at: now)
+            steps += fresh.count
         }
         return steps
     }
 
-    private func handle(_ n: ResourceNotification, at now: Date) async throws {
-        func record(_ attempt: Int, _ result: DeliveryRecord.Result) {
-            records.append(DeliveryRecord(date: now, notificationID: n.id, eventID: n.event.id, eventKind: n.event.kind,
-                                          keyID: n.event.keyID, resourceCRN: n.resourceCRN, service: n.serviceName,
-                                          attempt: attempt, result: result))
-            if records.count > logLimit { records.removeFirst(records.count - logLimit) }
-            log(records[records.count - 1])
-            Self.count(result, attempt: attempt, service: n.serviceName)
+    /// When a claim taken now ends: the lease runs from the clock's reading now (a drain on a real clock can outlast
+    /// one lease), and never from before the drain's instant.
+    private func leaseUntil(_ drainInstant: Date) -> Date {
+        Self.adding(milliseconds: policy.claimLeaseMilliseconds, to: max(drainInstant, now()))
+    }
+
+    /// What one claimed notification will have recorded.
+    private struct Step: Sendable {
+        var outcome: DeliveryOutcome
+        var attempt: Int
+        var result: DeliveryRecord.Result
+    }
+
+    /// Hands one round of claimed notifications (distinct resources, in due order) over concurrently, then records
+    /// every outcome and claims the next round (empty when shutting down) in one outbox call. The bus's plans (fault
+    /// counters) are taken, and the outcomes decided (jitter drawn), in the round's order, so the log does not depend
+    /// on which hand-over finishes first.
+    private func handle(_ round: [ResourceNotification], at now: Date) async throws -> [ResourceNotification] {
+        // 1. What the bus does with each (nil: a sent notification whose acknowledgement window has passed).
+        let plans: [DeliveryPlan?] = round.map { n in
+            n.status == .sent ? nil : bus.plan(for: n.serviceName, at: now, alreadyDelayed: delayed.contains(n.id))
         }
-        if n.status == .sent {
-            // Handed over, and the acknowledgement window has passed.
-            let error = policy.acknowledgementTimeoutMessage
-            try await outbox.recordDelivery(notificationID: n.id, .unacknowledged(at: now, error: error))
-            record(0, .dead(error: error))
-            return
-        }
-        let attempt = n.attempts + 1
-        let plan = bus.plan(for: n.serviceName, at: now, alreadyDelayed: delayed.contains(n.id))
-        var failure: String?
-        switch plan {
-        case .delay(let interval):
-            delayed.insert(n.id)
-            let until = Self.adding(milliseconds: Int64((interval * 1000).rounded()), to: now)
-            try await outbox.recordDelivery(notificationID: n.id,
-                                            .failed(at: now, error: "hand-over delayed by \(DurationText.goStyle(interval)) (injected delay)", retryAt: until))
-            record(attempt, .delayed(until: until))
-            return
-        case .drop:
-            delayed.remove(n.id)
-            try await outbox.recordDelivery(notificationID: n.id, .sent(at: now, ackDeadline: Self.adding(milliseconds: Int64((policy.acknowledgementWindow * 1000).rounded()), to: now)))
-            record(attempt, .dropped)
-            return
-        case .fail(let error):
-            failure = error
-        case .deliver(let times):
-            if let subscriber = bus.subscriber(for: n.serviceName) {
-                do {
-                    for _ in 0..<times { try await subscriber.deliver(n) }
-                } catch {
-                    failure = Self.describe(error)
-                }
-            } else {
-                failure = "no subscriber for service '\(n.serviceName)' on the bus"
+        // 2. The hand-overs, all at once.
+        let failures = await handOver(round, plans)
+        // 3. The outcomes, in order.
+        let ackDeadline = Self.adding(milliseconds: Int64((policy.acknowledgementWindow * 1000).rounded()), to: now)
+        var steps: [Step] = []
+        steps.reserveCapacity(round.count)
+        for (index, n) in round.enumerated() {
+            guard let plan = plans[index] else {
+                let error = policy.acknowledgementTimeoutMessage
+                steps.append(Step(outcome: .unacknowledged(at: now, error: error), attempt: 0, result: .dead(error: error)))
+                continue
             }
-            if failure == nil {
+            let attempt = n.attempts + 1
+            var failure: String?
+            switch plan {
+            case .delay(let interval):
+                delayed.insert(n.id)
+                let until = Self.adding(milliseconds: Int64((interval * 1000).rounded()), to: now)
+                steps.append(Step(outcome: .failed(at: now, error: "hand-over delayed by \(DurationText.goStyle(interval)) (injected delay)", retryAt: until),
+                                  attempt: attempt, result: .delayed(until: until)))
+                continue
+            case .drop:
                 delayed.remove(n.id)
-                try await outbox.recordDelivery(notificationID: n.id, .sent(at: now, ackDeadline: Self.adding(milliseconds: Int64((policy.acknowledgementWindow * 1000).rounded()), to: now)))
-                record(attempt, .delivered(times: times))
-                return
+                steps.append(Step(outcome: .sent(at: now, ackDeadline: ackDeadline), attempt: attempt, result: .dropped))
+                continue
+            case .fail(let error):
+                failure = error
+            case .deliver(let times):
+                failure = failures[index]
+                if failure == nil {
+                    delayed.remove(n.id)
+                    steps.append(Step(outcome: .sent(at: now, ackDeadline: ackDeadline), attempt: attempt, result: .delivered(times: times)))
+                    continue
+                }
+            }
+            let error = failure ?? "delivery failed"
+            if attempt >= policy.maxAttempts {
+                delayed.remove(n.id)
+                let message = "delivery failed after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(error)"
+                steps.append(Step(outcome: .dead(at: now, error: message), attempt: attempt, result: .dead(error: message)))
+            } else {
+                let retryAt = Self.adding(milliseconds: policy.retryDelayMilliseconds(afterAttempt: attempt, using: &generator), to: now)
+                steps.append(Step(outcome: .failed(at: now, error: error, retryAt: retryAt), attempt: attempt,
+                                  result: .failed(error: error, retryAt: retryAt)))
             }
         }
-        let error = failure ?? "delivery failed"
-        if attempt >= policy.maxAttempts {
-            delayed.remove(n.id)
-            let message = "delivery failed after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(error)"
-            try await outbox.recordDelivery(notificationID: n.id, .dead(at: now, error: message))
-            record(attempt, .dead(error: message))
-        } else {
-            let retryAt = Self.adding(milliseconds: policy.retryDelayMilliseconds(afterAttempt: attempt, using: &generator), to: now)
-            try await outbox.recordDelivery(notificationID: n.id, .failed(at: now, error: error, retryAt: retryAt))
-            record(attempt, .failed(error: error, retryAt: retryAt))
+        // 4. The outcomes, and the next round's claim (which sees them: a notification held back behind one handed
+        //    over now is in it), in one call; then the log, in order.
+        let recorded = zip(round, steps).map { RecordedDelivery(notificationID: $0.id, $1.outcome) }
+        let next = try await outbox.recordDeliveries(recorded, thenClaimAt: now,
+                                                     limit: stopping.load(ordering: .relaxed) ? 0 : policy.concurrency,
+                                                     leaseUntil: leaseUntil(now))
+        for (index, n) in round.enumerated() { record(n, at: now, steps[index].attempt, steps[index].result) }
+        return next
+    }
+
+    /// Runs the `.deliver` plans' hand-overs concurrently; returns each one's failure (nil: received).
+    private nonisolated func handOver(_ round: [ResourceNotification], _ plans: [DeliveryPlan?]) async -> [String?] {
+        @Sendable func deliver(_ n: ResourceNotification, times: Int) async -> String? {
+            guard let subscriber = bus.subscriber(for: n.serviceName) else {
+                return "no subscriber for service '\(n.serviceName)' on the bus"
+            }
+            do {
+                for _ in 0..<times { try await subscriber.deliver(n) }
+                return nil
+            } catch {
+                return Self.describe(error)
+            }
         }
+        var failures = [String?](repeating: nil, count: round.count)
+        let work = round.indices.compactMap { index -> (Int, Int)? in
+            guard case .deliver(let times)? = plans[index] else { return nil }
+            return (index, times)
+        }
+        if work.count == 1 {
+            let (index, times) = work[0]
+            failures[index] = await deliver(round[index], times: times)
+            return failures
+        }
+        await withTaskGroup(of: (Int, String?).self) { group in
+            for (index, times) in work {
+                let n = round[index]
+                group.addTask { (index, await deliver(n, times: times)) }
+            }
+            for await (index, failure) in group { failures[index] = failure }
+        }
+        return failures
+    }
+
+    /// Appends one step to the log, logs it and counts it.
+    private func record(_ n: ResourceNotification, at now: Date, _ attempt: Int, _ result: DeliveryRecord.Result) {
+        records.append(DeliveryRecord(date: now, notificationID: n.id, eventID: n.event.id, eventKind: n.event.kind,
+                                      keyID: n.event.keyID, resourceCRN: n.resourceCRN, service: n.serviceName,
+                                      attempt: attempt, result: result))
+        if records.count > logLimit { records.removeFirst(records.count - logLimit) }
+        log(records[records.count - 1])
+        Self.count(result, attempt: attempt, service: n.serviceName)
     }
 
     /// Logs one delivery step.
@@ -309,8 +411,12 @@ public actor Dispatcher {
     }
 
     /// Moves `clock` forward to `target` (see ``advance(_:by:)``).
+    ///
+    /// It holds this dispatcher's drain turn throughout: the background loop does not drain while the clock moves.
     public func advance(_ clock: ManualClock, to target: Date) async throws {
-        try await drain()
+        await beginDraining()
+        defer { endDraining() }
+        try await drainNow()
         var stalls = 0
         while let next = try await nextDueDate(), next <= target {
             if next > clock.now() {
@@ -318,12 +424,12 @@ public actor Dispatcher {
                 stalls = 0
             } else {
                 stalls += 1
-                if stalls > 2 { break }   // due now yet not drained: do not spin
+                if stalls > 2 { break }   // due now yet not drained (claimed elsewhere, or stuck): do not spin
             }
-            try await drain()
+            try await drainNow()
         }
         if target > clock.now() { clock.set(to: target) }
-        try await drain()
+        try await drainNow()
     }
 
     // MARK: - Background loop
@@ -345,11 +451,14 @@ public actor Dispatcher {
         await task.value
     }
 
+    /// How long the background loop waits when something is due but claimed by another dispatcher.
+    static let claimedElsewherePause: TimeInterval = 0.25
+
     /// Delivers until cancelled or (in a `ServiceGroup`) until a graceful shutdown: drains, then sleeps until the
     /// next due date (at most `maximumIdle`) or a poke. Errors of a round are retried after a short pause.
     ///
-    /// A graceful shutdown lets the delivery in flight finish and its outcome be recorded (a webhook that answers
-    /// 2xx is recorded sent), then returns; what is still due stays due for the next start. Cancellation is
+    /// A graceful shutdown lets the deliveries in flight (the round being handed over) finish and their outcomes be
+    /// recorded (a webhook that answers 2xx is recorded sent), then returns; what is still due stays due for the next start. Cancellation is
     /// immediate (a delivery cut off mid-way stays due: delivery is at-least-once).
     public func run() async {
         stopping.store(false, ordering: .relaxed)
@@ -360,7 +469,7 @@ public actor Dispatcher {
         }
     }
 
-    /// Asks the background loop to stop after the delivery in flight (what a graceful shutdown does).
+    /// Asks the background loop to stop after the deliveries in flight (what a graceful shutdown does).
     public nonisolated func requestStop() {
         stopping.store(true, ordering: .relaxed)
         wakeup.signal()
@@ -370,9 +479,12 @@ public actor Dispatcher {
         while !Task.isCancelled, !stopping.load(ordering: .relaxed) {
             var wait: TimeInterval = maximumIdle
             do {
-                try await drain()
+                let steps = try await drain()
                 if let next = try await nextDueDate() {
                     wait = min(maximumIdle, max(0.001, next.timeIntervalSince(clock.now())))
+                    // Due, yet nothing could be claimed: another dispatcher holds it (or it does not progress).
+                    // Look again shortly rather than spin; a poke still wakes the loop at once.
+                    if steps == 0, next <= clock.now() { wait = min(maximumIdle, Self.claimedElsewherePause) }
                 }
             } catch {
                 wait = min(maximumIdle, 1)
@@ -384,7 +496,7 @@ public actor Dispatcher {
 }
 
 /// The dispatcher runs as a swift-service-lifecycle `Service`: `run()` until a graceful shutdown, which finishes the
-/// delivery in flight.
+/// deliveries in flight.
 extension Dispatcher: Service {}
 
 /// A one-waiter wake-up signal: a poke that arrives while nobody waits is remembered for the next wait.

@@ -15,6 +15,9 @@ final class CrashAckingSubscriber: ServiceSubscriber {
     }
 }
 
+/// How many hand-overs the dispatch child runs at once.
+let dispatchConcurrency = 4
+
 /// Dispatch mode of the crash child: opens the engine on `dbPath` with the master key `main` loaded,
 /// subscribes acknowledging subscribers for COS and Cloud Databases, and delivers on the real clock, printing
 /// `ack <id>` (unbuffered) per acknowledged notification. When nothing is left pending or sent it prints `done` and
@@ -25,7 +28,10 @@ func runDispatchChild(dbPath: String, seed: UInt64, master: MasterKey) async thr
     let subscriber = CrashAckingSubscriber(client: engine.adopterClient(instanceID: "crash"))
     bus.subscribe(subscriber, to: ServiceTopic.objectStorage)
     bus.subscribe(subscriber, to: ServiceTopic.postgreSQL)
-    let dispatcher = engine.makeDispatcher(bus: bus, policy: DeliveryPolicy(maxAttempts: 1_000, maxDelay: 0.05), seed: seed)
+    // Four hand-overs at once (the test bounds the acknowledgements a kill can leave unprinted by it); a short delivery
+    // timeout, so that the claims a killed child leaves behind end 1.2 s later (DeliveryPolicy.claimLease).
+    let dispatcher = engine.makeDispatcher(bus: bus, policy: DeliveryPolicy(maxAttempts: 1_000, maxDelay: 0.05, concurrency: dispatchConcurrency,
+                                                                            deliveryTimeout: 0.1), seed: seed)
     emit("ready")
     while true {
         try await dispatcher.drain()

@@ -137,7 +137,8 @@ let bus = ServiceBus()
 let subscriber = AcknowledgingSubscriber(client: engine.adopterClient(instanceID: "power"))
 bus.subscribe(subscriber, to: ServiceTopic.objectStorage)
 bus.subscribe(subscriber, to: ServiceTopic.postgreSQL)
-let dispatcher = engine.makeDispatcher(bus: bus, policy: DeliveryPolicy(maxAttempts: 1_000, maxDelay: 0.05), seed: seed)
+// A short delivery timeout: claims left by the cut end 1.2 s later (DeliveryPolicy.claimLease).
+let dispatcher = engine.makeDispatcher(bus: bus, policy: DeliveryPolicy(maxAttempts: 1_000, maxDelay: 0.05, deliveryTimeout: 0.1), seed: seed)
 emit("open")
 
 do {

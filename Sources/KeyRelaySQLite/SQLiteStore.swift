@@ -866,16 +866,36 @@ struct SQLiteTransaction: StorageTransaction {
         return counts
     }
 
+    /// The due-notification query (pending whose time has come, sent past their deadline, none held back behind an
+    /// earlier pending one of its resource), in due order; `unclaimed` adds "no live claim" (a second `?`: the date).
+    private static func makeDueSQL(unclaimed: Bool) -> String {
+        """
+        SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
+        WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
+          \(unclaimed ? "AND (n.claimed_until IS NULL OR n.claimed_until <= ?)" : "")
+          AND NOT EXISTS (SELECT 1 FROM notifications p
+                          WHERE p.target_id = n.target_id AND p.id < n.id
+                            AND p.status = 'pending')
+        ORDER BY n.next_attempt_at, n.id LIMIT ?
+        """
+    }
+    private static let dueSQL = makeDueSQL(unclaimed: false)
+    private static let unclaimedDueSQL = makeDueSQL(unclaimed: true)
+
     func dueNotifications(at date: Date, limit: Int) throws -> [ResourceNotification] {
-        let sql = """
-            SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
-            WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
-              AND NOT EXISTS (SELECT 1 FROM notifications p
-                              WHERE p.target_id = n.target_id AND p.id < n.id
-                                AND p.status = 'pending')
-            ORDER BY n.next_attempt_at, n.id LIMIT ?
-            """
-        return try Row.decodeAll(db, cachedSQL: sql, arguments: [date.storageMilliseconds, limit], decodeNotification)
+        try Row.decodeAll(db, cachedSQL: Self.dueSQL, arguments: [date.storageMilliseconds, limit], decodeNotification)
+    }
+
+    func claimDueNotifications(at date: Date, limit: Int, leaseUntil: Date) throws -> [ResourceNotification] {
+        // dueNotifications' query (same plan: notifications_due_at in due order), skipping live claims. SQLite has one
+        // writer, so the select and the updates below are one atomic step: no other claimer sees these rows unclaimed.
+        let now = date.storageMilliseconds
+        let claimed = try Row.decodeAll(db, cachedSQL: Self.unclaimedDueSQL, arguments: [now, now, limit], decodeNotification)
+        let statement = try db.cachedStatement(sql: "UPDATE notifications SET claimed_until = ? WHERE id = ?")
+        for notification in claimed {
+            try statement.execute(arguments: [leaseUntil.storageMilliseconds, notification.id])
+        }
+        return claimed
     }
 
     func instancePolicies(instanceID: String) throws -> [InstancePolicy] {
@@ -1021,17 +1041,17 @@ struct SQLiteTransaction: StorageTransaction {
     func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) throws {
         switch outcome {
         case .sent(let at, let deadline):
-            try db.execute(cachedSQL: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ?, last_error = NULL WHERE id = ? AND status IN ('pending', 'sent')",
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ?, last_error = NULL, claimed_until = NULL WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [at.storageMilliseconds, deadline.storageMilliseconds, notificationID])
         case .failed(_, let error, let retryAt):
-            try db.execute(cachedSQL: "UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, claimed_until = NULL WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [retryAt.storageMilliseconds, error, notificationID])
         case .dead(_, let error):
             // The attempt that ran the attempts out counts too: "dead after N attempts" has attempts = N.
-            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', attempts = attempts + 1, next_attempt_at = NULL, last_error = ? WHERE id = ? AND status IN ('pending', 'sent')",
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', attempts = attempts + 1, next_attempt_at = NULL, last_error = ?, claimed_until = NULL WHERE id = ? AND status IN ('pending', 'sent')",
                            arguments: [error, notificationID])
         case .unacknowledged(_, let error):
-            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ?, incomplete = 408 WHERE id = ? AND status = 'sent'",
+            try db.execute(cachedSQL: "UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ?, incomplete = 408, claimed_until = NULL WHERE id = ? AND status = 'sent'",
                            arguments: [error, notificationID])
         }
     }

@@ -142,11 +142,7 @@ public protocol StorageTransaction: StorageReader {
     func appendEvent(_ event: LifecycleEvent) throws -> Int64
     /// Writes one pending notification of the event per registration of `keyID`, due at `date`; returns how many.
     func fanOut(eventSequence: Int64, keyID: String, dueAt date: Date) throws -> Int
-    /// Claims up to `limit` notifications ``StorageReader/dueNotifications(at:limit:)`` would return that are not
-    /// under another live claim (claimed until after `date`), and marks them claimed until `leaseUntil`;
-    /// ``recordDelivery(notificationID:_:)`` clears the claim. For several dispatchers on one database: a claimed
-    /// notification is handed to one of them at a time, and a killed dispatcher's claims come due again when the lease
-    /// ends.
+    /// Claims up to `limit` of the notifications ``dueNotifications(at:limit:)`` would return that are not under another live claim (claimed until after `date`), and marks them claimed until `leaseUntil`; ``recordDelivery(notificationID:_:)`` ends the claim. Several dispatchers on one database each get distinct notifications; a dispatcher that dies loses nothing: its claims fall due again when the lease ends.
     func claimDueNotifications(at date: Date, limit: Int, leaseUntil: Date) throws -> [ResourceNotification]
     /// Records a delivery outcome for a notification that is still pending or sent.
     func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) throws

@@ -24,7 +24,7 @@ public enum StoreContract {
     public static let checks: [StoreContractCheck] = [
         commandAtomicity, concurrentCommandsStayIndependent, roundTrip, fanOut, protectionEnded, dueNotificationOrder,
         deliveryOutcomes, acknowledgementSupersedes, paging, filters, keyQueries, eventSequence, purge, meta, kmipAdapters, durableAcrossReopen,
-        newerSchemaRefused, commitsSignalled, incompleteActions, tailNeverSkips,
+        newerSchemaRefused, commitsSignalled, incompleteActions, tailNeverSkips, notificationClaims,
     ]
 
     /// The checks a backend can run: those that reopen a database only when it has ``StoreContractBackend/reopening``.

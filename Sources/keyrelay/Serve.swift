@@ -69,6 +69,11 @@ struct Serve: AsyncParsableCommand {
         valueName: "DURATION"))
     var webhookTimeout: String?
 
+    @Option(name: .customLong("delivery-concurrency"), help: ServeSetting.deliveryConcurrency.help(
+        "How many notifications (to distinct resources) are delivered at once, 1-\(DeliveryPolicy.maximumConcurrency) (default: \(DeliveryPolicy.defaultConcurrency)).",
+        valueName: "N"))
+    var deliveryConcurrency: Int?
+
     @Option(name: .customLong("tls-cert"), help: ServeSetting.tlsCert.help(
         "Serve HTTPS with this PEM certificate chain, leaf first (with --tls-key).", valueName: "FILE"))
     var tlsCert: String?
@@ -115,6 +120,9 @@ struct Serve: AsyncParsableCommand {
         devToken = environment.string(.devToken, devToken)
         manualClock = try environment.flag(.manualClock, manualClock)
         webhookSecretFile = environment.string(.webhookSecretFile, webhookSecretFile)
+        let concurrencyRange = 1...DeliveryPolicy.maximumConcurrency
+        deliveryConcurrency = try environment.integer(.deliveryConcurrency, deliveryConcurrency, in: concurrencyRange,
+                                                      what: "from 1 to \(concurrencyRange.upperBound)")
         tlsCert = environment.string(.tlsCert, tlsCert)
         tlsKey = environment.string(.tlsKey, tlsKey)
         if shutdownTimeout == nil, let text = environment.string(.shutdownTimeout, nil) {
@@ -177,8 +185,17 @@ struct Serve: AsyncParsableCommand {
         options.logLevel = level
         options.logFormat = format
         options.auditFile = audit
+        // The dispatcher hands `--delivery-concurrency` notifications over at once, and leases its claims on them for
+        // twice the webhook timeout (plus a margin): the longest a hand-over can take.
+        let concurrency = deliveryConcurrency ?? DeliveryPolicy.defaultConcurrency
+        let timeout = options.webhookTimeout ?? ProcessInfo.processInfo.environment["KEYRELAY_WEBHOOK_TIMEOUT"].flatMap(DurationText.parse) ?? 10
+        let background: KeyRelayServer.BackgroundFactory = { engine, _ in
+            let policy = DeliveryPolicy(acknowledgementWindow: engine.configuration.lifecycle.acknowledgementWindow,
+                                        concurrency: concurrency, deliveryTimeout: timeout)
+            return DispatcherBackground(dispatcher: engine.makeDispatcher(bus: ServiceBus(), policy: policy))
+        }
         do {
-            try await KeyRelayServer.run(options)
+            try await KeyRelayServer.run(options, background: background)
         } catch let error as KeyRelayError {
             printError("keyrelay serve: \(error.message)")
             throw ExitCode(2)

@@ -19,6 +19,7 @@ enum ServeSetting: String, CaseIterable {
     case webhook
     case webhookSecretFile = "webhook-secret-file"
     case webhookTimeout = "webhook-timeout"
+    case deliveryConcurrency = "delivery-concurrency"
     case tlsCert = "tls-cert"
     case tlsKey = "tls-key"
     case shutdownTimeout = "shutdown-timeout"

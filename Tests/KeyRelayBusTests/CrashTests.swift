@@ -146,9 +146,10 @@ struct CrashTests {
         let engine = try await KeyRelayEngine.open(path: path, masterKey: master, configuration: Self.configuration())
         let counts = try await engine.deliveryCounts(instanceID: Self.instance)
         #expect(counts == DeliveryCounts(acknowledged: total))
-        // At most one acknowledgement per kill can have committed without its line being printed.
+        // At most one acknowledgement per hand-over in flight (the child runs 4 at once) can have committed without its
+        // line being printed when the child was killed.
         let unique = Set(printed)
-        #expect(unique.count >= total - kills)
+        #expect(unique.count >= total - kills * 4)
         #expect(unique.count <= total)
         // Duplicates changed nothing: every resource reports the state of its key's latest event.
         let ops = RequestContext(instanceID: Self.instance, principal: "operator")

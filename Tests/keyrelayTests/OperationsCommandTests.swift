@@ -64,6 +64,15 @@ import Darwin
         #expect(try await Self.listKeys(url, token: tokenA) == 401)
     }
 
+    @Test func theDeliveryConcurrencyIsRangeCheckedFromTheFlagAndTheVariable() async throws {
+        let flag = try KeyrelayChild("serve", ["serve", "--dev", "--delivery-concurrency", "0"])
+        #expect(try await flag.waitForExit(timeout: .seconds(30)).map { $0 != 0 } == true)
+        #expect(flag.printed.contains("--delivery-concurrency must be from 1 to 1024, not 0"))
+        let variable = try KeyrelayChild("serve", ["serve", "--dev"], environment: ["KEYRELAY_DELIVERY_CONCURRENCY": "5000"])
+        #expect(try await variable.waitForExit(timeout: .seconds(30)).map { $0 != 0 } == true)
+        #expect(variable.printed.contains("KEYRELAY_DELIVERY_CONCURRENCY must be from 1 to 1024, not '5000'"))
+    }
+
     @Test func aBadEnvironmentValueIsAnErrorNamingTheVariable() async throws {
         let serve = try KeyrelayChild("serve", ["serve", "--dev"], environment: ["KEYRELAY_PORT": "eighty"])
         let status = try await serve.waitForExit(timeout: .seconds(30))
