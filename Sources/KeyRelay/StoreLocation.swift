@@ -109,3 +109,28 @@ public struct StoreLocation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension StoreLocation {
+    /// The variable that chooses the backend of the package's own engine tests (`postgres`, or in memory by default).
+    package static let testBackendVariable = "KEYRELAY_TEST_BACKEND"
+
+    /// Test support for this package's suites (package-visible, not API): a database of its own for one test's
+    /// engine. In memory by default; with `KEYRELAY_TEST_BACKEND=postgres` (scripts/test's second pass), a new,
+    /// empty database on the server `KEYRELAY_TEST_POSTGRES_URL` names, so the engine, scenario and HTTP suites
+    /// run unchanged on PostgreSQL.
+    /// - Throws: when the backend is `postgres` but the server is not configured or refuses a new database, and for
+    ///   any other backend name: a typo must not quietly test SQLite.
+    package static func testDatabase() async throws -> StoreLocation {
+        switch ProcessInfo.processInfo.environment[testBackendVariable] ?? "" {
+        case "", "sqlite", "memory":
+            return .inMemory
+        case "postgres":
+            var configuration = try await PostgresScratchDatabase.create()
+            // Suites run many engines side by side on one server: a small pool each.
+            configuration.maximumConnections = 2
+            return StoreLocation(kind: .postgres(configuration))
+        case let other:
+            throw KeyRelayError(.invalidField, "\(testBackendVariable)=\(other) is not a backend: use postgres, or leave it unset for in-memory SQLite")
+        }
+    }
+}

@@ -30,7 +30,7 @@ public struct ScenarioOptions: Sendable {
 
 /// Where a scenario's engine keeps its data. Every scenario runs on a database of its own, created new, so one
 /// scenario never sees another's keys and a transcript does not depend on what ran before it.
-public enum ScenarioDatabase: Sendable, Equatable {
+public enum ScenarioDatabase: Sendable {
     /// A private in-memory SQLite database per scenario, gone when the scenario ends.
     case inMemory
     /// A new SQLite file per scenario in `directory` (created if missing), named after the scenario file
@@ -39,12 +39,16 @@ public enum ScenarioDatabase: Sendable, Equatable {
     /// `keyrelay status --db FILE --master-key-file FILE.master-key` can look at what a scenario did. A scenario
     /// whose database file already exists fails at its start rather than run on data it did not write.
     case sqliteFiles(directory: String)
+    /// A new database per scenario from `make` (a fresh PostgreSQL database, say).
+    case fresh(@Sendable () async throws -> StoreLocation)
 
     /// The location of `scenarioFile`'s database; a file location also gets `masterKey` written beside it.
-    func location(for scenarioFile: String, masterKey: MasterKey) throws -> StoreLocation {
+    func location(for scenarioFile: String, masterKey: MasterKey) async throws -> StoreLocation {
         switch self {
         case .inMemory:
             return .inMemory
+        case .fresh(let make):
+            return try await make()
         case .sqliteFiles(let directory):
             var name = scenarioFile.hasSuffix(".scenario") ? String(scenarioFile.dropLast(".scenario".count)) : scenarioFile
             while name.hasPrefix("./") { name.removeFirst(2) }
@@ -197,7 +201,7 @@ final class Execution {
         self.file = file
         clock = ManualClock(start: options.start)
         let masterKey = MasterKey.generate()
-        engine = try await KeyRelayEngine.open(try options.database.location(for: file, masterKey: masterKey), masterKey: masterKey,
+        engine = try await KeyRelayEngine.open(try await options.database.location(for: file, masterKey: masterKey), masterKey: masterKey,
                                                clock: clock, ids: SeededIdentifiers(seed: options.seed))
         material = SeededGenerator(seed: options.seed ^ 0x6D61_7465_7269_616C)
         services = BusServices(engine: engine, clock: clock, seed: options.seed, instanceID: options.instanceID)

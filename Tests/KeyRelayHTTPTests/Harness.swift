@@ -65,7 +65,9 @@ struct Harness {
         var configuration = KeyRelayConfiguration()
         configuration.importTokenKeySize = 2048
         configure(&configuration)
-        let engine = try await KeyRelayEngine.inMemory(clock: clock, configuration: configuration)
+        // In memory, or a fresh PostgreSQL database with KEYRELAY_TEST_BACKEND=postgres (scripts/test's second pass).
+        let engine = try await KeyRelayEngine.open(try await .testDatabase(), masterKey: .generate(), clock: clock,
+                                                   configuration: configuration)
         let background = DispatcherBackground(engine: engine)
         let simulated = simulation ? SimulatedCloud(engine: engine, bus: background.dispatcher.bus) : nil
         let api = KeyProtectAPI(engine: engine, access: access(), devClock: devClock ? clock : nil,

@@ -1,6 +1,11 @@
 import Foundation
+import KeyRelay
 import KeyRelayScenario
 import Testing
+
+/// Each scenario on a database of its own: in memory, or a fresh PostgreSQL database with
+/// `KEYRELAY_TEST_BACKEND=postgres` (scripts/test's second pass).
+let scenarioRunner = ScenarioRunner(options: ScenarioOptions(database: .fresh { try await StoreLocation.testDatabase() }))
 
 /// The repository root, found from this file's path.
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -22,7 +27,7 @@ struct ScenarioFilesTests {
     @Test("every expectation of the scenario passes", arguments: scenarioFiles)
     func scenarioPasses(_ name: String) async throws {
         let path = repositoryRoot.appendingPathComponent("scenarios").appendingPathComponent(name).path
-        let result = try await ScenarioRunner().run(file: path, displayName: "scenarios/\(name)")
+        let result = try await scenarioRunner.run(file: path, displayName: "scenarios/\(name)")
         #expect(result.tally.failed == 0, "\(result.transcript)")
         #expect(result.tally.passed > 0, "\(result.transcript)")
     }
@@ -30,8 +35,8 @@ struct ScenarioFilesTests {
     @Test("the seed story gives the same transcript on every run")
     func reproducible() async throws {
         let path = repositoryRoot.appendingPathComponent("scenarios/00-seed-story.scenario").path
-        let first = try await ScenarioRunner().run(file: path, displayName: "story")
-        let second = try await ScenarioRunner().run(file: path, displayName: "story")
+        let first = try await scenarioRunner.run(file: path, displayName: "story")
+        let second = try await scenarioRunner.run(file: path, displayName: "story")
         #expect(first.transcript == second.transcript)
         #expect(first.transcript.hasSuffix("13 passed, 0 failed"))
     }

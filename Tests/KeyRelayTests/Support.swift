@@ -8,7 +8,8 @@ let bob = RequestContext(instanceID: "instance-a", principal: "bob")
 let mallory = RequestContext(instanceID: "instance-b", principal: "mallory")
 let bucketCRN = CRN.bucket(account: "acct", serviceInstance: "cos-1", bucket: "invoices")
 
-/// An engine on a manual clock and a private database (a temp file when `path` is given).
+/// An engine on a manual clock and a private database: a temp file when `path` is given, otherwise
+/// `StoreLocation.testDatabase()` (in memory, or a fresh PostgreSQL database with `KEYRELAY_TEST_BACKEND=postgres`).
 func makeEngine(path: String? = nil, master: MasterKey = testMaster, configuration: KeyRelayConfiguration = KeyRelayConfiguration())
     async throws -> (KeyRelayEngine, ManualClock) {
     let clock = ManualClock(start: start)
@@ -16,7 +17,8 @@ func makeEngine(path: String? = nil, master: MasterKey = testMaster, configurati
     if let path {
         engine = try await KeyRelayEngine.open(path: path, masterKey: master, clock: clock, ids: SeededIdentifiers(seed: 7), configuration: configuration)
     } else {
-        engine = try await KeyRelayEngine.inMemory(masterKey: master, clock: clock, ids: SeededIdentifiers(seed: 7), configuration: configuration)
+        engine = try await KeyRelayEngine.open(try await .testDatabase(), masterKey: master, clock: clock, ids: SeededIdentifiers(seed: 7),
+                                               configuration: configuration)
     }
     return (engine, clock)
 }
