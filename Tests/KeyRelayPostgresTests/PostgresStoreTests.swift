@@ -37,7 +37,9 @@ private final class Rendezvous: Sendable {
     let arrived = Mutex([false, false])
     let runs = Mutex(0)
 
-    func arrive(_ me: Int, thenWaitFor other: Int, timeout: TimeInterval = 5) throws {
+    /// Bounded, and generous: under a full suite on 2 cores the other store's command can take seconds to start
+    /// (its thread pool and connection); a healthy run returns as soon as it has.
+    func arrive(_ me: Int, thenWaitFor other: Int, timeout: TimeInterval = 60) throws {
         arrived.withLock { $0[me] = true }
         let deadline = Date().addingTimeInterval(timeout)
         while !arrived.withLock({ $0[other] }) {
