@@ -110,7 +110,8 @@ struct PostgresBench {
     // MARK: Figures
 
     /// One caller, one-row durable transactions (autocommit), as many as fit in the measuring time.
-    func durableCommits(_ database: PostgresStore.Configuration) async throws -> (rate: Double, walBytesPerCommit: Double) {
+    func durableCommits(_ database: PostgresStore.Configuration) async throws
+        -> (rate: Double, walBytesPerCommit: Double, cpuMicrosecondsPerCommit: Double) {
         try await withConnection(database.database) { connection in
             try await execute(connection, "CREATE TABLE t (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)")
             var bindings = PostgresBindings(capacity: 1)
@@ -119,6 +120,7 @@ struct PostgresBench {
             for _ in 0..<20 { _ = try await connection.query(insert, logger: logger) }
             let wal = Double(try await integer(connection, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint") ?? 0)
             var count = 0
+            let cpu = LoadGenerator.processCPUSeconds()
             let start = now()
             let deadline = start + options.throughputSeconds
             while now() < deadline {
@@ -127,7 +129,8 @@ struct PostgresBench {
             }
             let elapsed = now() - start
             let after = Double(try await integer(connection, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint") ?? 0)
-            return (Double(count) / elapsed, (after - wal) / Double(max(count, 1)))
+            return (Double(count) / elapsed, (after - wal) / Double(max(count, 1)),
+                    (LoadGenerator.processCPUSeconds() - cpu) / Double(max(count, 1)) * 1e6)
         }
     }
 
@@ -235,6 +238,9 @@ struct PostgresBench {
             let result = try await withDatabase { try await durableCommits($0) }
             report.set("pg_durable_commit_per_s", result.rate)
             report.details["pg_durable_commit_wal_kib_per_commit"] = result.walBytesPerCommit / 1024
+            // This process's CPU (postgres-nio, the event loop) per one-round-trip commit: to compare with the
+            // lifecycle's per operation (the server's CPU is in its own processes, not counted).
+            report.details["pg_durable_commit_cpu_us_per_commit"] = result.cpuMicrosecondsPerCommit
         }
         if options.wants("pg_lifecycle") {
             step("pg_lifecycle_ops_per_s")
