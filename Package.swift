@@ -151,6 +151,9 @@ let package = Package(
             dependencies: [
                 "KeyRelay", "KeyRelayStore", "KeyRelaySQLite", "KeyRelayBus", "KeyRelayAdapters", "KeyRelayHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // The PostgreSQL figures (issue #12): the store, and plain postgres-nio for their baselines.
+                "KeyRelayPostgres", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 // The bare POST loop beside webhook_delivery_per_s uses the webhook transport's client directly.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -9,6 +9,8 @@ struct BenchOptions: Sendable {
     var jsonPath: String?
     var only: Set<String>?
     var directory: String?
+    /// `--postgres URL`: the server of the PostgreSQL figures (`pg_*`), which run only with it.
+    var postgres: String?
 
     func wants(_ name: String) -> Bool { only?.contains(name) ?? true }
 
@@ -143,6 +145,11 @@ final class Bench {
             report.details["rss_sync_s"] = result.seconds
             if !result.reset { report.notes.append("peak_rss_mb: /proc/self/clear_refs unavailable, the peak includes the bulk load") }
         }
+        if let url = options.postgres {
+            let postgres = try PostgresBench(url: url, bench: self)
+            report.postgres = postgres.server.description
+            try await postgres.run(into: &report, step: step)
+        }
         report.details["process_peak_rss_mb"] = Memory.peak()
         return report
     }
@@ -218,8 +225,23 @@ final class Bench {
         let store = try SQLiteStore(.file(path))
         defer { try? store.close() }
         let engine = try await KeyRelayEngine(storage: store, masterKey: .generate(), clock: clock, ids: RandomIdentifiers())
+        var before = GroupCommitStatistics()
+        let (rate, _) = try await lifecycle(engines: [engine], clock: clock, callers: callers) { before = store.groupCommitStatistics }
+        var statistics = store.groupCommitStatistics
+        statistics.batches -= before.batches
+        statistics.commands -= before.commands
+        return (rate, statistics)
+    }
+
+    /// The lifecycle mix on any store: `callers` concurrent callers, caller `i` on `engines[i % engines.count]` (two
+    /// engines on one PostgreSQL database are two replicas in one process). Every engine is warmed up first (8
+    /// operations each), then `started` runs, then the measurement: the rate and the operations measured. Sets ``lastCPUMicrosecondsPerOp`` and
+    /// ``lastWrittenBytesPerCommit`` (this process's writes to storage per operation).
+    func lifecycle(engines: [KeyRelayEngine], clock: ManualClock, callers: Int,
+                   started: () -> Void = {}) async throws -> (rate: Double, operations: Int) {
+        precondition(!engines.isEmpty)
         let context = Self.context
-        @Sendable func cycle(_ keyID: inout String?, _ step: Int, _ caller: Int) async throws {
+        @Sendable func cycle(_ engine: KeyRelayEngine, _ keyID: inout String?, _ step: Int, _ caller: Int) async throws {
             clock.advance(by: 3601)
             switch step % 4 {
             case 0: keyID = try await engine.createKey(KeySpec(name: "bench-\(caller)-\(step)"), context: context).id
@@ -229,9 +251,11 @@ final class Bench {
             }
         }
         // Warm up (statement caches, allocator).
-        var warm: String?
-        for step in 0..<8 { try await cycle(&warm, step, -1) }
-        let before = store.groupCommitStatistics
+        for (index, engine) in engines.enumerated() {
+            var warm: String?
+            for step in 0..<8 { try await cycle(engine, &warm, step, -1 - index) }
+        }
+        started()
         let bytes = Memory.writtenBytes()
         let cpu = LoadGenerator.processCPUSeconds()
         let seconds = options.throughputSeconds
@@ -239,12 +263,13 @@ final class Bench {
         let deadline = start + seconds
         let total = try await withThrowingTaskGroup(of: Int.self) { group in
             for caller in 0..<callers {
+                let engine = engines[caller % engines.count]
                 group.addTask {
                     var keyID: String?
                     var step = 0
                     // Finish whole cycles so that every key ends enabled.
                     while step % 4 != 0 || now() < deadline {
-                        try await cycle(&keyID, step, caller)
+                        try await cycle(engine, &keyID, step, caller)
                         step += 1
                     }
                     return step
@@ -255,10 +280,7 @@ final class Bench {
         let elapsed = now() - start
         lastCPUMicrosecondsPerOp = (LoadGenerator.processCPUSeconds() - cpu) / Double(max(total, 1)) * 1e6
         lastWrittenBytesPerCommit = (Memory.writtenBytes() - bytes) / Double(max(total, 1))
-        var statistics = store.groupCommitStatistics
-        statistics.batches -= before.batches
-        statistics.commands -= before.commands
-        return (Double(total) / elapsed, statistics)
+        return (Double(total) / elapsed, total)
     }
 
     /// An accepted sync on a key with `registrations` registrations, until all its notifications are written.

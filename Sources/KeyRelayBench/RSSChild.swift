@@ -83,22 +83,29 @@ struct BenchError: Error, CustomStringConvertible {
 /// The benchmark's fast bulk path: registrations written straight through the store (its one commit path, group
 /// commit), in large transactions, never 100,000 engine calls.
 enum BulkLoad {
-    static func registrations(store: SQLiteStore, key: Key, count: Int, chunk: Int = 50_000) async throws {
+    /// `count` registrations on `key`, written through the store's own `upsertRegistration` in transactions of
+    /// `chunk` rows, `parallel` transactions at a time (1: one after another).
+    static func registrations(store: any KeyRelayStorage, key: Key, count: Int, chunk: Int = 50_000, parallel: Int = 1) async throws {
         let crn = try CRN(parsing: "crn:v1:bluemix:public:cloud-object-storage:global:a/0123456789abcdef:instance-0001:bucket:bucket-0")
         let template = Registration(keyID: key.id, instanceID: key.instanceID, resourceCRN: crn,
                                     description: "bench registration", registrationMetadata: nil,
                                     keyVersion: key.currentVersion, createdBy: "bench", creationDate: key.creationDate)
-        var start = 0
-        while start < count {
-            let end = min(count, start + chunk)
-            try await store.write { [start] tx in
+        let chunks = stride(from: 0, to: count, by: chunk).map { $0..<min(count, $0 + chunk) }
+        @Sendable func load(_ range: Range<Int>) async throws {
+            try await store.write { tx in
                 var registration = template
-                for i in start..<end {
+                for i in range {
                     registration.resourceCRN = "crn:v1:bluemix:public:cloud-object-storage:global:a/0123456789abcdef:instance-0001:bucket:bucket-\(i)"
                     try tx.upsertRegistration(registration)
                 }
             }
-            start = end
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, range) in chunks.enumerated() {
+                if index >= parallel { try await group.next() }
+                group.addTask { try await load(range) }
+            }
+            try await group.waitForAll()
         }
     }
 }

@@ -65,6 +65,13 @@ struct Report {
         Figure(name: "http_unwrap_cpu_us", unit: "us/req", baseline: "http_baseline_cpu_us", target: "(none)", meets: nil),
         Figure(name: "http_sync_cpu_us", unit: "us/req", baseline: "http_baseline_cpu_us", target: "(none)", meets: nil),
         Figure(name: "peak_rss_mb", unit: "MiB", baseline: nil, target: "<= 150 MiB", meets: { $0 <= 150 }),
+        // PostgreSQL (issue #12, `--postgres URL`): baselines taken with plain postgres-nio on the same server.
+        Figure(name: "pg_durable_commit_per_s", unit: "commits/s", baseline: nil, target: "baseline", meets: nil),
+        Figure(name: "pg_lifecycle_ops_per_s", unit: "ops/s", baseline: "pg_durable_commit_per_s", target: ">= 0.8x", meets: { $0 >= 0.8 }),
+        Figure(name: "pg_lifecycle_ops_per_s_64_on_1", unit: "ops/s", baseline: "pg_durable_commit_per_s", target: "(none)", meets: nil),
+        Figure(name: "pg_lifecycle_ops_per_s_64_on_2", unit: "ops/s", baseline: "pg_lifecycle_ops_per_s_64_on_1", target: ">= 0.9x", meets: { $0 >= 0.9 }),
+        Figure(name: "pg_insert_100k_s", unit: "s", baseline: nil, target: "baseline", meets: nil),
+        Figure(name: "pg_sync_fanout_100k_s", unit: "s", baseline: "pg_insert_100k_s", target: "<= 1.5x", meets: { $0 <= 1.5 }),
     ]
 
     let quick: Bool
@@ -74,6 +81,8 @@ struct Report {
     let loadAverage = Report.currentLoadAverage()
     var values: [String: Double] = [:]
     var pending: [String: String] = [:]
+    /// The PostgreSQL server's URL without its password (`--postgres`), nil without one.
+    var postgres: String?
     var details: [String: Double] = [:]
     var notes: [String] = []
 
@@ -126,8 +135,9 @@ struct Report {
         func format(_ value: Double) -> String {
             value >= 100 ? String(format: "%.0f", value) : value >= 1 ? String(format: "%.2f", value) : String(format: "%.3f", value)
         }
-        var lines = [
+        var lines: [String] = [
             "KeyRelayBench — \(quick ? "quick" : "full") run, \(Timestamp.format(date)), \(Self.machine), load average \(loadAverage) at start, \(Self.currentLoadAverage()) at end",
+        ] + (postgres.map { ["PostgreSQL figures (pg_*) on \($0)"] } ?? []) + [
             "",
             "figure                          value         unit           vs baseline             target       verdict   written",
             String(repeating: "-", count: 124),
@@ -143,7 +153,7 @@ struct Report {
             }
             for (index, comparison) in figure.comparisons.enumerated() {
                 let ratioText = ratio(figure, comparison).map {
-                    "\(format($0))x \(comparison.baseline!.replacingOccurrences(of: "_per_s", with: "").replacingOccurrences(of: "_rps", with: "").replacingOccurrences(of: "sqlite_", with: "").prefix(13))"
+                    "\(format($0))x \(comparison.baseline!.replacingOccurrences(of: "_per_s", with: "").replacingOccurrences(of: "_rps", with: "").replacingOccurrences(of: "sqlite_", with: "").replacingOccurrences(of: "pg_lifecycle_ops", with: "pg_ops").prefix(comparison.baseline!.hasPrefix("pg_") ? 16 : 13))"
                 } ?? ""
                 let verdict = verdict(figure, comparison).map { $0 ? "met" : "MISSED" } ?? (comparison.meets == nil ? "" : "n/a")
                 let written = index == 0 ? self.written[figure.name].map { "\(format($0.kib)) KiB/\($0.per)" } ?? "" : ""
@@ -190,7 +200,7 @@ struct Report {
             "date": Timestamp.format(date), "machine": Self.machine, "mode": quick ? "quick" : "full",
             "load_average_start": loadAverage, "load_average_end": Self.currentLoadAverage(),
             "figures": values, "ratios": ratios, "targets": targets, "met": verdicts, "pending": pending,
-            "comparisons": comparisons,
+            "comparisons": comparisons, "postgres": postgres ?? NSNull(),
             "written_kib": written.mapValues { ["kib": $0.kib, "per": $0.per] as [String: Any] },
             "details": details, "notes": notes,
         ]

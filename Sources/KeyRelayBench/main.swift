@@ -2,7 +2,7 @@ import Foundation
 
 // KeyRelayBench (issue #6): KeyRelay measured against SQLite's own limits, in the same run. See docs/performance.md.
 //
-//   KeyRelayBench [--quick] [--json FILE] [--only NAME,…] [--dir DIR] [--delivery-concurrency N]
+//   KeyRelayBench [--quick] [--json FILE] [--only NAME,…] [--dir DIR] [--delivery-concurrency N] [--postgres URL]
 //   KeyRelayBench --rss-child DB --registrations N  (measures peak RSS of one sync, in a fresh process)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -25,12 +25,14 @@ if let path = value(after: "--rss-child") {
 
 if arguments.contains("--help") || arguments.contains("-h") {
     print("""
-        usage: KeyRelayBench [--quick] [--json FILE] [--only NAME,...] [--dir DIR] [--delivery-concurrency N]
+        usage: KeyRelayBench [--quick] [--json FILE] [--only NAME,...] [--dir DIR] [--delivery-concurrency N] [--postgres URL]
           --quick      smaller counts and shorter runs (under a minute), for smoke runs
           --json FILE  write every figure, ratio and target to FILE
           --only LIST  run only these benchmarks (durable,lifecycle,same_rows,concurrent,insert,fanout,delivery,webhook,http,rss)
           --dir DIR    where the temporary databases go (default: the system temporary directory)
           --delivery-concurrency N  hand-overs at once in delivery and webhook (default: the dispatcher's, 16)
+          --postgres URL  also run the PostgreSQL figures (pg_durable,pg_lifecycle,pg_concurrent,pg_insert,pg_fanout) on
+                       this server, each on a fresh database (the URL's user needs CREATEDB); see scripts/bench-postgres
         """)
     exit(0)
 }
@@ -39,7 +41,8 @@ var options = BenchOptions(
     quick: arguments.contains("--quick"),
     jsonPath: value(after: "--json"),
     only: value(after: "--only").map { Set($0.split(separator: ",").map(String.init)) },
-    directory: value(after: "--dir"))
+    directory: value(after: "--dir"),
+    postgres: value(after: "--postgres"))
 if let text = value(after: "--delivery-concurrency") {
     guard let n = Int(text), (1...1024).contains(n) else {
         FileHandle.standardError.write(Data("--delivery-concurrency must be from 1 to 1024, not '\(text)'\n".utf8))
