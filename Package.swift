@@ -176,7 +176,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         // Needs a server: KEYRELAY_TEST_POSTGRES_URL (each test makes its own database there); skipped without it.
-        .testTarget(name: "KeyRelayPostgresTests", dependencies: ["KeyRelayPostgres", "KeyRelayStore", "KeyRelayStoreTesting", "KeyRelay"]),
+        .testTarget(name: "KeyRelayPostgresTests", dependencies: ["KeyRelayPostgres", "KeyRelayStore", "KeyRelayStoreTesting", "KeyRelay", "KeyRelayBus"]),
         .testTarget(name: "KeyRelayStoreTestingTests", dependencies: ["KeyRelayStoreTesting", "KeyRelayStore", "KeyRelaySQLite"]),
         .testTarget(
             name: "KeyRelayTests",

@@ -65,6 +65,28 @@ extension KeyRelayEngine {
     /// - Parameters:
     ///   - policy: retries and the acknowledgement window (its window defaults to the engine's configured one).
     ///   - seed: seeds the backoff jitter.
+    /// Runs `dispatcher` (``Dispatcher/run()``) and pokes it after every commit the store announces — on a store
+    /// several processes share (PostgreSQL, through `LISTEN/NOTIFY`), another replica's commits too, so an idle
+    /// replica starts on the notifications another one wrote at once, not at its next poll (the dispatcher's
+    /// `maximumIdle`, the fallback when announcements do not arrive, e.g. behind a transaction-mode pooler).
+    /// Returns when the dispatcher's run ends (a graceful shutdown, or cancellation).
+    public nonisolated func run(_ dispatcher: Dispatcher) async {
+        let commits = storage.commits
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await dispatcher.run() }
+            group.addTask {
+                var seen = commits.generation
+                while !Task.isCancelled {
+                    await commits.wait(after: seen)
+                    seen = commits.generation
+                    dispatcher.poke()
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
     public nonisolated func makeDispatcher(bus: ServiceBus, policy: DeliveryPolicy? = nil, seed: UInt64 = 0) -> Dispatcher {
         let policy = policy ?? DeliveryPolicy(acknowledgementWindow: configuration.lifecycle.acknowledgementWindow)
         return Dispatcher(outbox: EngineOutbox(storage: storage), bus: bus, clock: clock, policy: policy, seed: seed,

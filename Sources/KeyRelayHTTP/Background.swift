@@ -59,16 +59,26 @@ public struct EngineHousekeeping: BackgroundWork {
 /// acknowledgement window) and key expiry as its scheduled work.
 public struct DispatcherBackground: BackgroundWork {
     public let dispatcher: Dispatcher
+    /// The engine whose store's commits wake the dispatcher (``KeyRelayEngine/run(_:)``), if any.
+    let engine: KeyRelayEngine?
 
-    public init(dispatcher: Dispatcher) { self.dispatcher = dispatcher }
+    /// `dispatcher`, woken by `engine`'s commits (another replica's included) when `engine` is given.
+    public init(dispatcher: Dispatcher, wakingOnCommitsOf engine: KeyRelayEngine? = nil) {
+        self.dispatcher = dispatcher
+        self.engine = engine
+    }
 
-    /// A dispatcher over `engine`'s outbox on `bus` (a new, empty bus by default: services subscribe to it).
+    /// A dispatcher over `engine`'s outbox on `bus` (a new, empty bus by default: services subscribe to it), woken by
+    /// the engine's commits.
     public init(engine: KeyRelayEngine, bus: ServiceBus = ServiceBus()) {
         dispatcher = engine.makeDispatcher(bus: bus)
+        self.engine = engine
     }
 
     /// Delivers until a graceful shutdown, which lets the delivery in flight finish (``Dispatcher/run()``).
-    public func run() async throws { await dispatcher.run() }
+    public func run() async throws {
+        if let engine { await engine.run(dispatcher) } else { await dispatcher.run() }
+    }
 
     public func advance(_ clock: ManualClock, by interval: TimeInterval) async throws {
         try await dispatcher.advance(clock, by: interval)

@@ -192,7 +192,7 @@ struct Serve: AsyncParsableCommand {
         let background: KeyRelayServer.BackgroundFactory = { engine, _ in
             let policy = DeliveryPolicy(acknowledgementWindow: engine.configuration.lifecycle.acknowledgementWindow,
                                         concurrency: concurrency, deliveryTimeout: timeout)
-            return DispatcherBackground(dispatcher: engine.makeDispatcher(bus: ServiceBus(), policy: policy))
+            return DispatcherBackground(dispatcher: engine.makeDispatcher(bus: ServiceBus(), policy: policy), wakingOnCommitsOf: engine)
         }
         do {
             try await KeyRelayServer.run(options, background: background)

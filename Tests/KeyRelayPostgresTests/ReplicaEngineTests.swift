@@ -1,5 +1,6 @@
 import Foundation
 import KeyRelay
+import KeyRelayBus
 import Testing
 @testable import KeyRelayPostgres
 
@@ -39,6 +40,37 @@ struct ReplicaEngineTests {
         }
     }
 
+    /// An idle replica's dispatcher starts on what another replica wrote when that commit is announced (LISTEN/NOTIFY),
+    /// well before its 30 s poll: the writer here has no dispatcher at all.
+    @Test func anIdleReplicasDispatcherWakesOnAnotherReplicasCommit() async throws {
+        try await withScratch { scratch in
+            let location = try location(try await scratch.database())
+            let writer = try await KeyRelayEngine.open(location, masterKey: master, clock: SystemClock())
+            let deliverer = try await KeyRelayEngine.open(location, masterKey: master, clock: SystemClock())
+            let bus = ServiceBus()
+            let (delivered, continuation) = AsyncStream.makeStream(of: String.self)
+            bus.subscribe(Recording(continuation), to: ServiceTopic.objectStorage)
+            let dispatcher = deliverer.makeDispatcher(bus: bus)
+            let running = Task { await deliverer.run(dispatcher) }
+            defer { running.cancel() }
+            // Let the dispatcher find nothing due and go idle (its next poll is 30 s away).
+            try await Task.sleep(for: .milliseconds(500))
+            let key = try await writer.createKey(KeySpec(name: "written-elsewhere"), context: context)
+            _ = try await writer.register(keyID: key.id, resourceCRN: CRN.bucket(account: "a", serviceInstance: "s", bucket: "b"),
+                                          context: context)
+            let disabled = try await writer.disable(key.id, context: context)
+            let first = await withTaskGroup(of: String?.self) { group in
+                group.addTask { var iterator = delivered.makeAsyncIterator(); return await iterator.next() }
+                group.addTask { try? await Task.sleep(for: .seconds(15)); return nil }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            let event = try #require(try await writer.events(keyID: disabled.id, context: context).last)
+            #expect(first == event.id, "the idle replica did not deliver within 15 s of the other's commit")
+        }
+    }
+
     @Test func twoReplicasSyncingOneKeyAtOnceAcceptOneAndRefuseTheOther() async throws {
         try await withScratch { scratch in
             let database = try await scratch.database()
@@ -68,4 +100,11 @@ private func failure(_ body: () async throws -> Void) async -> (any Error)? {
     } catch {
         return error
     }
+}
+
+/// A subscriber that reports each delivered event's id on a stream.
+private final class Recording: ServiceSubscriber {
+    let continuation: AsyncStream<String>.Continuation
+    init(_ continuation: AsyncStream<String>.Continuation) { self.continuation = continuation }
+    func deliver(_ notification: ResourceNotification) async throws { continuation.yield(notification.event.id) }
 }
