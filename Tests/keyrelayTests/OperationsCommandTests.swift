@@ -185,7 +185,7 @@ final class HoldingReceiver: Sendable {
                               onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } })
         let task = Task { try await app.run() }
         state.withLock { $0.task = task }
-        return try await eventually("the receiver to listen", timeout: .seconds(10)) { port.withLock { $0 } }
+        return try await eventually("the receiver to listen", timeout: .seconds(60)) { port.withLock { $0 } }
     }
 
     func stop() { state.withLock { $0.task?.cancel() } }
