@@ -188,12 +188,7 @@ struct StoredRow {
     /// JSON text decoded as `T`, or nil when the column is NULL.
     func json<T: Decodable>(_ column: String, as type: T.Type) throws -> T? {
         guard let text = try value(column, as: String?.self) else { return nil }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .millisecondsSince1970
-        do {
-            return try decoder.decode(type, from: Data(text.utf8))
-        } catch {
-            throw corrupt(column)
-        }
+        guard let decoded = StoredJSON.decode(text, as: type) else { throw corrupt(column) }
+        return decoded
     }
 }

@@ -208,3 +208,16 @@ extension Date {
     /// A date from stored milliseconds.
     package init(storageMilliseconds ms: Int64) { self.init(timeIntervalSince1970: Double(ms) / 1000) }
 }
+
+/// JSON kept in a text column (tags, aliases, policies), as every backend decodes it: dates as milliseconds, and
+/// text that does not decode as `T` answered nil, so the backend refuses the row (``StoreError/corruptRow``)
+/// rather than guess.
+package enum StoredJSON {
+    package static func decode<T: Decodable>(_ text: String, as type: T.Type) -> T? {
+        // Empty tag and alias lists are most keys': no JSONDecoder for them (a key is read by every command).
+        if text == "[]", let empty = [String]() as? T { return empty }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        return try? decoder.decode(type, from: Data(text.utf8))
+    }
+}

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Hummingbird
 import NIOCore
 import Synchronization
 import Testing
@@ -176,6 +177,21 @@ func send(_ method: String, _ url: String, headers: [String: String] = [:], json
     var answerHeaders: [String: String] = [:]
     for (name, value) in response.headers { answerHeaders[name.lowercased()] = value }
     return Answer(status: Int(response.status.code), headers: answerHeaders, body: Data(buffer.readableBytesView))
+}
+
+/// Serves `router` with Hummingbird on 127.0.0.1 and a free port (a test's webhook receiver); returns the port once
+/// it listens (bounded: 60 s, a full suite on 2 cores can be slow to start it) and the task to cancel to stop it.
+func startLocalReceiver(_ router: Router<BasicRequestContext>) async throws -> (port: Int, task: Task<Void, any Error>) {
+    let port = Mutex<Int?>(nil)
+    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                          onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } })
+    let task = Task { try await app.run() }
+    do {
+        return (try await eventually("the receiver to listen", timeout: .seconds(60)) { port.withLock { $0 } }, task)
+    } catch {
+        task.cancel()
+        throw error
+    }
 }
 
 /// A fresh Standard Webhooks secret in its written form.

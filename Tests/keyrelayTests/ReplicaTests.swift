@@ -174,12 +174,9 @@ final class AcknowledgingReceiver: Sendable {
             if ack.status >= 300 { lastAckFailure.withLock { $0 = "\(ack.status): \(ack.text.prefix(300))" } }
             return ack.status < 300 ? .noContent : .serviceUnavailable
         }
-        let port = Mutex<Int?>(nil)
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } })
-        let task = Task { try await app.run() }
+        let (port, task) = try await startLocalReceiver(router)
         state.withLock { $0.task = task }
-        return try await eventually("the receiver to listen", timeout: .seconds(60)) { port.withLock { $0 } }
+        return port
     }
 
     func stop() { state.withLock { $0.task?.cancel() } }
