@@ -134,6 +134,9 @@ extension KeyRelayEngine {
 
     static func validate(_ spec: KeySpec, now: Date) throws(KeyRelayError) {
         let op = "Key could not be created"
+        try StoredText.check(spec.name, field: "name", operation: op)
+        try StoredText.check(spec.description, field: "description", operation: op)
+        try StoredText.check(spec.tags, field: "tags", operation: op)
         guard (2...90).contains(spec.name.count), !spec.name.contains(where: \.isNewline) else {
             throw KeyRelayError(.invalidField, "The field 'name' must be: 2 to 90 characters on one line", operation: op,
                                 target: ErrorTarget(.field, "name"))

@@ -64,6 +64,10 @@ extension KeyRelayEngine {
     public func searchKeys(_ query: KeyQuery, context: RequestContext) async throws -> KeyListing {
         let operation = "Keys could not be retrieved"
         try Self.validatePaging(limit: query.limit, offset: query.offset, operation: operation)
+        if let search = query.search, StoredText.containsNUL(search.query) {
+            throw KeyRelayError(.invalidQueryParam, "The query_param 'search' must be: text without the character U+0000 (NUL)",
+                                operation: operation, target: ErrorTarget(.queryParam, "search"))
+        }
         var scoped = query
         if let ring = context.keyRingID { scoped.keyRingID = ring }
         let query = scoped

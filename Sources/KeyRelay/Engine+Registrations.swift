@@ -26,7 +26,7 @@ extension KeyRelayEngine {
     @discardableResult
     public func register(keyID reference: String, resourceCRN: String, input: RegistrationInput = RegistrationInput(),
                          context: RequestContext) async throws -> Registration {
-        try await saveRegistration(reference, resourceCRN: resourceCRN, context: context, mode: .create) { existing, key, now in
+        try await saveRegistration(reference, resourceCRN: resourceCRN, input: input, context: context, mode: .create) { existing, key, now in
             if let existing, existing.isProtecting {
                 throw KeyRelayError(.registrationExists, "A registration between this key and resource '\(resourceCRN)' already exists: replace (PUT) or update (PATCH) it instead",
                                     operation: Self.registrationOp)
@@ -46,7 +46,7 @@ extension KeyRelayEngine {
     @discardableResult
     public func replaceRegistration(keyID reference: String, resourceCRN: String, input: RegistrationInput,
                                     context: RequestContext) async throws -> Registration {
-        try await saveRegistration(reference, resourceCRN: resourceCRN, context: context, mode: .replace) { existing, key, now in
+        try await saveRegistration(reference, resourceCRN: resourceCRN, input: input, context: context, mode: .replace) { existing, key, now in
             var next = try Self.newRegistration(key: key, crn: resourceCRN, input: input, context: context, now: now)
             if let existing {
                 next.createdBy = existing.createdBy
@@ -62,7 +62,7 @@ extension KeyRelayEngine {
     @discardableResult
     public func updateRegistration(keyID reference: String, resourceCRN: String, input: RegistrationInput,
                                    context: RequestContext) async throws -> Registration {
-        try await saveRegistration(reference, resourceCRN: resourceCRN, context: context, mode: .update) { existing, key, now in
+        try await saveRegistration(reference, resourceCRN: resourceCRN, input: input, context: context, mode: .update) { existing, key, now in
             guard var next = existing else {
                 throw KeyRelayError(.registrationNotFound, "No registration between this key and resource '\(resourceCRN)' exists: create it first",
                                     operation: Self.registrationOp)
@@ -88,7 +88,8 @@ extension KeyRelayEngine {
             var key = try Self.resolve(reference, in: tx, context: context, operation: Self.registrationOp)
             key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
             try rules.checkRegistrationRemovable(key)
-            guard try tx.deleteRegistration(keyID: key.id, resourceCRN: resourceCRN) else {
+            // A CRN containing U+0000 names no registration (no stored text can contain it, see StoredText).
+            guard !StoredText.containsNUL(resourceCRN), try tx.deleteRegistration(keyID: key.id, resourceCRN: resourceCRN) else {
                 throw KeyRelayError(.registrationNotFound, "No registration between this key and resource '\(resourceCRN)' exists",
                                     operation: Self.registrationOp)
             }
@@ -99,6 +100,10 @@ extension KeyRelayEngine {
     public func registrations(keyID reference: String? = nil, filter: RegistrationFilter = RegistrationFilter(),
                               limit: Int = 200, offset: Int = 0, context: RequestContext) async throws -> Page<Registration> {
         try Self.validatePaging(limit: limit, offset: offset, operation: "Registrations could not be retrieved")
+        if let query = filter.crnQuery, StoredText.containsNUL(query) {
+            throw KeyRelayError(.invalidQueryParam, "The query_param 'urlEncodedResourceCRNQuery' must be: text without the character U+0000 (NUL)",
+                                operation: "Registrations could not be retrieved", target: ErrorTarget(.queryParam, "urlEncodedResourceCRNQuery"))
+        }
         if let query = filter.crnQuery, reference == nil, let star = query.firstIndex(of: "*") {
             let segmentsBefore = query[..<star].filter { $0 == ":" }.count
             guard segmentsBefore >= 8 else {
@@ -136,8 +141,11 @@ extension KeyRelayEngine {
             throw KeyRelayError(.invalidField, "The field 'keyStateData.rewrappedKeyVersion' must be: present when adopterKeyState is DEK_ENABLED",
                                 operation: op, target: ErrorTarget(.field, "keyStateData.rewrappedKeyVersion"))
         }
+        if let resourceCRN { _ = try CRN(parsing: resourceCRN) }
+        try StoredText.check(keyVersionID, field: "keyStateData.rewrappedKeyVersion", operation: op)
         try await storage.write { tx in
-            guard let event = try tx.event(id: eventID), event.instanceID == context.instanceID else {
+            // An id containing U+0000 names no event (no stored text can contain it).
+            guard !StoredText.containsNUL(eventID), let event = try tx.event(id: eventID), event.instanceID == context.instanceID else {
                 throw KeyRelayError(.notFound, "No event with id '\(eventID)' exists in this instance", operation: op,
                                     target: ErrorTarget(.field, "eventId"))
             }
@@ -184,9 +192,12 @@ extension KeyRelayEngine {
 
     enum SaveMode { case create, replace, update }
 
-    private func saveRegistration(_ reference: String, resourceCRN: String, context: RequestContext, mode: SaveMode,
+    private func saveRegistration(_ reference: String, resourceCRN: String, input: RegistrationInput, context: RequestContext, mode: SaveMode,
                                   _ build: @escaping @Sendable (Registration?, Key, Date) throws -> Registration) async throws -> Registration {
         _ = try CRN(parsing: resourceCRN)
+        try StoredText.check(input.description, field: "description", operation: Self.registrationOp)
+        try StoredText.check(input.registrationMetadata, field: "registrationMetadata", operation: Self.registrationOp)
+        try StoredText.check(input.keyVersionID, field: "keyVersionId", operation: Self.registrationOp)
         let now = now()
         let rules = rules
         let ids = ids

@@ -117,6 +117,8 @@ extension KeyRelayEngine {
     /// Protect does, naming the lookup whatever `operation` is (``notFound(_:)``).
     static func resolve(_ reference: String, in tx: any StorageReader, instanceID: String,
                         operation: String = "Key could not be retrieved") throws -> Key {
+        // A reference containing U+0000 names nothing (no stored text can contain it, see StoredText).
+        guard !StoredText.containsNUL(reference), !StoredText.containsNUL(instanceID) else { throw notFound(reference) }
         if let key = try tx.key(id: reference, instanceID: instanceID) { return key }
         if let id = try tx.keyID(alias: reference, instanceID: instanceID),
            let key = try tx.key(id: id, instanceID: instanceID) { return key }

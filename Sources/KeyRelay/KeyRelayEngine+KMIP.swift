@@ -230,7 +230,8 @@ extension KeyRelayEngine {
     /// The caller's adapter with this id or name (404 `NOT_FOUND_ERR` otherwise), checked against the context's key
     /// ring through its root key.
     static func resolveAdapter(_ reference: String, in tx: any StorageReader, context: RequestContext, operation: String) throws -> KMIPAdapter {
-        guard let adapter = try tx.kmipAdapter(id: reference, instanceID: context.instanceID)
+        // A reference containing U+0000 names nothing (no stored text can contain it, see StoredText).
+        guard !StoredText.containsNUL(reference), let adapter = try tx.kmipAdapter(id: reference, instanceID: context.instanceID)
                 ?? tx.kmipAdapter(name: reference, instanceID: context.instanceID) else {
             throw KeyRelayError(.notFound, "KMIP adapter does not exist: no adapter with id or name '\(reference)' in this instance", operation: operation)
         }
@@ -242,7 +243,7 @@ extension KeyRelayEngine {
 
     static func resolveCertificate(_ reference: String, of adapter: KMIPAdapter, in tx: any StorageReader,
                                    operation: String) throws -> KMIPClientCertificate {
-        guard let certificate = try tx.kmipClientCertificate(id: reference, adapterID: adapter.id)
+        guard !StoredText.containsNUL(reference), let certificate = try tx.kmipClientCertificate(id: reference, adapterID: adapter.id)
                 ?? tx.kmipClientCertificate(name: reference, adapterID: adapter.id) else {
             throw KeyRelayError(.notFound, "KMIP client certificate does not exist: the adapter '\(adapter.name)' has no certificate with id or name '\(reference)'",
                                 operation: operation)
@@ -251,7 +252,7 @@ extension KeyRelayEngine {
     }
 
     static func object(_ id: String, of adapter: KMIPAdapter, in tx: any StorageReader, operation: String) throws -> KMIPObject {
-        guard let object = try tx.kmipObject(id: id, adapterID: adapter.id) else {
+        guard !StoredText.containsNUL(id), let object = try tx.kmipObject(id: id, adapterID: adapter.id) else {
             throw KeyRelayError(.notFound, "KMIP object does not exist: the adapter '\(adapter.name)' has no object '\(id)'", operation: operation)
         }
         return object

@@ -25,6 +25,7 @@ public struct CRN: Sendable, Hashable, Codable, CustomStringConvertible {
         }
         guard text.count <= 512 else { throw bad("it is longer than 512 characters") }
         guard !text.contains(where: { $0.isWhitespace || $0.isNewline }) else { throw bad("it contains whitespace") }
+        guard !StoredText.containsNUL(text) else { throw bad("it contains the character U+0000 (NUL)") }
         let parts = text.split(separator: ":", maxSplits: 9, omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 10 else {
             throw bad("a CRN has 10 segments separated by ':' (crn:v1:cname:ctype:service-name:location:scope:service-instance:resource-type:resource), found \(parts.count)")

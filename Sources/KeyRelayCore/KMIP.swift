@@ -139,6 +139,7 @@ public enum KMIPNames {
 
     /// Descriptions: at most 240 characters.
     public static func validateDescription(_ text: String?, operation: String) throws(KeyRelayError) {
+        try StoredText.check(text, field: "description", operation: operation)
         guard let text, text.count > 240 else { return }
         throw KeyRelayError(.invalidField, "The field 'description' must be: at most 240 characters", operation: operation,
                             target: ErrorTarget(.field, "description"))
