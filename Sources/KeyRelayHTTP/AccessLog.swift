@@ -43,7 +43,25 @@ struct AccessLogMiddleware: RouterMiddleware {
         if let given, !given.isEmpty, given.count <= maxCorrelationIDLength, given.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
             return given
         }
-        return lowercased(UUID())
+        return lowercased(randomUUID())
+    }
+
+    /// A random (version 4, RFC 9562 variant) UUID from the system's generator. Foundation's `UUID()` on Linux
+    /// opens, reads and closes `/dev/urandom` for every id (three system calls and a file descriptor per request
+    /// that brings no `Correlation-Id`); `SystemRandomNumberGenerator` is one `getrandom` call, the same source.
+    static func randomUUID() -> UUID {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() as UInt64
+        let low = generator.next() as UInt64
+        var bytes = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
+                     UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0))
+        withUnsafeMutableBytes(of: &bytes) { raw in
+            raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+            raw[6] = raw[6] & 0x0F | 0x40  // version 4
+            raw[8] = raw[8] & 0x3F | 0x80  // variant 10xx
+        }
+        return UUID(uuid: bytes)
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)

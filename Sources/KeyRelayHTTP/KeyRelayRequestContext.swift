@@ -82,15 +82,45 @@ public struct Credentials: Sendable {
     init() {}
 
     init(_ request: Request, access: AccessControl) {
-        if let header = request.headers[.authorization] {
-            let parts = header.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                grant = access.grant(forToken: String(Self.trimmed(parts[1])))
+        let headers = Self.headers(request.headers)
+        if let header = headers.authorization, let token = Self.bearerToken(header) {
+            grant = access.grant(forToken: String(Self.trimmed(token)))
+        }
+        instance = headers.instance.map { String(Self.trimmed(Substring($0))) }?.nonEmpty
+        keyRing = headers.keyRing?.nonEmpty
+        correlationID = headers.correlationID
+    }
+
+    /// The four headers credentials are made of, in one pass over the request's fields, each exactly as
+    /// `HTTPFields`' subscript reads it (a repeated field's values joined with ", "). Four subscript reads built the
+    /// fields' name index and joined a lazy sequence into a new string for every header, on every request.
+    static func headers(_ fields: HTTPFields) -> (authorization: String?, instance: String?, keyRing: String?, correlationID: String?) {
+        var found: (authorization: String?, instance: String?, keyRing: String?, correlationID: String?) = (nil, nil, nil, nil)
+        func add(_ value: String, to slot: inout String?) {
+            slot = slot.map { $0 + ", " + value } ?? value
+        }
+        for field in fields {
+            switch field.name {
+            case .authorization: add(field.value, to: &found.authorization)
+            case .bluemixInstance: add(field.value, to: &found.instance)
+            case .keyRing: add(field.value, to: &found.keyRing)
+            case .correlationID: add(field.value, to: &found.correlationID)
+            default: continue
             }
         }
-        instance = request.headers[.bluemixInstance].map { String(Self.trimmed(Substring($0))) }?.nonEmpty
-        keyRing = request.headers[.keyRing]?.nonEmpty
-        correlationID = request.headers[.correlationID]
+        return found
+    }
+
+    /// The token of `Bearer <token>` (the scheme in any case), read as `header.split(separator: " ", maxSplits: 1)`
+    /// reads it: leading spaces skipped, the scheme up to the next space, the token everything after that one space
+    /// (nil when empty) — without the array of substrings `split` makes on every request.
+    static func bearerToken(_ header: String) -> Substring? {
+        guard let start = header.firstIndex(where: { $0 != " " }) else { return nil }
+        let rest = header[start...]
+        guard let space = rest.firstIndex(of: " ") else { return nil }
+        let token = rest[rest.index(after: space)...]
+        guard !token.isEmpty, rest[..<space].lowercased() == "bearer" else { return nil }
+        return token
     }
 
     /// Without surrounding spaces and tabs. (Foundation's `trimmingCharacters(in:)` bridges through `NSString` on

@@ -16,4 +16,20 @@ struct CorrelationIDTests {
         #expect(AccessLogMiddleware.correlationID(nil).count == 36)
         #expect(AccessLogMiddleware.correlationID("caller-id") == "caller-id")
     }
+
+    /// Generated ids are version 4 with the RFC 9562 variant, as Foundation's are, and do not repeat.
+    @Test func generatedIDsAreVersion4() {
+        var seen = Set<String>()
+        for _ in 0..<2000 {
+            let id = AccessLogMiddleware.correlationID(nil)
+            let characters = Array(id)
+            #expect(characters.count == 36)
+            #expect(characters[14] == "4")
+            #expect("89ab".contains(characters[19]))
+            #expect(id == id.lowercased())
+            #expect(UUID(uuidString: id) != nil)
+            seen.insert(id)
+        }
+        #expect(seen.count == 2000)
+    }
 }
