@@ -217,6 +217,83 @@ struct PostgresStoreTests {
         }
     }
 
+    /// Writes the closure needs no answer from are sent without waiting (PostgresSession): one that fails still fails
+    /// its transaction, with its own error, and nothing of the transaction is committed.
+    @Test func aWriteSentWithoutWaitingThatFailsFailsItsTransaction() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await seed(store, key("k1"))
+            // The second INSERT INTO keys of k1 is refused (23505); the closure went on and returned.
+            let duplicate = await #expect(throws: PostgresStoreError.self) {
+                try await store.write { tx in
+                    try tx.setMeta("after-begin", Data([1]))
+                    try tx.insertKey(key("k1"))
+                    try tx.setMeta("after-duplicate", Data([2]))
+                    return 1
+                }
+            }
+            #expect(duplicate?.sqlState == "23505")
+            // Refused before the closure's own error: the store's failure is what is reported, as on SQLite, where
+            // the closure would have stopped at the write.
+            struct Refused: Error {}
+            let first = await #expect(throws: PostgresStoreError.self) {
+                try await store.write { tx in
+                    try tx.insertKey(key("k1"))
+                    throw Refused()
+                }
+            }
+            #expect(first?.sqlState == "23505")
+            // An UPDATE of a key that is not there changes no row: checked when its answer arrives.
+            await #expect(throws: PostgresStoreError.self) {
+                try await store.write { tx in
+                    try tx.updateKey(key("ghost"))
+                    try tx.setMeta("after-ghost", Data([3]))
+                }
+            }
+            for name in ["after-begin", "after-duplicate", "after-ghost"] {
+                #expect(try await store.read { tx in try tx.meta(name) } == nil, "\(name) was committed")
+            }
+            // A later read sees the writes sent before it, in the same transaction.
+            let seen = try await store.write { tx in
+                var stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
+                stored.eventSequence = 7
+                try tx.updateKey(stored)
+                return try tx.key(id: "k1", instanceID: "i1")?.eventSequence
+            }
+            #expect(seen == 7)
+        }
+    }
+
+    /// The round trips of a lifecycle command's shape (read the key under its lock, write it and its new version,
+    /// append the event, fan out): the thread waits for three answers — the key, the event's sequence, the fan-out's
+    /// count — and COMMIT; BEGIN, the key's and version's writes and the notification of `keyrelay_commits` (in the
+    /// event's statement) are not waited for, and the event-sequence lock is in the event's statement.
+    @Test func aLifecycleCommandWaitsForTheAnswersItReadsOnly() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await seed(store, key("k1"), buckets: ["b1", "b2"])
+            let (sent, waits, notifications) = try await store.write { tx in
+                var stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
+                let version = KeyVersion(id: "k1-v2", creationDate: epoch)
+                try tx.insertVersion(keyID: "k1", version: version, ordinal: 2, sealedMaterial: Data([1, 2, 3]))
+                stored.currentVersion = version
+                var event = stored.recordEvent(.rotate, id: "k1-e1", at: epoch, by: "op", correlationID: nil)
+                try tx.updateKey(stored)
+                event.sequence = try tx.appendEvent(event)
+                let count = try tx.fanOut(eventSequence: event.sequence, keyID: "k1", dueAt: epoch)
+                let session = try #require(tx as? PostgresTransaction).session
+                return (session.sent, session.waits, count)
+            }
+            #expect(notifications == 2)
+            // BEGIN, SELECT … FOR UPDATE, INSERT INTO key_versions, UPDATE keys, the event (lock + pg_notify +
+            // INSERT), the fan-out; COMMIT follows.
+            #expect(sent == 6)
+            #expect(waits == 3)
+            #expect(try await store.read { tx in try tx.versions(keyID: "k1", limit: 10, offset: 0).map(\.id) } == ["k1-v2"])
+            #expect(try await store.read { tx in try tx.latestEventSequence() } == 1)
+        }
+    }
+
     /// Two dispatchers claiming at once get disjoint notifications; a claim holds until its lease ends or a delivery
     /// outcome is recorded.
     @Test func claimsAreDisjointAndHeldUntilTheLeaseEnds() async throws {
