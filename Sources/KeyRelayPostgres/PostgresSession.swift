@@ -35,6 +35,17 @@ final class PostgresSession {
     private(set) var waits = 0
     /// Whether the transaction under way has notified `keyrelay_commits` already (appendEvent's statement does).
     var notified = false
+    /// Keys the transaction under way read under `FOR UPDATE`, and those of them it found without registrations
+    /// (appendEvent): see PostgresTransaction.appendEvent.
+    var lockedKeys: Set<String> = []
+    var unregisteredKeys: Set<String> = []
+
+    /// Forgets what one attempt of a transaction learnt (at each BEGIN).
+    func beginTransaction() {
+        notified = false
+        lockedKeys.removeAll()
+        unregisteredKeys.removeAll()
+    }
 
     init(connection: PostgresConnection, logger: Logger) {
         self.connection = connection

@@ -148,7 +148,7 @@ public final class PostgresStore: KeyRelayStorage {
                 // BEGIN, the writes whose answers the closure does not need, pg_notify and COMMIT are sent without
                 // waiting (PostgresSession): the thread waits for the answers the closure reads, and for COMMIT.
                 try session.send("BEGIN")
-                session.notified = false
+                session.beginTransaction()
                 do {
                     let value = try command(PostgresTransaction(session: session, writing: true, ordersEventSequences: ordered,
                                                                 origin: origin))

@@ -258,7 +258,15 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func key(id: String, instanceID: String) throws -> Key? {
-        try one("SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?\(lockKeys)", [id, instanceID], decodeKey)
+        let key = try one("SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?\(lockKeys)", [id, instanceID], decodeKey)
+        if writing, let key { session.lockedKeys.insert(key.id) }
+        return key
+    }
+
+    /// Keys a write read under `FOR UPDATE OF k`, remembered as locked by this transaction (see appendEvent).
+    private func locked(_ keys: [Key]) -> [Key] {
+        if writing { session.lockedKeys.formUnion(keys.map(\.id)) }
+        return keys
     }
 
     func keyID(alias: String, instanceID: String) throws -> String? {
@@ -370,23 +378,23 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key] {
-        try all("SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?\(lockKeys)",
-                [date.storageMilliseconds, limit], decodeKey)
+        try locked(all("SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?\(lockKeys)",
+                [date.storageMilliseconds, limit], decodeKey))
     }
 
     func keysDueForPolicyRotation(at date: Date, month: TimeInterval, limit: Int) throws -> [Key] {
         let due = "COALESCE(k.last_rotate_at, k.created_at) + k.rotation_interval * ?::bigint"
         let monthMilliseconds = Int64((month * 1000).rounded())
-        return try all("""
+        return try locked(all("""
             SELECT \(keyColumns) FROM keys k
             WHERE k.rotation_enabled AND k.state = 1 AND NOT k.extractable AND NOT k.imported AND \(due) <= ?
             ORDER BY \(due), k.id LIMIT ?\(lockKeys)
-            """, [monthMilliseconds, date.storageMilliseconds, monthMilliseconds, limit], decodeKey)
+            """, [monthMilliseconds, date.storageMilliseconds, monthMilliseconds, limit], decodeKey))
     }
 
     func destroyedKeys(deletedAtOrBefore date: Date, limit: Int) throws -> [Key] {
-        try all("SELECT \(keyColumns) FROM keys k WHERE k.state = 5 AND k.deleted_at <= ? ORDER BY k.deleted_at, k.id LIMIT ?\(lockKeys)",
-                [date.storageMilliseconds, limit], decodeKey)
+        try locked(all("SELECT \(keyColumns) FROM keys k WHERE k.state = 5 AND k.deleted_at <= ? ORDER BY k.deleted_at, k.id LIMIT ?\(lockKeys)",
+                [date.storageMilliseconds, limit], decodeKey))
     }
 
     func aliases(keyID: String) throws -> [AliasRecord] {
@@ -641,6 +649,7 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func upsertRegistration(_ r: Registration) throws {
+        session.unregisteredKeys.remove(r.keyID)
         try session.send("""
             INSERT INTO registrations (key_id, resource_crn, instance_id, service, description, metadata, prevent_key_deletion,
                 key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at, ack_event_id, ack_state,
@@ -687,21 +696,35 @@ struct PostgresTransaction: StorageTransaction {
         let lock = ordersEventSequences ? "pg_advisory_xact_lock(?::int4, ?::int4), " : ""
         let lockArguments: [Argument] = ordersEventSequences
             ? [PostgresStore.eventSequenceLock.classID, PostgresStore.eventSequenceLock.objectID] : []
-        let sequence: Int64? = try scalar("""
+        //
+        // For an event that notifies resources, of a key this transaction holds under FOR UPDATE, the statement also
+        // answers whether the key has any registration: when it has none, ``fanOut(eventSequence:keyID:dueAt:)``
+        // writes nothing and needs no statement. That answer cannot go stale before COMMIT: a registration is inserted
+        // with its foreign key's `FOR KEY SHARE` on the key row, which waits for this transaction's `FOR UPDATE`; one
+        // inserted before the lock was granted has committed before it, and this statement's snapshot, taken after the
+        // lock, sees it. This transaction's own `upsertRegistration` forgets the answer.
+        let probe = event.kind.notifiesResources && session.lockedKeys.contains(event.keyID)
+        let registered = probe ? ", EXISTS (SELECT 1 FROM registrations r WHERE r.key_id = events.key_id) AS registered" : ""
+        let row = try one("""
             WITH ordered AS MATERIALIZED (SELECT \(lock)pg_notify(?, ?))
             INSERT INTO events (id, instance_id, key_id, key_seq, kind, key_state, version_id, version_created_at, at, principal, correlation_id)
-            SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM ordered RETURNING seq
+            SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM ordered RETURNING seq\(registered)
             """, lockArguments + [PostgresStore.commitChannel, origin] + [
                 event.id, event.instanceID, event.keyID, event.keySequence, event.kind.rawValue, event.keyState.rawValue,
-                event.keyVersion.id, ms(event.keyVersion.creationDate), ms(event.date), event.principal, event.correlationID],
-            column: "seq", table: "events")
-        guard let sequence else { throw PostgresStoreError(sqlState: nil, message: "INSERT INTO events returned no sequence") }
+                event.keyVersion.id, ms(event.keyVersion.creationDate), ms(event.date), event.principal, event.correlationID]) {
+            let r = StoredRow(row: $0, table: "events")
+            return (sequence: try r.value("seq", as: Int64.self), registered: probe ? try r.value("registered", as: Bool.self) : true)
+        }
+        guard let row else { throw PostgresStoreError(sqlState: nil, message: "INSERT INTO events returned no sequence") }
         session.notified = true
-        return sequence
+        if !row.registered { session.unregisteredKeys.insert(event.keyID) }
+        return row.sequence
     }
 
     func fanOut(eventSequence: Int64, keyID: String, dueAt date: Date) throws -> Int {
-        try session.execute("""
+        // A key this transaction locked and found without registrations (appendEvent): nothing to write.
+        if session.unregisteredKeys.contains(keyID) { return 0 }
+        return try session.execute("""
             INSERT INTO notifications (event_seq, key_id, resource_crn, service, status, attempts, next_attempt_at)
             SELECT ?, key_id, resource_crn, service, 'pending', 0, ? FROM registrations WHERE key_id = ? ORDER BY resource_crn
             """, [eventSequence, date.storageMilliseconds, keyID])

@@ -265,32 +265,55 @@ struct PostgresStoreTests {
     }
 
     /// The round trips of a lifecycle command's shape (read the key under its lock, write it and its new version,
-    /// append the event, fan out): the thread waits for three answers — the key, the event's sequence, the fan-out's
-    /// count — and COMMIT; BEGIN, the key's and version's writes and the notification of `keyrelay_commits` (in the
-    /// event's statement) are not waited for, and the event-sequence lock is in the event's statement.
+    /// append the event, fan out): the thread waits for the key, the event's sequence and, when the key has
+    /// registrations, the fan-out's count — and COMMIT; BEGIN, the key's and version's writes and the notification of
+    /// `keyrelay_commits` (in the event's statement) are not waited for, and the event-sequence lock is in the
+    /// event's statement. A key the transaction locked and found without registrations fans out with no statement.
     @Test func aLifecycleCommandWaitsForTheAnswersItReadsOnly() async throws {
         try await withScratch { scratch in
             let store = try await scratch.store()
             try await seed(store, key("k1"), buckets: ["b1", "b2"])
-            let (sent, waits, notifications) = try await store.write { tx in
-                var stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
-                let version = KeyVersion(id: "k1-v2", creationDate: epoch)
-                try tx.insertVersion(keyID: "k1", version: version, ordinal: 2, sealedMaterial: Data([1, 2, 3]))
-                stored.currentVersion = version
-                var event = stored.recordEvent(.rotate, id: "k1-e1", at: epoch, by: "op", correlationID: nil)
-                try tx.updateKey(stored)
-                event.sequence = try tx.appendEvent(event)
-                let count = try tx.fanOut(eventSequence: event.sequence, keyID: "k1", dueAt: epoch)
-                let session = try #require(tx as? PostgresTransaction).session
-                return (session.sent, session.waits, count)
+            try await seed(store, key("k2"))
+            @Sendable func rotate(_ id: String, registering bucket: String? = nil) async throws -> (sent: Int, waits: Int, count: Int) {
+                try await store.write { tx in
+                    var stored = try #require(try tx.key(id: id, instanceID: "i1"))
+                    let version = KeyVersion(id: "\(id)-v\(stored.eventSequence + 2)", creationDate: epoch)
+                    try tx.insertVersion(keyID: id, version: version, ordinal: stored.eventSequence + 2, sealedMaterial: Data([1, 2, 3]))
+                    stored.currentVersion = version
+                    var event = stored.recordEvent(.rotate, id: "\(id)-e\(stored.eventSequence + 1)", at: epoch, by: "op", correlationID: nil)
+                    try tx.updateKey(stored)
+                    event.sequence = try tx.appendEvent(event)
+                    if let bucket {
+                        try tx.upsertRegistration(Registration(
+                            keyID: id, instanceID: "i1",
+                            resourceCRN: try CRN(parsing: CRN.bucket(account: "acct", serviceInstance: "cos", bucket: bucket)),
+                            keyVersion: version, createdBy: "cos", creationDate: epoch))
+                    }
+                    let count = try tx.fanOut(eventSequence: event.sequence, keyID: id, dueAt: epoch)
+                    let session = try #require(tx as? PostgresTransaction).session
+                    return (session.sent, session.waits, count)
+                }
             }
-            #expect(notifications == 2)
             // BEGIN, SELECT … FOR UPDATE, INSERT INTO key_versions, UPDATE keys, the event (lock + pg_notify +
-            // INSERT), the fan-out; COMMIT follows.
-            #expect(sent == 6)
-            #expect(waits == 3)
-            #expect(try await store.read { tx in try tx.versions(keyID: "k1", limit: 10, offset: 0).map(\.id) } == ["k1-v2"])
-            #expect(try await store.read { tx in try tx.latestEventSequence() } == 1)
+            // INSERT + whether the key has registrations), the fan-out; COMMIT follows.
+            let registered = try await rotate("k1")
+            #expect(registered.count == 2)
+            #expect(registered.sent == 6)
+            #expect(registered.waits == 3)
+            // Without registrations: no fan-out statement, one wait less.
+            let unregistered = try await rotate("k2")
+            #expect(unregistered.count == 0)
+            #expect(unregistered.sent == 5)
+            #expect(unregistered.waits == 2)
+            // A registration the transaction itself makes after the event is fanned out to.
+            let registering = try await rotate("k2", registering: "b3")
+            #expect(registering.count == 1)
+            #expect(registering.sent == 7)
+            let notified = try await store.read { tx in
+                try tx.notifications(keyID: nil, eventSequence: nil, status: nil, limit: 10, offset: 0).map(\.event.keyID)
+            }
+            #expect(notified.sorted() == ["k1", "k1", "k2"])
+            #expect(try await store.read { tx in try tx.latestEventSequence() } == 3)
         }
     }
 
