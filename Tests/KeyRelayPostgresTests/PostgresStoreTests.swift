@@ -217,6 +217,30 @@ struct PostgresStoreTests {
         }
     }
 
+    /// Migration 0002: the fan-out's INSERT … SELECT into notifications fires no trigger per row (the foreign key to
+    /// events was one, a third of a 100k-registration sync); the columns the fan-out copies stay as they were.
+    @Test func theFanOutFiresNoTriggerPerNotification() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await store.execute("""
+                DO $$ BEGIN IF (SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = 'notifications'::regclass) <> 0
+                THEN RAISE EXCEPTION 'notifications has a trigger'; END IF; END $$
+                """)
+            try await seed(store, key("k1"), buckets: ["b1", "b2", "b3"])
+            let count = try await store.write { tx in
+                var event = LifecycleEvent(id: "e1", instanceID: "i1", keyID: "k1", keySequence: 1, kind: .sync, keyState: .active,
+                                           keyVersion: KeyVersion(id: "k1-v1", creationDate: epoch), date: epoch, principal: "op",
+                                           correlationID: nil)
+                event.sequence = try tx.appendEvent(event)
+                return try tx.fanOut(eventSequence: event.sequence, keyID: "k1", dueAt: epoch)
+            }
+            #expect(count == 3)
+            let notifications = try await store.read { tx in try tx.notifications(eventSequences: [1]) }
+            #expect(notifications.map(\.event.id) == ["e1", "e1", "e1"])
+            #expect(notifications.map(\.status) == [.pending, .pending, .pending])
+        }
+    }
+
     /// Writes the closure needs no answer from are sent without waiting (PostgresSession): one that fails still fails
     /// its transaction, with its own error, and nothing of the transaction is committed.
     @Test func aWriteSentWithoutWaitingThatFailsFailsItsTransaction() async throws {
