@@ -10,9 +10,47 @@ typealias Argument = (any PostgresThrowingDynamicTypeEncodable)?
 /// One pooled connection seen from a thread of the store's thread pool (never an event loop): each statement is sent
 /// with postgres-nio's EventLoopFuture API and waited for on this thread. That is what makes the port's synchronous
 /// closures possible on an asynchronous driver (see ``PostgresStore``).
-struct PostgresSession: Sendable {
+///
+/// ## Statements sent without waiting
+///
+/// A write whose answer the closure does not need (`BEGIN`, an `INSERT` or `UPDATE` of the port that returns nothing,
+/// `COMMIT`) is ``send(_:_:check:)``-ed: postgres-nio queues it on the connection and the thread goes on at once, so
+/// the statements between two answers the closure needs cost one wait on this thread instead of one each (postgres-nio
+/// runs a connection's statements one after another, in the order sent: a statement sent later sees the earlier ones'
+/// writes). Every statement that is waited for first settles those sent before it, in order, and the first failure
+/// among them is what is thrown: after a failed statement PostgreSQL refuses the rest of the transaction (25P02), and
+/// the caller learns the cause, as if it had waited for each. ``settle()`` waits for all of them; the store settles
+/// before it reports a commit, and before it reports a closure's own error (a failed write comes first, as it would
+/// have on SQLite, where the closure would have stopped there).
+///
+/// Not `Sendable`: one session belongs to the one pool thread running one closure.
+final class PostgresSession {
     let connection: PostgresConnection
     let logger: Logger
+    /// Sent, not yet waited for, in the order sent, each with the check its caller would have made on the answer.
+    private var inFlight: [(future: EventLoopFuture<PostgresQueryResult>, check: ((PostgresQueryResult) throws -> Void)?)] = []
+    /// How many statements this session sent, and how many times its thread waited for an answer (tests and
+    /// benchmarks count round trips with them).
+    private(set) var sent = 0
+    private(set) var waits = 0
+    /// Whether the transaction under way has notified `keyrelay_commits` already (appendEvent's statement does).
+    var notified = false
+    /// Keys the transaction under way read under `FOR UPDATE`, and those of them it found without registrations
+    /// (appendEvent): see PostgresTransaction.appendEvent.
+    var lockedKeys: Set<String> = []
+    var unregisteredKeys: Set<String> = []
+
+    /// Forgets what one attempt of a transaction learnt (at each BEGIN).
+    func beginTransaction() {
+        notified = false
+        lockedKeys.removeAll()
+        unregisteredKeys.removeAll()
+    }
+
+    init(connection: PostgresConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
 
     /// Runs one statement whose `?` placeholders are bound, in order, to `arguments`; returns its rows.
     @discardableResult
@@ -26,14 +64,62 @@ struct PostgresSession: Sendable {
         try result(sql, arguments).metadata.rows ?? 0
     }
 
-    private func result(_ sql: String, _ arguments: [Argument]) throws -> PostgresQueryResult {
+    /// Sends one statement without waiting for it; `check` (if any) is run on its answer when it is settled, and may
+    /// throw to fail the transaction (e.g. an `UPDATE` that changed no row).
+    func send(_ sql: String, _ arguments: [Argument] = [], check: ((PostgresQueryResult) throws -> Void)? = nil) throws {
+        inFlight.append((try submit(sql, arguments), check))
+    }
+
+    /// Waits for every statement sent and not yet waited for, in order; throws the first failure (the others are
+    /// then dropped: the transaction has failed and the caller rolls it back).
+    func settle() throws {
+        guard !inFlight.isEmpty else { return }
+        waits += 1
+        try settleInFlight()
+    }
+
+    private func settleInFlight() throws {
+        let pending = inFlight
+        inFlight.removeAll()
+        for (future, check) in pending {
+            let answer: PostgresQueryResult
+            do {
+                answer = try future.wait()
+            } catch {
+                throw PostgresStoreError(error)
+            }
+            try check?(answer)
+        }
+    }
+
+    /// Settles the statements in flight if one of them has a check: a check that throws has to run before COMMIT is
+    /// sent (the server sees nothing wrong with an UPDATE that changed no row, and would commit).
+    func settleChecks() throws {
+        guard inFlight.contains(where: { $0.check != nil }) else { return }
+        try settle()
+    }
+
+    /// Forgets what was sent and not waited for (after a failure, before `ROLLBACK`: their answers no longer matter).
+    func abandon() {
+        inFlight.removeAll()
+    }
+
+    private func submit(_ sql: String, _ arguments: [Argument]) throws -> EventLoopFuture<PostgresQueryResult> {
         var bindings = PostgresBindings(capacity: arguments.count)
         for argument in arguments {
             if let argument { try bindings.append(argument) } else { bindings.appendNull() }
         }
-        let query = PostgresQuery(unsafeSQL: numberedPlaceholders(sql), binds: bindings)
+        sent += 1
+        return connection.query(PostgresQuery(unsafeSQL: numberedPlaceholders(sql), binds: bindings), logger: logger)
+    }
+
+    private func result(_ sql: String, _ arguments: [Argument]) throws -> PostgresQueryResult {
+        let future = try submit(sql, arguments)
+        // The statements sent before this one ran first: their failure is the cause of any failure of this one.
+        waits += 1
+        try settleInFlight()
         do {
-            return try connection.query(query, logger: logger).wait()
+            return try future.wait()
         } catch {
             throw PostgresStoreError(error)
         }

@@ -25,6 +25,14 @@ import Synchronization
 /// - `write`: `BEGIN` (READ COMMITTED) … `pg_notify('keyrelay_commits', …)` … `COMMIT`; if the closure throws, the
 ///   transaction is rolled back and the caller gets the closure's own error. A deadlock (`40P01`) or serialization
 ///   failure (`40001`) between replicas rolls back and runs the closure again, at most five times.
+/// - Round trips: `BEGIN`, the port's writes that return nothing (`insertKey`, `updateKey`, `insertVersion`,
+///   `upsertRegistration`, `recordDelivery`, …) and `COMMIT` are sent without the pool thread waiting for each
+///   (``PostgresSession``): the thread waits only where the closure reads an answer (a key, an event's sequence, a
+///   fan-out's count) and for `COMMIT`. A failure among the statements sent is reported at the next wait, before the
+///   closure's own error, and a check on an answer (`updateKey` must change one row) is settled before `COMMIT` is
+///   sent. `appendEvent` is one statement with the event-sequence lock and this transaction's `pg_notify`; a write
+///   without an event notifies just before `COMMIT`. A lifecycle command (create, rotate, disable, enable) is 6–7
+///   statements and 3–4 waits, where it was 8–9 statements, each waited for.
 /// - `read`: `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`: one snapshot for the whole closure.
 ///
 /// ## Replicas
@@ -137,19 +145,32 @@ public final class PostgresStore: KeyRelayStorage {
             let session = PostgresSession(connection: connection, logger: logger)
             var attempt = 1
             while true {
-                try session.execute("BEGIN")
+                // BEGIN, the writes whose answers the closure does not need, pg_notify and COMMIT are sent without
+                // waiting (PostgresSession): the thread waits for the answers the closure reads, and for COMMIT.
+                try session.send("BEGIN")
+                session.beginTransaction()
                 do {
-                    let value = try command(PostgresTransaction(session: session, writing: true, ordersEventSequences: ordered))
-                    try session.execute("SELECT pg_notify(?, ?)", [Self.commitChannel, origin])
-                    try session.execute("COMMIT")
+                    let value = try command(PostgresTransaction(session: session, writing: true, ordersEventSequences: ordered,
+                                                                origin: origin))
+                    // appendEvent notifies in its own statement; a write without an event notifies here.
+                    if !session.notified { try session.send("SELECT pg_notify(?, ?)", [Self.commitChannel, origin]) }
+                    // A check on an answer (an UPDATE that must change one row) runs before COMMIT is sent.
+                    try session.settleChecks()
+                    try session.send("COMMIT", check: Self.committed)
+                    try session.settle()
                     return value
                 } catch {
+                    // A statement sent and not yet waited for that failed is the cause (it ran before the closure's
+                    // own refusal would have, on SQLite).
+                    var failure = error
+                    do { try session.settle() } catch let sent { failure = sent }
+                    session.abandon()
                     _ = try? session.execute("ROLLBACK")
-                    if let failure = error as? PostgresStoreError, failure.isRetryable, attempt < 5 {
+                    if let failure = failure as? PostgresStoreError, failure.isRetryable, attempt < 5 {
                         attempt += 1
                         continue
                     }
-                    throw error
+                    throw failure
                 }
             }
         }
@@ -157,16 +178,26 @@ public final class PostgresStore: KeyRelayStorage {
         return value
     }
 
+    /// `COMMIT` of a transaction PostgreSQL had already failed answers `ROLLBACK`, not an error: it is one here (the
+    /// statement that failed is reported before this check runs; this is the last line of defence).
+    static func committed(_ answer: PostgresQueryResult) throws {
+        guard answer.metadata.command == "COMMIT" else {
+            throw PostgresStoreError(sqlState: nil, message: "the transaction was rolled back at COMMIT (\(answer.metadata.command))")
+        }
+    }
+
     public func read<T: Sendable>(_ query: @escaping @Sendable (any StorageReader) throws -> T) async throws -> T {
-        let logger = logger
+        let (logger, origin) = (logger, origin)
         return try await leased { connection in
             let session = PostgresSession(connection: connection, logger: logger)
-            try session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try session.send("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             do {
-                let value = try query(PostgresTransaction(session: session, writing: false, ordersEventSequences: true))
-                try session.execute("COMMIT")
+                let value = try query(PostgresTransaction(session: session, writing: false, ordersEventSequences: true, origin: origin))
+                try session.send("COMMIT")
+                try session.settle()
                 return value
             } catch {
+                session.abandon()
                 _ = try? session.execute("ROLLBACK")
                 throw error
             }

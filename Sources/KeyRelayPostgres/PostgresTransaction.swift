@@ -225,6 +225,8 @@ struct PostgresTransaction: StorageTransaction {
     let writing: Bool
     /// Whether `appendEvent` takes the event-sequence lock (always, but in the test that shows why).
     let ordersEventSequences: Bool
+    /// The store's name on `keyrelay_commits` (the payload of this transaction's notification).
+    let origin: String
 
     private var lockKeys: String { writing ? " FOR UPDATE OF k" : "" }
 
@@ -256,7 +258,15 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func key(id: String, instanceID: String) throws -> Key? {
-        try one("SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?\(lockKeys)", [id, instanceID], decodeKey)
+        let key = try one("SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?\(lockKeys)", [id, instanceID], decodeKey)
+        if writing, let key { session.lockedKeys.insert(key.id) }
+        return key
+    }
+
+    /// Keys a write read under `FOR UPDATE OF k`, remembered as locked by this transaction (see appendEvent).
+    private func locked(_ keys: [Key]) -> [Key] {
+        if writing { session.lockedKeys.formUnion(keys.map(\.id)) }
+        return keys
     }
 
     func keyID(alias: String, instanceID: String) throws -> String? {
@@ -368,23 +378,23 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key] {
-        try all("SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?\(lockKeys)",
-                [date.storageMilliseconds, limit], decodeKey)
+        try locked(all("SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?\(lockKeys)",
+                [date.storageMilliseconds, limit], decodeKey))
     }
 
     func keysDueForPolicyRotation(at date: Date, month: TimeInterval, limit: Int) throws -> [Key] {
         let due = "COALESCE(k.last_rotate_at, k.created_at) + k.rotation_interval * ?::bigint"
         let monthMilliseconds = Int64((month * 1000).rounded())
-        return try all("""
+        return try locked(all("""
             SELECT \(keyColumns) FROM keys k
             WHERE k.rotation_enabled AND k.state = 1 AND NOT k.extractable AND NOT k.imported AND \(due) <= ?
             ORDER BY \(due), k.id LIMIT ?\(lockKeys)
-            """, [monthMilliseconds, date.storageMilliseconds, monthMilliseconds, limit], decodeKey)
+            """, [monthMilliseconds, date.storageMilliseconds, monthMilliseconds, limit], decodeKey))
     }
 
     func destroyedKeys(deletedAtOrBefore date: Date, limit: Int) throws -> [Key] {
-        try all("SELECT \(keyColumns) FROM keys k WHERE k.state = 5 AND k.deleted_at <= ? ORDER BY k.deleted_at, k.id LIMIT ?\(lockKeys)",
-                [date.storageMilliseconds, limit], decodeKey)
+        try locked(all("SELECT \(keyColumns) FROM keys k WHERE k.state = 5 AND k.deleted_at <= ? ORDER BY k.deleted_at, k.id LIMIT ?\(lockKeys)",
+                [date.storageMilliseconds, limit], decodeKey))
     }
 
     func aliases(keyID: String) throws -> [AliasRecord] {
@@ -582,39 +592,42 @@ struct PostgresTransaction: StorageTransaction {
     // MARK: Writes
 
     func ensureInstance(_ id: String, at date: Date) throws {
-        try session.execute("INSERT INTO instances (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", [id, date.storageMilliseconds])
+        try session.send("INSERT INTO instances (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", [id, date.storageMilliseconds])
     }
 
     func insertKey(_ key: Key) throws {
         let placeholders = Array(repeating: "?", count: 30).joined(separator: ", ")
-        try session.execute("INSERT INTO keys (\(keyColumnNames)) VALUES (\(placeholders))", try keyArguments(key))
+        try session.send("INSERT INTO keys (\(keyColumnNames)) VALUES (\(placeholders))", try keyArguments(key))
     }
 
     func updateKey(_ key: Key) throws {
         let names = keyColumnNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         let assignments = names.dropFirst().map { "\($0) = ?" }.joined(separator: ", ")
         let arguments = try keyArguments(key)
-        let changed = try session.execute("UPDATE keys SET \(assignments) WHERE id = ?", Array(arguments.dropFirst()) + [key.id])
-        // Updating a key that is gone is a bug, not a no-op (as GRDB's `update` says on SQLite).
-        guard changed == 1 else {
-            throw PostgresStoreError(sqlState: nil, message: "key '\(key.id)' to update is not in the database")
+        // Updating a key that is gone is a bug, not a no-op (as GRDB's `update` says on SQLite): checked when the
+        // answer is settled (the next statement waited for, or COMMIT), which fails the transaction.
+        let id = key.id
+        try session.send("UPDATE keys SET \(assignments) WHERE id = ?", Array(arguments.dropFirst()) + [id]) { answer in
+            guard answer.metadata.rows == 1 else {
+                throw PostgresStoreError(sqlState: nil, message: "key '\(id)' to update is not in the database")
+            }
         }
     }
 
     func purgeKey(id: String) throws {
         // Unfinished notifications of a purged key can never be honoured: they end dead.
-        try session.execute("UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE key_id = ? AND status IN ('pending', 'sent')",
+        try session.send("UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE key_id = ? AND status IN ('pending', 'sent')",
                             [id])
-        try session.execute("DELETE FROM keys WHERE id = ?", [id])
+        try session.send("DELETE FROM keys WHERE id = ?", [id])
     }
 
     func insertVersion(keyID: String, version: KeyVersion, ordinal: Int, sealedMaterial: Data) throws {
-        try session.execute("INSERT INTO key_versions (id, key_id, ordinal, created_at, sealed_material) VALUES (?, ?, ?, ?, ?)",
+        try session.send("INSERT INTO key_versions (id, key_id, ordinal, created_at, sealed_material) VALUES (?, ?, ?, ?, ?)",
                             [version.id, keyID, ordinal, version.creationDate.storageMilliseconds, sealedMaterial])
     }
 
     func insertAlias(_ alias: AliasRecord, instanceID: String) throws {
-        try session.execute("INSERT INTO aliases (instance_id, alias, key_id, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+        try session.send("INSERT INTO aliases (instance_id, alias, key_id, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
                             [instanceID, alias.alias, alias.keyID, alias.creationDate.storageMilliseconds, alias.createdBy])
     }
 
@@ -623,20 +636,21 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func insertKeyRing(instanceID: String, id: String, at date: Date, by principal: String) throws {
-        try session.execute("INSERT INTO key_rings (instance_id, id, created_at, created_by) VALUES (?, ?, ?, ?)",
+        try session.send("INSERT INTO key_rings (instance_id, id, created_at, created_by) VALUES (?, ?, ?, ?)",
                             [instanceID, id, date.storageMilliseconds, principal])
     }
 
     func deleteKeyRing(instanceID: String, id: String) throws {
-        try session.execute("DELETE FROM key_rings WHERE instance_id = ? AND id = ?", [instanceID, id])
+        try session.send("DELETE FROM key_rings WHERE instance_id = ? AND id = ?", [instanceID, id])
     }
 
     func moveKeys(instanceID: String, fromRing: String, toRing: String) throws {
-        try session.execute("UPDATE keys SET key_ring_id = ? WHERE instance_id = ? AND key_ring_id = ?", [toRing, instanceID, fromRing])
+        try session.send("UPDATE keys SET key_ring_id = ? WHERE instance_id = ? AND key_ring_id = ?", [toRing, instanceID, fromRing])
     }
 
     func upsertRegistration(_ r: Registration) throws {
-        try session.execute("""
+        session.unregisteredKeys.remove(r.keyID)
+        try session.send("""
             INSERT INTO registrations (key_id, resource_crn, instance_id, service, description, metadata, prevent_key_deletion,
                 key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at, ack_event_id, ack_state,
                 ack_key_version_id, ack_processed_at, ack_received_at, protection_ended_at)
@@ -667,30 +681,50 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func recordAcknowledgement(keyID: String, resourceCRN: String, _ ack: Acknowledgement) throws {
-        try session.execute("""
+        try session.send("""
             UPDATE registrations SET ack_event_id = ?, ack_state = ?, ack_key_version_id = ?, ack_processed_at = ?, ack_received_at = ?
             WHERE key_id = ? AND resource_crn = ?
             """, [ack.eventID, ack.adopterKeyState.rawValue, ack.keyVersionID, ms(ack.processedAt), ms(ack.receivedAt), keyID, resourceCRN])
     }
 
     func appendEvent(_ event: LifecycleEvent) throws -> Int64 {
-        // Sequences commit in order (see PostgresStore's DocC, "Event sequences"): held until this transaction ends.
-        if ordersEventSequences {
-            try session.execute("SELECT pg_advisory_xact_lock(?::int4, ?::int4)",
-                                [PostgresStore.eventSequenceLock.classID, PostgresStore.eventSequenceLock.objectID])
-        }
-        let sequence: Int64? = try scalar("""
+        // One statement: the event-sequence lock (sequences commit in order, see PostgresStore's DocC, "Event
+        // sequences"; held until this transaction ends), this transaction's notification of `keyrelay_commits`
+        // (delivered at COMMIT, as the store's own would be), then the row. The MATERIALIZED CTE is evaluated when
+        // the INSERT reads its one row, so the lock is held before the sequence value is taken (the column's default,
+        // computed as the row is formed).
+        let lock = ordersEventSequences ? "pg_advisory_xact_lock(?::int4, ?::int4), " : ""
+        let lockArguments: [Argument] = ordersEventSequences
+            ? [PostgresStore.eventSequenceLock.classID, PostgresStore.eventSequenceLock.objectID] : []
+        //
+        // For an event that notifies resources, of a key this transaction holds under FOR UPDATE, the statement also
+        // answers whether the key has any registration: when it has none, ``fanOut(eventSequence:keyID:dueAt:)``
+        // writes nothing and needs no statement. That answer cannot go stale before COMMIT: a registration is inserted
+        // with its foreign key's `FOR KEY SHARE` on the key row, which waits for this transaction's `FOR UPDATE`; one
+        // inserted before the lock was granted has committed before it, and this statement's snapshot, taken after the
+        // lock, sees it. This transaction's own `upsertRegistration` forgets the answer.
+        let probe = event.kind.notifiesResources && session.lockedKeys.contains(event.keyID)
+        let registered = probe ? ", EXISTS (SELECT 1 FROM registrations r WHERE r.key_id = events.key_id) AS registered" : ""
+        let row = try one("""
+            WITH ordered AS MATERIALIZED (SELECT \(lock)pg_notify(?, ?))
             INSERT INTO events (id, instance_id, key_id, key_seq, kind, key_state, version_id, version_created_at, at, principal, correlation_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq
-            """, [event.id, event.instanceID, event.keyID, event.keySequence, event.kind.rawValue, event.keyState.rawValue,
-                  event.keyVersion.id, ms(event.keyVersion.creationDate), ms(event.date), event.principal, event.correlationID],
-            column: "seq", table: "events")
-        guard let sequence else { throw PostgresStoreError(sqlState: nil, message: "INSERT INTO events returned no sequence") }
-        return sequence
+            SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM ordered RETURNING seq\(registered)
+            """, lockArguments + [PostgresStore.commitChannel, origin] + [
+                event.id, event.instanceID, event.keyID, event.keySequence, event.kind.rawValue, event.keyState.rawValue,
+                event.keyVersion.id, ms(event.keyVersion.creationDate), ms(event.date), event.principal, event.correlationID]) {
+            let r = StoredRow(row: $0, table: "events")
+            return (sequence: try r.value("seq", as: Int64.self), registered: probe ? try r.value("registered", as: Bool.self) : true)
+        }
+        guard let row else { throw PostgresStoreError(sqlState: nil, message: "INSERT INTO events returned no sequence") }
+        session.notified = true
+        if !row.registered { session.unregisteredKeys.insert(event.keyID) }
+        return row.sequence
     }
 
     func fanOut(eventSequence: Int64, keyID: String, dueAt date: Date) throws -> Int {
-        try session.execute("""
+        // A key this transaction locked and found without registrations (appendEvent): nothing to write.
+        if session.unregisteredKeys.contains(keyID) { return 0 }
+        return try session.execute("""
             INSERT INTO notifications (event_seq, key_id, resource_crn, service, status, attempts, next_attempt_at)
             SELECT ?, key_id, resource_crn, service, 'pending', 0, ? FROM registrations WHERE key_id = ? ORDER BY resource_crn
             """, [eventSequence, date.storageMilliseconds, keyID])
@@ -700,17 +734,17 @@ struct PostgresTransaction: StorageTransaction {
         // Every outcome ends the dispatcher's claim on the row (claimDueNotifications).
         switch outcome {
         case .sent(let at, let deadline):
-            try session.execute("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ?, last_error = NULL, claimed_until = NULL WHERE id = ? AND status IN ('pending', 'sent')",
+            try session.send("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ?, last_error = NULL, claimed_until = NULL WHERE id = ? AND status IN ('pending', 'sent')",
                                 [at.storageMilliseconds, deadline.storageMilliseconds, notificationID])
         case .failed(_, let error, let retryAt):
-            try session.execute("UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, claimed_until = NULL WHERE id = ? AND status IN ('pending', 'sent')",
+            try session.send("UPDATE notifications SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, claimed_until = NULL WHERE id = ? AND status IN ('pending', 'sent')",
                                 [retryAt.storageMilliseconds, error, notificationID])
         case .dead(_, let error):
             // The attempt that ran the attempts out counts too: "dead after N attempts" has attempts = N.
-            try session.execute("UPDATE notifications SET status = 'dead', attempts = attempts + 1, next_attempt_at = NULL, last_error = ?, claimed_until = NULL WHERE id = ? AND status IN ('pending', 'sent')",
+            try session.send("UPDATE notifications SET status = 'dead', attempts = attempts + 1, next_attempt_at = NULL, last_error = ?, claimed_until = NULL WHERE id = ? AND status IN ('pending', 'sent')",
                                 [error, notificationID])
         case .unacknowledged(_, let error):
-            try session.execute("UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ?, incomplete = 408, claimed_until = NULL WHERE id = ? AND status = 'sent'",
+            try session.send("UPDATE notifications SET status = 'dead', next_attempt_at = NULL, last_error = ?, incomplete = 408, claimed_until = NULL WHERE id = ? AND status = 'sent'",
                                 [error, notificationID])
         }
     }
@@ -737,7 +771,7 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func recordStateConflict(keyID: String, resourceCRN: String, eventSequence: Int64, error: String) throws {
-        try session.execute("UPDATE notifications SET incomplete = 409, last_error = ? WHERE key_id = ? AND resource_crn = ? AND event_seq = ?",
+        try session.send("UPDATE notifications SET incomplete = 409, last_error = ? WHERE key_id = ? AND resource_crn = ? AND event_seq = ?",
                             [error, keyID, resourceCRN, eventSequence])
     }
 
@@ -750,14 +784,14 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws {
-        try session.execute("""
+        try session.send("""
             INSERT INTO instance_policies (instance_id, policy_type, enabled, attributes, stamp) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT (instance_id, policy_type) DO UPDATE SET enabled = excluded.enabled, attributes = excluded.attributes, stamp = excluded.stamp
             """, [instanceID, policy.policyType, policy.enabled, policy.attributesJSON, try encodeJSON(policy.stamp)])
     }
 
     func setMeta(_ name: String, _ value: Data) throws {
-        try session.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [name, value])
+        try session.send("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [name, value])
     }
 
     // MARK: Overview queries (one statement per page: the page's ids as one array parameter)
@@ -880,7 +914,7 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func insertKMIPAdapter(_ a: KMIPAdapter) throws {
-        try session.execute("INSERT INTO kmip_adapters (\(kmipAdapterColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        try session.send("INSERT INTO kmip_adapters (\(kmipAdapterColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [a.id, a.instanceID, a.name, a.description, a.profile, a.crkID, a.createdAt.storageMilliseconds,
                              a.createdBy, a.updatedAt.storageMilliseconds, a.updatedBy])
     }
@@ -891,7 +925,7 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func insertKMIPClientCertificate(_ c: KMIPClientCertificate) throws {
-        try session.execute("INSERT INTO kmip_client_certificates (\(kmipCertificateColumns)) VALUES (?, ?, ?, ?, ?, ?)",
+        try session.send("INSERT INTO kmip_client_certificates (\(kmipCertificateColumns)) VALUES (?, ?, ?, ?, ?, ?)",
                             [c.id, c.adapterID, c.name, c.certificate, c.createdAt.storageMilliseconds, c.createdBy])
     }
 
@@ -900,7 +934,7 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func saveKMIPObject(_ o: KMIPObject) throws {
-        try session.execute("""
+        try session.send("""
             INSERT INTO kmip_objects (\(kmipObjectColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET adapter_id = excluded.adapter_id, object_type = excluded.object_type,
                 state = excluded.state, created_at = excluded.created_at, created_by = excluded.created_by,

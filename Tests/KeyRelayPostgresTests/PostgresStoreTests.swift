@@ -217,6 +217,130 @@ struct PostgresStoreTests {
         }
     }
 
+    /// Migration 0002: the fan-out's INSERT … SELECT into notifications fires no trigger per row (the foreign key to
+    /// events was one, a third of a 100k-registration sync); the columns the fan-out copies stay as they were.
+    @Test func theFanOutFiresNoTriggerPerNotification() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await store.execute("""
+                DO $$ BEGIN IF (SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = 'notifications'::regclass) <> 0
+                THEN RAISE EXCEPTION 'notifications has a trigger'; END IF; END $$
+                """)
+            try await seed(store, key("k1"), buckets: ["b1", "b2", "b3"])
+            let count = try await store.write { tx in
+                var event = LifecycleEvent(id: "e1", instanceID: "i1", keyID: "k1", keySequence: 1, kind: .sync, keyState: .active,
+                                           keyVersion: KeyVersion(id: "k1-v1", creationDate: epoch), date: epoch, principal: "op",
+                                           correlationID: nil)
+                event.sequence = try tx.appendEvent(event)
+                return try tx.fanOut(eventSequence: event.sequence, keyID: "k1", dueAt: epoch)
+            }
+            #expect(count == 3)
+            let notifications = try await store.read { tx in try tx.notifications(eventSequences: [1]) }
+            #expect(notifications.map(\.event.id) == ["e1", "e1", "e1"])
+            #expect(notifications.map(\.status) == [.pending, .pending, .pending])
+        }
+    }
+
+    /// Writes the closure needs no answer from are sent without waiting (PostgresSession): one that fails still fails
+    /// its transaction, with its own error, and nothing of the transaction is committed.
+    @Test func aWriteSentWithoutWaitingThatFailsFailsItsTransaction() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await seed(store, key("k1"))
+            // The second INSERT INTO keys of k1 is refused (23505); the closure went on and returned.
+            let duplicate = await #expect(throws: PostgresStoreError.self) {
+                try await store.write { tx in
+                    try tx.setMeta("after-begin", Data([1]))
+                    try tx.insertKey(key("k1"))
+                    try tx.setMeta("after-duplicate", Data([2]))
+                    return 1
+                }
+            }
+            #expect(duplicate?.sqlState == "23505")
+            // Refused before the closure's own error: the store's failure is what is reported, as on SQLite, where
+            // the closure would have stopped at the write.
+            struct Refused: Error {}
+            let first = await #expect(throws: PostgresStoreError.self) {
+                try await store.write { tx in
+                    try tx.insertKey(key("k1"))
+                    throw Refused()
+                }
+            }
+            #expect(first?.sqlState == "23505")
+            // An UPDATE of a key that is not there changes no row: checked when its answer arrives.
+            await #expect(throws: PostgresStoreError.self) {
+                try await store.write { tx in
+                    try tx.updateKey(key("ghost"))
+                    try tx.setMeta("after-ghost", Data([3]))
+                }
+            }
+            for name in ["after-begin", "after-duplicate", "after-ghost"] {
+                #expect(try await store.read { tx in try tx.meta(name) } == nil, "\(name) was committed")
+            }
+            // A later read sees the writes sent before it, in the same transaction.
+            let seen = try await store.write { tx in
+                var stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
+                stored.eventSequence = 7
+                try tx.updateKey(stored)
+                return try tx.key(id: "k1", instanceID: "i1")?.eventSequence
+            }
+            #expect(seen == 7)
+        }
+    }
+
+    /// The round trips of a lifecycle command's shape (read the key under its lock, write it and its new version,
+    /// append the event, fan out): the thread waits for the key, the event's sequence and, when the key has
+    /// registrations, the fan-out's count — and COMMIT; BEGIN, the key's and version's writes and the notification of
+    /// `keyrelay_commits` (in the event's statement) are not waited for, and the event-sequence lock is in the
+    /// event's statement. A key the transaction locked and found without registrations fans out with no statement.
+    @Test func aLifecycleCommandWaitsForTheAnswersItReadsOnly() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await seed(store, key("k1"), buckets: ["b1", "b2"])
+            try await seed(store, key("k2"))
+            @Sendable func rotate(_ id: String, registering bucket: String? = nil) async throws -> (sent: Int, waits: Int, count: Int) {
+                try await store.write { tx in
+                    var stored = try #require(try tx.key(id: id, instanceID: "i1"))
+                    let version = KeyVersion(id: "\(id)-v\(stored.eventSequence + 2)", creationDate: epoch)
+                    try tx.insertVersion(keyID: id, version: version, ordinal: stored.eventSequence + 2, sealedMaterial: Data([1, 2, 3]))
+                    stored.currentVersion = version
+                    var event = stored.recordEvent(.rotate, id: "\(id)-e\(stored.eventSequence + 1)", at: epoch, by: "op", correlationID: nil)
+                    try tx.updateKey(stored)
+                    event.sequence = try tx.appendEvent(event)
+                    if let bucket {
+                        try tx.upsertRegistration(Registration(
+                            keyID: id, instanceID: "i1",
+                            resourceCRN: try CRN(parsing: CRN.bucket(account: "acct", serviceInstance: "cos", bucket: bucket)),
+                            keyVersion: version, createdBy: "cos", creationDate: epoch))
+                    }
+                    let count = try tx.fanOut(eventSequence: event.sequence, keyID: id, dueAt: epoch)
+                    let session = try #require(tx as? PostgresTransaction).session
+                    return (session.sent, session.waits, count)
+                }
+            }
+            // BEGIN, SELECT … FOR UPDATE, INSERT INTO key_versions, UPDATE keys, the event (lock + pg_notify +
+            // INSERT + whether the key has registrations), the fan-out; COMMIT follows.
+            let registered = try await rotate("k1")
+            #expect(registered.count == 2)
+            #expect(registered.sent == 6)
+            #expect(registered.waits == 3)
+            // Without registrations: no fan-out statement, one wait less.
+            let unregistered = try await rotate("k2")
+            #expect(unregistered.count == 0)
+            #expect(unregistered.sent == 5)
+            #expect(unregistered.waits == 2)
+            // A registration the transaction itself makes after the event is fanned out to.
+            let registering = try await rotate("k2", registering: "b3")
+            #expect(registering.count == 1)
+            #expect(registering.sent == 7)
+            let notified = try await store.read { tx in
+                try tx.notifications(keyID: nil, eventSequence: nil, status: nil, limit: 10, offset: 0).map(\.event.keyID)
+            }
+            #expect(notified.sorted() == ["k1", "k1", "k2"])
+            #expect(try await store.read { tx in try tx.latestEventSequence() } == 3)
+        }
+    }
+
     /// Two dispatchers claiming at once get disjoint notifications; a claim holds until its lease ends or a delivery
     /// outcome is recorded.
     @Test func claimsAreDisjointAndHeldUntilTheLeaseEnds() async throws {
