@@ -78,6 +78,7 @@ extension KeyRelayEngine {
         let now = now()
         let keyID = ids.next()
         let versionID = ids.next()
+        let eventID = ids.next()
         let material: Data
         if let payload = spec.payload {
             material = payload
@@ -85,7 +86,6 @@ extension KeyRelayEngine {
             material = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
         }
         let sealed = try vault.seal(material, keyID: keyID, versionID: versionID)
-        let ids = ids
         let rules = rules
         let maxAliases = configuration.lifecycle.maxAliasesPerKey
         return try await countedWrite("create") { tx in
@@ -120,7 +120,7 @@ extension KeyRelayEngine {
             if key.rotation != nil {
                 key.rotationStamp = PolicyStamp(createdBy: context.principal, creationDate: now, updatedBy: context.principal, lastUpdateDate: now)
             }
-            let event = key.recordEvent(.create, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
+            let event = key.recordEvent(.create, id: eventID, at: now, by: context.principal, correlationID: context.correlationID)
             try tx.insertKey(key)
             try tx.insertVersion(keyID: keyID, version: version, ordinal: 1, sealedMaterial: sealed)
             for alias in spec.aliases {
