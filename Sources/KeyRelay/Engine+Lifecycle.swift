@@ -61,7 +61,10 @@ extension KeyRelayEngine {
         }
     }
 
-    private func makeKey(_ spec: KeySpec, context: RequestContext) async throws -> Key {
+    /// Nonisolated (issue #16): validating the spec, drawing the ids, generating and sealing the material run on the
+    /// caller's thread, not on the engine actor every command passes through; only opening an import-token
+    /// payload needs the actor (the tokens are its state).
+    private nonisolated func makeKey(_ spec: KeySpec, context: RequestContext) async throws -> Key {
         let op = "Key could not be created"
         var resolved = spec
         resolved.keyRingID = try Self.ringForNewKey(spec, context: context)
@@ -70,7 +73,7 @@ extension KeyRelayEngine {
                 throw KeyRelayError(.badBody, Self.badBodyMessage, operation: op,
                                     hint: "give the key material either in clear or encrypted to an import token, not both")
             }
-            resolved.payload = try openImportedMaterial(encrypted, instanceID: context.instanceID, operation: op)
+            resolved.payload = try await openImportedMaterial(encrypted, instanceID: context.instanceID, operation: op)
             resolved.encryptedPayload = nil
         }
         let spec = resolved
@@ -208,16 +211,19 @@ extension KeyRelayEngine {
 
     /// Rotates a root key: a new version with new material. Imported keys must supply `payload`, in clear or
     /// (`encryptedPayload`) encrypted to the instance's import token.
+    ///
+    /// Nonisolated (issue #16): the new material is generated and sealed on the caller's thread, not on the engine
+    /// actor; opening an import-token payload and the command itself run on the actor as before.
     @discardableResult
-    public func rotate(_ reference: String, payload: Data? = nil, encryptedPayload: EncryptedKeyMaterial? = nil,
-                       context: RequestContext) async throws -> Key {
+    public nonisolated func rotate(_ reference: String, payload: Data? = nil, encryptedPayload: EncryptedKeyMaterial? = nil,
+                                   context: RequestContext) async throws -> Key {
         var payload = payload
         if let encryptedPayload {
             guard payload == nil else {
                 throw KeyRelayError(.badBody, Self.badBodyMessage, operation: KeyAction.rotate.operation,
                                     hint: "give the key material either in clear or encrypted to an import token, not both")
             }
-            payload = try openImportedMaterial(encryptedPayload, instanceID: context.instanceID, operation: KeyAction.rotate.operation)
+            payload = try await openImportedMaterial(encryptedPayload, instanceID: context.instanceID, operation: KeyAction.rotate.operation)
         }
         let versionID = ids.next()
         let vault = vault
