@@ -91,6 +91,22 @@ public final class GroupCommitter: Sendable {
     /// - Throws: the command's own error (its changes rolled back, the batch unaffected), or the error of the
     ///   transaction that carried it (`BEGIN`/`COMMIT` failure, SQLite aborting the transaction).
     public func submit<T: Sendable>(_ command: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        var ranInPlace = false
+        let outcome: Result<T, any Error>
+        do {
+            outcome = .success(try await enqueue(command, ranInPlace: &ranInPlace))
+        } catch {
+            outcome = .failure(error)
+        }
+        // A command that ran in place never suspended its task: a task writing in a loop would hold its thread
+        // for the whole loop, and on a busy cooperative pool the other tasks would wait for all of it. Yielding
+        // gives them their turn between commands, as the suspension on the writer used to.
+        if ranInPlace { await Task.yield() }
+        return try outcome.get()
+    }
+
+    private func enqueue<T: Sendable>(_ command: @escaping @Sendable (Database) throws -> T,
+                                      ranInPlace: inout Bool) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let pending = Pending(
                 run: { db in
@@ -109,6 +125,7 @@ public final class GroupCommitter: Sendable {
             case .inPlace?:
                 // Its batch holds this command (and whatever was queued meanwhile), so `continuation` is resumed
                 // before this closure returns and the `await` completes without suspending the task.
+                ranInPlace = true
                 drainInPlace()
             case .onWriterQueue?:
                 scheduleDrain()
