@@ -49,6 +49,8 @@ let package = Package(
         .target(
             name: "KeyRelaySQLite",
             dependencies: ["KeyRelayCore", "KeyRelayStore", .product(name: "GRDB", package: "GRDB.swift"),
+                           // SQLite's C API under GRDB, for the statement-stepping key decoder (`KeyCursor`).
+                           .product(name: "GRDBSQLite", package: "GRDB.swift"),
                            // Group-commit batch sizes as a histogram (`keyrelay_group_commit_batch_size`).
                            .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: strict,

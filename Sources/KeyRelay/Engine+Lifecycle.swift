@@ -61,7 +61,10 @@ extension KeyRelayEngine {
         }
     }
 
-    private func makeKey(_ spec: KeySpec, context: RequestContext) async throws -> Key {
+    /// Nonisolated (issue #16): validating the spec, drawing the ids, generating and sealing the material run on the
+    /// caller's thread, not on the engine actor every command passes through; only opening an import-token
+    /// payload needs the actor (the tokens are its state).
+    private nonisolated func makeKey(_ spec: KeySpec, context: RequestContext) async throws -> Key {
         let op = "Key could not be created"
         var resolved = spec
         resolved.keyRingID = try Self.ringForNewKey(spec, context: context)
@@ -70,7 +73,7 @@ extension KeyRelayEngine {
                 throw KeyRelayError(.badBody, Self.badBodyMessage, operation: op,
                                     hint: "give the key material either in clear or encrypted to an import token, not both")
             }
-            resolved.payload = try openImportedMaterial(encrypted, instanceID: context.instanceID, operation: op)
+            resolved.payload = try await openImportedMaterial(encrypted, instanceID: context.instanceID, operation: op)
             resolved.encryptedPayload = nil
         }
         let spec = resolved
@@ -78,6 +81,7 @@ extension KeyRelayEngine {
         let now = now()
         let keyID = ids.next()
         let versionID = ids.next()
+        let eventID = ids.next()
         let material: Data
         if let payload = spec.payload {
             material = payload
@@ -85,7 +89,6 @@ extension KeyRelayEngine {
             material = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
         }
         let sealed = try vault.seal(material, keyID: keyID, versionID: versionID)
-        let ids = ids
         let rules = rules
         let maxAliases = configuration.lifecycle.maxAliasesPerKey
         return try await countedWrite("create") { tx in
@@ -120,7 +123,7 @@ extension KeyRelayEngine {
             if key.rotation != nil {
                 key.rotationStamp = PolicyStamp(createdBy: context.principal, creationDate: now, updatedBy: context.principal, lastUpdateDate: now)
             }
-            let event = key.recordEvent(.create, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
+            let event = key.recordEvent(.create, id: eventID, at: now, by: context.principal, correlationID: context.correlationID)
             try tx.insertKey(key)
             try tx.insertVersion(keyID: keyID, version: version, ordinal: 1, sealedMaterial: sealed)
             for alias in spec.aliases {
@@ -211,16 +214,19 @@ extension KeyRelayEngine {
 
     /// Rotates a root key: a new version with new material. Imported keys must supply `payload`, in clear or
     /// (`encryptedPayload`) encrypted to the instance's import token.
+    ///
+    /// Nonisolated (issue #16): the new material is generated and sealed on the caller's thread, not on the engine
+    /// actor; opening an import-token payload and the command itself run on the actor as before.
     @discardableResult
-    public func rotate(_ reference: String, payload: Data? = nil, encryptedPayload: EncryptedKeyMaterial? = nil,
-                       context: RequestContext) async throws -> Key {
+    public nonisolated func rotate(_ reference: String, payload: Data? = nil, encryptedPayload: EncryptedKeyMaterial? = nil,
+                                   context: RequestContext) async throws -> Key {
         var payload = payload
         if let encryptedPayload {
             guard payload == nil else {
                 throw KeyRelayError(.badBody, Self.badBodyMessage, operation: KeyAction.rotate.operation,
                                     hint: "give the key material either in clear or encrypted to an import token, not both")
             }
-            payload = try openImportedMaterial(encryptedPayload, instanceID: context.instanceID, operation: KeyAction.rotate.operation)
+            payload = try await openImportedMaterial(encryptedPayload, instanceID: context.instanceID, operation: KeyAction.rotate.operation)
         }
         let versionID = ids.next()
         let vault = vault

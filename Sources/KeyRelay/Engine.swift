@@ -164,12 +164,14 @@ extension KeyRelayEngine {
         let now = now()
         let rules = rules
         let ids = ids
+        // Drawn here, not on the store's single writer (the rare expiry event draws its own there).
+        let eventID = ids.next()
         return try await logged(kind.rawValue, reference, context: context, keyID: { $0.id }) {
             try await countedWrite(kind.rawValue) { tx in
                 var key = try Self.resolve(reference, in: tx, context: context, operation: operation)
                 key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
                 var next = try transform(key, now, tx)
-                let event = next.recordEvent(kind, id: ids.next(), at: now, by: context.principal, correlationID: context.correlationID)
+                let event = next.recordEvent(kind, id: eventID, at: now, by: context.principal, correlationID: context.correlationID)
                 try tx.updateKey(next)
                 try Self.emit(event, in: tx, at: now)
                 return next

@@ -75,10 +75,32 @@ public enum UUIDText {
     public static func format(high: UInt64, low: UInt64) -> String {
         let hi = (high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000
         let lo = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
-        func hex(_ value: UInt64, _ digits: Int) -> String {
-            let s = String(value, radix: 16)
-            return String(repeating: "0", count: max(0, digits - s.count)) + s
+        // 8-4-4-4-12 lowercase hex digits, written into the string's own storage: every command draws one to three
+        // identifiers, and five radix conversions, paddings and an interpolation cost more than the random bits
+        // (issue #16).
+        return String(unsafeUninitializedCapacity: 36) { text in
+            var at = 0
+            func put(_ value: UInt64, digits: Int) {
+                for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+                    let digit = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF
+                    text[at] = digit < 10 ? 0x30 + digit : 0x57 + digit
+                    at += 1
+                }
+            }
+            func dash() {
+                text[at] = 0x2D
+                at += 1
+            }
+            put(hi >> 32, digits: 8)
+            dash()
+            put(hi >> 16, digits: 4)
+            dash()
+            put(hi, digits: 4)
+            dash()
+            put(lo >> 48, digits: 4)
+            dash()
+            put(lo, digits: 12)
+            return at
         }
-        return "\(hex(hi >> 32, 8))-\(hex((hi >> 16) & 0xFFFF, 4))-\(hex(hi & 0xFFFF, 4))-\(hex(lo >> 48, 4))-\(hex(lo & 0xFFFF_FFFF_FFFF, 12))"
     }
 }

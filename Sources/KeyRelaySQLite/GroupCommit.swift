@@ -25,8 +25,9 @@ public struct GroupCommitStatistics: Sendable, Equatable {
 /// Group commit over one SQLite writer: concurrent commands share one durable commit while each stays
 /// all-or-nothing.
 ///
-/// Every command submitted while the writer is busy waits in a queue. As soon as the writer is free, the committer
-/// takes *everything* that is queued (no timer, no waiting for more: a lone caller pays nothing extra), runs the
+/// A lone caller's command runs at once, on the submitting thread (no hand-off to the writer queue and back:
+/// `drainInPlace`). Every command submitted while the writer is busy waits in a queue. As soon as
+/// the writer is free, the committer takes *everything* that is queued (no timer, no waiting for more), runs the
 /// commands one after the other inside ONE `BEGIN IMMEDIATE` transaction, each inside its own `SAVEPOINT`, and
 /// `COMMIT`s once. Only after that commit returns are the callers resumed, so nobody is told "done" before the
 /// commit that holds their change is durable (with `PRAGMA synchronous = FULL`, the commit's fsync).
@@ -39,7 +40,8 @@ public struct GroupCommitStatistics: Sendable, Equatable {
 /// - If the `COMMIT` fails, every command of the batch that had succeeded gets the commit's error (nothing of the
 ///   batch is in the database).
 ///
-/// Commands run on GRDB's writer queue, in submission order within a batch. It is the only path by which commands
+/// Commands run on GRDB's writer queue (a first command in place through `DispatchQueue.sync` on it, the batches
+/// queued behind it asynchronously), in submission order within a batch. It is the only path by which commands
 /// write; the store's other uses of the writer (migrations on open, checkpoints, pragma reads) interleave between
 /// batches.
 public final class GroupCommitter: Sendable {
@@ -89,6 +91,22 @@ public final class GroupCommitter: Sendable {
     /// - Throws: the command's own error (its changes rolled back, the batch unaffected), or the error of the
     ///   transaction that carried it (`BEGIN`/`COMMIT` failure, SQLite aborting the transaction).
     public func submit<T: Sendable>(_ command: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        var ranInPlace = false
+        let outcome: Result<T, any Error>
+        do {
+            outcome = .success(try await enqueue(command, ranInPlace: &ranInPlace))
+        } catch {
+            outcome = .failure(error)
+        }
+        // A command that ran in place never suspended its task: a task writing in a loop would hold its thread
+        // for the whole loop, and on a busy cooperative pool the other tasks would wait for all of it. Yielding
+        // gives them their turn between commands, as the suspension on the writer used to.
+        if ranInPlace { await Task.yield() }
+        return try outcome.get()
+    }
+
+    private func enqueue<T: Sendable>(_ command: @escaping @Sendable (Database) throws -> T,
+                                      ranInPlace: inout Bool) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let pending = Pending(
                 run: { db in
@@ -96,15 +114,60 @@ public final class GroupCommitter: Sendable {
                     return { continuation.resume(returning: value) }
                 },
                 fail: { continuation.resume(throwing: $0) })
-            let (start, length) = state.withLock { state -> (Bool, Int) in
+            let (start, length) = state.withLock { state -> (Start?, Int) in
                 state.queue.append(pending)
-                if state.draining { return (false, state.queue.count) }
+                if state.draining { return (nil, state.queue.count) }
                 state.draining = true
-                return (true, state.queue.count)
+                return (state.statistics.lastBatch <= 1 ? .inPlace : .onWriterQueue, state.queue.count)
             }
             observer?(.enqueued(length))
-            if start { scheduleDrain() }
+            switch start {
+            case .inPlace?:
+                // Its batch holds this command (and whatever was queued meanwhile), so `continuation` is resumed
+                // before this closure returns and the `await` completes without suspending the task.
+                ranInPlace = true
+                drainInPlace()
+            case .onWriterQueue?:
+                scheduleDrain()
+            case nil:
+                break
+            }
         }
+    }
+
+    /// How a command that found the writer idle starts its batch.
+    ///
+    /// In place when the previous batch held one command (or none): the caller is alone, and a hand-off would only
+    /// cost it two thread wake-ups. After a batch of several commands, on the writer queue as before: the callers
+    /// just resumed by that batch are about to submit again, and the moment the writer thread takes to start lets
+    /// them join one batch, where a first caller draining in place would commit alone and split them into two
+    /// batches, two commits instead of one.
+    private enum Start { case inPlace, onWriterQueue }
+
+    /// Runs a batch on the calling thread, for a command that found the writer idle (issue #16).
+    ///
+    /// Handing a lone command to GRDB's writer queue (`asyncWriteWithoutTransaction`) and its result back
+    /// (`continuation.resume` from the writer thread) cost two thread wake-ups and two sleeps per command, the
+    /// largest share of a single caller's CPU (futex and scheduler time in the profile). GRDB's synchronous
+    /// `writeWithoutTransaction` is `DispatchQueue.sync` on the same serial writer queue, which runs the closure on the
+    /// calling thread: the same connection, the same serialization with the writer's other users (migrations,
+    /// checkpoints, pragma reads, which it waits for if one is running), the same `drainOnce`, hence the same
+    /// transaction, savepoint and durability rules. Only a command that finds the writer idle after a batch of at most
+    /// one drains in place (``Start``): the commands that arrive while it runs find `draining` set and queue, and
+    /// `drainOnce` hands them to the writer queue as their own batch (group commit as before), so the submitting
+    /// task is never held for anybody else's batch.
+    ///
+    /// It blocks the submitting thread (from the engine, a cooperative-pool thread, never the engine actor: `submit`
+    /// is nonisolated) for one batch: the commands are synchronous closures, and what the batch can wait on is the
+    /// writer queue (served by Dispatch's own threads), SQLite's busy timeout and the disk, none of which needs the
+    /// cooperative pool; the in-place reads (`SQLiteStore.read`) rest on the same reasoning.
+    private func drainInPlace() {
+        Self.writeInPlace(writer) { db in self.drainOnce(db) }
+    }
+
+    /// GRDB's synchronous write (a synchronous function, so that the compiler cannot pick the `async` overload).
+    private static func writeInPlace(_ writer: any DatabaseWriter, _ body: (Database) -> Void) {
+        writer.writeWithoutTransaction(body)
     }
 
     private func scheduleDrain() {

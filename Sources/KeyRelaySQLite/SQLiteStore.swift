@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import KeyRelayCore
 import KeyRelayStore
 
@@ -197,24 +198,33 @@ private func createExclusively(_ path: String) throws {
 
 // MARK: - Row mapping
 
-/// The stored columns of a key, in the order `keyColumns` selects them: ``KeyRow/decode(_:)`` reads each by its
-/// position in this list (no name lookup, which lowercases the name on every read).
+/// The columns a key is read from, in the order `keyColumns` selects them: ``KeyRow/decode(_:)`` reads each by its
+/// position (``rawValue``), with no name lookup. The stored columns of `keys`, then the key's aliases.
+private enum KeyColumn: Int, CaseIterable {
+    case id, instanceID, name, description, tags, keyRingID, extractable, imported, state, createdAt, createdBy,
+         updatedAt, updatedBy, lastActionAt, lastSyncAt, lastRotateAt, expiresAt, versionID, versionCreatedAt,
+         versionCount, deletedAt, deletedBy, dualAuthEnabled, dualAuthBy, dualAuthExpiresAt, dualAuthStamp,
+         rotationEnabled, rotationInterval, rotationStamp, eventSequence
+    /// Not a column of `keys`: the key's aliases as a JSON array, selected with it (`keyColumns`).
+    case aliases
+
+    /// The column's name, as selected and as an error names it.
+    var name: String { keyColumnNames[rawValue] }
+}
+
+/// ``KeyColumn``'s names, by position.
 private let keyColumnNames = [
     "id", "instance_id", "name", "description", "tags", "key_ring_id", "extractable", "imported", "state",
     "created_at", "created_by", "updated_at", "updated_by", "last_action_at", "last_sync_at", "last_rotate_at",
     "expires_at", "version_id", "version_created_at", "version_count", "deleted_at", "deleted_by",
     "dual_auth_enabled", "dual_auth_by", "dual_auth_expires_at", "dual_auth_stamp", "rotation_enabled",
-    "rotation_interval", "rotation_stamp", "event_sequence",
+    "rotation_interval", "rotation_stamp", "event_sequence", "aliases",
 ]
 
-private let keyColumns = keyColumnNames.map { "k.\($0)" }.joined(separator: ", ") + """
+private let keyColumns = KeyColumn.allCases.dropLast().map { "k.\($0.name)" }.joined(separator: ", ") + """
     ,
-    (SELECT json_group_array(alias) FROM (SELECT alias FROM aliases a WHERE a.key_id = k.id ORDER BY a.created_at, a.alias)) AS aliases
+    (SELECT json_group_array(alias) FROM (SELECT alias FROM aliases a WHERE a.key_id = k.id ORDER BY a.created_at, a.alias)) AS \(KeyColumn.aliases.name)
     """
-
-/// Each column of `keyColumns` by name, to its position (the aliases last).
-private let keyColumnPositions: [String: Int] = Dictionary(
-    uniqueKeysWithValues: (keyColumnNames + ["aliases"]).enumerated().map { ($0.element, $0.offset) })
 
 private let registrationColumns = """
     r.key_id, r.resource_crn, r.instance_id, r.service, r.description, r.metadata, r.prevent_key_deletion,
@@ -272,9 +282,6 @@ private func encodeTags(_ tags: [String]) throws -> String {
 private struct StoredRow {
     let row: Row
     let table: String
-    /// Where each column is in `row`, when the statement's column list is known (``KeyRow``): a value is then read
-    /// by position. Nil: by name.
-    var positions: [String: Int]? = nil
 
     func corrupt(_ column: String) -> StoreError {
         let stored = (row[column] as DatabaseValue?).map(\.description) ?? "no such column"
@@ -284,7 +291,6 @@ private struct StoredRow {
     /// A value that must be present and of type `T` (ask for `T?` when NULL is allowed).
     func value<T: DatabaseValueConvertible>(_ column: String, as type: T.Type = T.self) throws -> T {
         do {
-            if let index = positions?[column] { return try row.decode(type, atIndex: index) }
             return try row.decode(type, forColumn: column)
         } catch {
             throw corrupt(column)
@@ -305,15 +311,6 @@ private struct StoredRow {
         return known
     }
 
-    // The same reads by `Column`, for tables whose columns a record names (``KeyRow/Columns``).
-    func value<T: DatabaseValueConvertible>(_ column: Column, as type: T.Type = T.self) throws -> T { try value(column.name, as: type) }
-    func date(_ column: Column) throws -> Date { try date(column.name) }
-    func optionalDate(_ column: Column) throws -> Date? { try optionalDate(column.name) }
-    func code<E: RawRepresentable>(_ column: Column, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
-        try code(column.name, as: type)
-    }
-    func json<T: Decodable>(_ column: Column, as type: T.Type) throws -> T? { try json(column.name, as: type) }
-
     /// JSON text decoded as `T`, or nil when the column is NULL.
     func json<T: Decodable>(_ column: String, as type: T.Type) throws -> T? {
         guard let text = try value(column, as: String?.self) else { return nil }
@@ -322,46 +319,91 @@ private struct StoredRow {
     }
 }
 
+/// A key's row as SQLite steps it, read by position (issue #16): no GRDB `Row`, whose statement row builds a
+/// lowercased name-to-index dictionary of all 31 columns for every query, and no name lookup per value. Each value
+/// goes through GRDB's `DatabaseValue` and its type's `fromDatabaseValue`, the conversions `Row.decode` applies to a
+/// statement row, so a missing, mistyped or unknown value fails closed as ``StoredRow`` makes it: the same
+/// ``StoreError/corruptRow(table:column:value:)``, naming the column and the stored value.
+private struct KeyRowReader {
+    let statement: SQLiteStatement
+
+    private func stored(_ column: KeyColumn) -> DatabaseValue {
+        DatabaseValue(sqliteStatement: statement, index: CInt(column.rawValue))
+    }
+
+    func corrupt(_ column: KeyColumn) -> StoreError {
+        .corruptRow(table: KeyRow.databaseTableName, column: column.name, value: stored(column).description)
+    }
+
+    /// A value that must be present and of type `T` (ask for `T?` when NULL is allowed).
+    func value<T: DatabaseValueConvertible>(_ column: KeyColumn, as type: T.Type = T.self) throws -> T {
+        guard let value = T.fromDatabaseValue(stored(column)) else { throw corrupt(column) }
+        return value
+    }
+
+    func date(_ column: KeyColumn) throws -> Date {
+        Date(storageMilliseconds: try value(column, as: Int64.self))
+    }
+
+    func optionalDate(_ column: KeyColumn) throws -> Date? {
+        try value(column, as: Int64?.self).map(Date.init(storageMilliseconds:))
+    }
+
+    /// A stored code (the state) that must be one this build knows.
+    func code<E: RawRepresentable>(_ column: KeyColumn, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
+        guard let known = E(rawValue: try value(column, as: E.RawValue.self)) else { throw corrupt(column) }
+        return known
+    }
+
+    /// JSON text decoded as `T`, or nil when the column is NULL.
+    func json<T: Decodable>(_ column: KeyColumn, as type: T.Type) throws -> T? {
+        guard let text = try value(column, as: String?.self) else { return nil }
+        guard let decoded = StoredJSON.decode(text, as: type) else { throw corrupt(column) }
+        return decoded
+    }
+}
+
+/// Steps a statement that selects `keyColumns`, decoding each row into a key as SQLite produces it (GRDB's own
+/// cursor protocol: its `next()` runs GRDB's statement bookkeeping and error reporting around `sqlite3_step`).
+private final class KeyCursor: DatabaseCursor {
+    typealias Element = Key
+    let _statement: Statement
+    var _isDone = false
+
+    init(_ statement: Statement, arguments: StatementArguments) throws {
+        _statement = statement
+        try statement.setArguments(arguments)
+    }
+
+    deinit {
+        // As GRDB's cursors do: a statement left on a row would keep its read open. A failed step makes reset fail
+        // too, with the step's error, which was thrown already.
+        sqlite3_reset(_statement.sqliteStatement)
+    }
+
+    func _element(sqliteStatement: SQLiteStatement) throws -> Key {
+        try KeyRow.decode(KeyRowReader(statement: sqliteStatement))
+    }
+
+    /// Every key `statement` selects, with `arguments`.
+    static func all(_ statement: Statement, arguments: StatementArguments) throws -> [Key] {
+        let cursor = try KeyCursor(statement, arguments: arguments)
+        var keys: [Key] = []
+        while let key = try cursor.next() { keys.append(key) }
+        return keys
+    }
+
+    /// The first key `statement` selects, with `arguments`.
+    static func first(_ statement: Statement, arguments: StatementArguments) throws -> Key? {
+        try KeyCursor(statement, arguments: arguments).next()
+    }
+}
+
 /// A `keys` row: every stored column of a key, named once for writing (``insertSQL``, ``updateSQL``) and reading
 /// (``decode(_:)``).
 /// A key's aliases live in `aliases` and are read back with it (`keyColumns`).
 private struct KeyRow {
     static let databaseTableName = "keys"
-
-    enum Columns {
-        static let id = Column("id")
-        static let instanceID = Column("instance_id")
-        static let name = Column("name")
-        static let description = Column("description")
-        static let tags = Column("tags")
-        static let keyRingID = Column("key_ring_id")
-        static let extractable = Column("extractable")
-        static let imported = Column("imported")
-        static let state = Column("state")
-        static let createdAt = Column("created_at")
-        static let createdBy = Column("created_by")
-        static let updatedAt = Column("updated_at")
-        static let updatedBy = Column("updated_by")
-        static let lastActionAt = Column("last_action_at")
-        static let lastSyncAt = Column("last_sync_at")
-        static let lastRotateAt = Column("last_rotate_at")
-        static let expiresAt = Column("expires_at")
-        static let versionID = Column("version_id")
-        static let versionCreatedAt = Column("version_created_at")
-        static let versionCount = Column("version_count")
-        static let deletedAt = Column("deleted_at")
-        static let deletedBy = Column("deleted_by")
-        static let dualAuthEnabled = Column("dual_auth_enabled")
-        static let dualAuthBy = Column("dual_auth_by")
-        static let dualAuthExpiresAt = Column("dual_auth_expires_at")
-        static let dualAuthStamp = Column("dual_auth_stamp")
-        static let rotationEnabled = Column("rotation_enabled")
-        static let rotationInterval = Column("rotation_interval")
-        static let rotationStamp = Column("rotation_stamp")
-        static let eventSequence = Column("event_sequence")
-        /// Not a column of `keys`: the key's aliases as a JSON array, selected with it (`keyColumns`).
-        static let aliases = Column("aliases")
-    }
 
     let key: Key
 
@@ -407,33 +449,32 @@ private struct KeyRow {
          key.rotation?.intervalMonth, try encodeJSON(key.rotationStamp), key.eventSequence]
     }
 
-    static func decode(_ row: Row) throws -> Key {
-        let r = StoredRow(row: row, table: databaseTableName, positions: keyColumnPositions)
-        let version = KeyVersion(id: try r.value(Columns.versionID), creationDate: try r.date(Columns.versionCreatedAt))
-        var key = Key(id: try r.value(Columns.id), instanceID: try r.value(Columns.instanceID), name: try r.value(Columns.name),
-                      description: try r.value(Columns.description), tags: try r.json(Columns.tags, as: [String].self) ?? [],
-                      aliases: try r.json(Columns.aliases, as: [String].self) ?? [],
-                      keyRingID: try r.value(Columns.keyRingID), extractable: try r.value(Columns.extractable),
-                      imported: try r.value(Columns.imported), state: try r.code(Columns.state, as: KeyState.self),
-                      creationDate: try r.date(Columns.createdAt), createdBy: try r.value(Columns.createdBy),
-                      expirationDate: try r.optionalDate(Columns.expiresAt), currentVersion: version)
-        key.lastUpdateDate = try r.date(Columns.updatedAt)
-        key.updatedBy = try r.value(Columns.updatedBy)
-        key.lastLifecycleActionDate = try r.optionalDate(Columns.lastActionAt)
-        key.lastSyncDate = try r.optionalDate(Columns.lastSyncAt)
-        key.lastRotateDate = try r.optionalDate(Columns.lastRotateAt)
-        key.versionCount = try r.value(Columns.versionCount)
-        key.deletionDate = try r.optionalDate(Columns.deletedAt)
-        key.deletedBy = try r.value(Columns.deletedBy)
-        key.dualAuthDelete = DualAuthDelete(enabled: try r.value(Columns.dualAuthEnabled), authorizedBy: try r.value(Columns.dualAuthBy),
-                                            authExpiration: try r.optionalDate(Columns.dualAuthExpiresAt))
-        key.dualAuthStamp = try r.json(Columns.dualAuthStamp, as: PolicyStamp.self)
-        if let enabled = try r.value(Columns.rotationEnabled, as: Bool?.self) {
+    static func decode(_ r: KeyRowReader) throws -> Key {
+        let version = KeyVersion(id: try r.value(.versionID), creationDate: try r.date(.versionCreatedAt))
+        var key = Key(id: try r.value(.id), instanceID: try r.value(.instanceID), name: try r.value(.name),
+                      description: try r.value(.description), tags: try r.json(.tags, as: [String].self) ?? [],
+                      aliases: try r.json(.aliases, as: [String].self) ?? [],
+                      keyRingID: try r.value(.keyRingID), extractable: try r.value(.extractable),
+                      imported: try r.value(.imported), state: try r.code(.state, as: KeyState.self),
+                      creationDate: try r.date(.createdAt), createdBy: try r.value(.createdBy),
+                      expirationDate: try r.optionalDate(.expiresAt), currentVersion: version)
+        key.lastUpdateDate = try r.date(.updatedAt)
+        key.updatedBy = try r.value(.updatedBy)
+        key.lastLifecycleActionDate = try r.optionalDate(.lastActionAt)
+        key.lastSyncDate = try r.optionalDate(.lastSyncAt)
+        key.lastRotateDate = try r.optionalDate(.lastRotateAt)
+        key.versionCount = try r.value(.versionCount)
+        key.deletionDate = try r.optionalDate(.deletedAt)
+        key.deletedBy = try r.value(.deletedBy)
+        key.dualAuthDelete = DualAuthDelete(enabled: try r.value(.dualAuthEnabled), authorizedBy: try r.value(.dualAuthBy),
+                                            authExpiration: try r.optionalDate(.dualAuthExpiresAt))
+        key.dualAuthStamp = try r.json(.dualAuthStamp, as: PolicyStamp.self)
+        if let enabled = try r.value(.rotationEnabled, as: Bool?.self) {
             // Written together with rotation_enabled (encode(to:)): a policy without its interval is not readable.
-            key.rotation = RotationPolicy(enabled: enabled, intervalMonth: try r.value(Columns.rotationInterval))
+            key.rotation = RotationPolicy(enabled: enabled, intervalMonth: try r.value(.rotationInterval))
         }
-        key.rotationStamp = try r.json(Columns.rotationStamp, as: PolicyStamp.self)
-        key.eventSequence = try r.value(Columns.eventSequence)
+        key.rotationStamp = try r.json(.rotationStamp, as: PolicyStamp.self)
+        key.eventSequence = try r.value(.eventSequence)
         return key
     }
 }
@@ -557,8 +598,8 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func key(id: String, instanceID: String) throws -> Key? {
-        try Row.decodeOne(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?",
-                         arguments: [id, instanceID], KeyRow.decode)
+        try KeyCursor.first(db.cachedStatement(sql: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?"),
+                            arguments: [id, instanceID])
     }
 
     func keyID(alias: String, instanceID: String) throws -> String? {
@@ -663,8 +704,8 @@ struct SQLiteTransaction: StorageTransaction {
         var all = arguments
         _ = all.append(contentsOf: [query.limit, query.offset])
         // Orders of several terms are as many as their permutations: compiled each time, not cached.
-        if order.count > 1 { return try Row.fetchAll(db, sql: sql, arguments: all).map(KeyRow.decode) }
-        return try Row.decodeAll(db, cachedSQL: sql, arguments: all, KeyRow.decode)
+        if order.count > 1 { return try KeyCursor.all(db.makeStatement(sql: sql), arguments: all) }
+        return try KeyCursor.all(db.cachedStatement(sql: sql), arguments: all)
     }
 
     func countKeys(instanceID: String, query: KeyQuery) throws -> Int {
@@ -673,8 +714,8 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func keysDueForExpiry(at date: Date, limit: Int) throws -> [Key] {
-        try Row.decodeAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?",
-                         arguments: [date.storageMilliseconds, limit], KeyRow.decode)
+        try KeyCursor.all(db.cachedStatement(sql: "SELECT \(keyColumns) FROM keys k WHERE k.state = 1 AND k.expires_at IS NOT NULL AND k.expires_at <= ? ORDER BY k.expires_at, k.id LIMIT ?"),
+                          arguments: [date.storageMilliseconds, limit])
     }
 
     func keysDueForPolicyRotation(at date: Date, month: TimeInterval, limit: Int) throws -> [Key] {
@@ -682,17 +723,17 @@ struct SQLiteTransaction: StorageTransaction {
         // root key): the due instant is computed on those rows only.
         let due = "COALESCE(k.last_rotate_at, k.created_at) + k.rotation_interval * ?"
         let monthMilliseconds = Int64((month * 1000).rounded())
-        return try Row.decodeAll(db, cachedSQL: """
+        return try KeyCursor.all(db.cachedStatement(sql: """
             SELECT \(keyColumns) FROM keys k INDEXED BY keys_rotation_policy
             WHERE k.rotation_enabled = 1 AND k.state = 1 AND k.extractable = 0 AND k.imported = 0
               AND \(due) <= ?
             ORDER BY \(due), k.id LIMIT ?
-            """, arguments: [monthMilliseconds, date.storageMilliseconds, monthMilliseconds, limit], KeyRow.decode)
+            """), arguments: [monthMilliseconds, date.storageMilliseconds, monthMilliseconds, limit])
     }
 
     func destroyedKeys(deletedAtOrBefore date: Date, limit: Int) throws -> [Key] {
-        try Row.decodeAll(db, cachedSQL: "SELECT \(keyColumns) FROM keys k WHERE k.state = 5 AND k.deleted_at <= ? ORDER BY k.deleted_at, k.id LIMIT ?",
-                         arguments: [date.storageMilliseconds, limit], KeyRow.decode)
+        try KeyCursor.all(db.cachedStatement(sql: "SELECT \(keyColumns) FROM keys k WHERE k.state = 5 AND k.deleted_at <= ? ORDER BY k.deleted_at, k.id LIMIT ?"),
+                          arguments: [date.storageMilliseconds, limit])
     }
 
     func aliases(keyID: String) throws -> [AliasRecord] {

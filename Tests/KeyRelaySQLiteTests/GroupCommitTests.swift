@@ -3,6 +3,7 @@ import GRDB
 import KeyRelayCore
 @testable import KeyRelaySQLite
 import KeyRelayStore
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -23,9 +24,55 @@ struct GroupCommitTests {
 
     /// Holds the writer inside a first batch until released, so that the commands submitted meanwhile are all
     /// queued and must form the next batch together (deterministic batching, no timing).
+    ///
+    /// The first command finds the writer idle and runs in place, on its submitting thread: its task runs on
+    /// ``executor``, a thread of its own, so that waiting for `release` blocks that thread and not one of the
+    /// cooperative pool the other tasks need (a pool of one thread on a one-core machine).
     final class Gate: Sendable {
         let started = AsyncStream<Void>.makeStream()
         let release = DispatchSemaphore(value: 0)
+        let executor = DedicatedExecutor()
+    }
+
+    /// A task executor on a serial Dispatch queue of its own (not the cooperative pool).
+    final class DedicatedExecutor: TaskExecutor {
+        let queue = DispatchQueue(label: "keyrelay.tests.group-commit")
+        /// The thread running one of this executor's jobs now, if any.
+        private let running = Mutex<pthread_t?>(nil)
+
+        func enqueue(_ job: consuming ExecutorJob) {
+            let job = UnownedJob(job)
+            queue.async {
+                self.running.withLock { $0 = pthread_self() }
+                job.runSynchronously(on: self.asUnownedTaskExecutor())
+                self.running.withLock { $0 = nil }
+            }
+        }
+
+        /// Whether the calling thread is inside one of this executor's jobs (a task's run up to its next suspension).
+        var isCurrent: Bool { running.withLock { $0.map { pthread_equal($0, pthread_self()) != 0 } ?? false } }
+    }
+
+    @Test("A command that finds the writer idle runs on its submitting thread, and is committed when it returns")
+    func loneCommandRunsInPlace() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteStore(.file(directory.appendingPathComponent("db.sqlite").path))
+        let committer = GroupCommitter(writer: store.writer)
+        let executor = DedicatedExecutor()
+        let inPlace = try await Task(executorPreference: executor) {
+            try await committer.submit { db -> Bool in
+                try SQLiteTransaction(db: db).setMeta("in-place", Data([1]))
+                // Still inside the submitting task's run: it was not suspended and resumed by another thread.
+                return executor.isCurrent
+            }
+        }.value
+        #expect(inPlace, "the lone command was handed to another thread")
+        // Told "done": committed, visible to a fresh read transaction of another connection.
+        #expect(try await store.read { tx in try tx.meta("in-place") } == Data([1]))
+        #expect(committer.statistics.batches == 1)
+        #expect(committer.statistics.commands == 1)
+        try store.close()
     }
 
     static func refusal(_ i: Int) -> KeyRelayError {
@@ -42,7 +89,7 @@ struct GroupCommitTests {
         let gate = Gate()
         let failing = 31
 
-        let gateTask = Task {
+        let gateTask = Task(executorPreference: gate.executor) {
             try await committer.submit { db in
                 gate.started.continuation.yield()
                 gate.release.wait()
@@ -91,6 +138,15 @@ struct GroupCommitTests {
         #expect(statistics.batches == 2)
         #expect(statistics.lastBatch == 64)
         #expect(statistics.failedCommands == 1)
+
+        // After a batch of several, the next command goes to the writer queue (callers just resumed are about to
+        // submit again and should share a batch); after a batch of one, the next runs in place again.
+        for expectedInPlace in [false, true] {
+            let inPlace = try await Task(executorPreference: gate.executor) {
+                try await committer.submit { _ in gate.executor.isCurrent }
+            }.value
+            #expect(inPlace == expectedInPlace)
+        }
 
         let stored = try await store.read { tx in
             try (0..<64).map { try tx.meta("cmd-\($0)") != nil } + [try tx.meta("cmd-\(failing)-second-write") != nil]
@@ -152,7 +208,7 @@ struct GroupCommitTests {
         let events = AsyncStream<GroupCommitter.Event>.makeStream()
         let committer = GroupCommitter(writer: pool, observer: { events.continuation.yield($0) })
         let gate = Gate()
-        let gateTask = Task {
+        let gateTask = Task(executorPreference: gate.executor) {
             try await committer.submit { db in
                 gate.started.continuation.yield()
                 gate.release.wait()
