@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KeyRelay
 import Logging
 
 /// One access line per request, and the request's correlation id.
@@ -43,47 +44,9 @@ struct AccessLogMiddleware: RouterMiddleware {
         if let given, !given.isEmpty, given.count <= maxCorrelationIDLength, given.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
             return given
         }
-        return lowercased(randomUUID())
-    }
-
-    /// A random (version 4, RFC 9562 variant) UUID from the system's generator. Foundation's `UUID()` on Linux
-    /// opens, reads and closes `/dev/urandom` for every id (three system calls and a file descriptor per request
-    /// that brings no `Correlation-Id`); `SystemRandomNumberGenerator` is one `getrandom` call, the same source.
-    static func randomUUID() -> UUID {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        var bytes = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
-                     UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0))
-        withUnsafeMutableBytes(of: &bytes) { raw in
-            raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
-            raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
-            raw[6] = raw[6] & 0x0F | 0x40  // version 4
-            raw[8] = raw[8] & 0x3F | 0x80  // variant 10xx
-        }
-        return UUID(uuid: bytes)
-    }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
-    /// `uuid.uuidString.lowercased()`, written directly (the two conversions cost more than the rest of the line's
-    /// work on every request that brings no `Correlation-Id`).
-    static func lowercased(_ uuid: UUID) -> String {
-        withUnsafeBytes(of: uuid.uuid) { bytes in
-            String(unsafeUninitializedCapacity: 36) { text in
-                var position = 0
-                for (index, byte) in bytes.enumerated() {
-                    if index == 4 || index == 6 || index == 8 || index == 10 {
-                        text[position] = UInt8(ascii: "-")
-                        position += 1
-                    }
-                    text[position] = hexDigits[Int(byte >> 4)]
-                    text[position + 1] = hexDigits[Int(byte & 0x0F)]
-                    position += 2
-                }
-                return position
-            }
-        }
+        // A v4 UUID from the system CSPRNG, as the engine draws its identifiers (Foundation's `UUID()` on Linux opens,
+        // reads and closes /dev/urandom each time).
+        return RandomIdentifiers().next()
     }
 
     private func log(_ request: Request, _ context: KeyRelayRequestContext, status: Int, since start: ContinuousClock.Instant) {
