@@ -1091,6 +1091,17 @@ struct SQLiteTransaction: StorageTransaction {
         return db.changesCount
     }
 
+    /// One indexed lookup (the registration's primary key, then the events' id index), nothing decoded but an integer:
+    /// the default reads and decodes the whole registration (its CRN parsed) and the whole acknowledged event.
+    func acknowledgementState(keyID: String, resourceCRN: String) throws -> RegistrationAcknowledgementState? {
+        let row = try Row.fetchOne(db, cachedSQL: """
+            SELECT (SELECT e.seq FROM events e WHERE e.id = r.ack_event_id) FROM registrations r
+            WHERE r.key_id = ? AND r.resource_crn = ?
+            """, arguments: [keyID, resourceCRN])
+        guard let row else { return nil }
+        return RegistrationAcknowledgementState(acknowledgedEventSequence: row[0])
+    }
+
     func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws {
         try db.execute(cachedSQL: """
             INSERT INTO instance_policies (instance_id, policy_type, enabled, attributes, stamp) VALUES (?, ?, ?, ?, ?)
