@@ -235,16 +235,27 @@ private func decodeSummary(_ row: Row) throws -> RegistrationSummary {
                                total: try r.value("total"))
 }
 
-private let eventColumns = """
-    e.seq, e.id, e.instance_id, e.key_id, e.key_seq, e.kind, e.key_state, e.version_id, e.version_created_at, e.at,
-    e.principal, e.correlation_id
-    """
+private let eventColumnNames = [
+    "seq", "id", "instance_id", "key_id", "key_seq", "kind", "key_state", "version_id", "version_created_at", "at",
+    "principal", "correlation_id",
+]
 
-private let notificationColumns = """
-    n.id AS notification_id, n.resource_crn, n.service, n.status, n.attempts, n.next_attempt_at, n.last_error, n.sent_at, n.acked_at,
-    n.incomplete,
-    \(eventColumns)
-    """
+private let eventColumns = eventColumnNames.map { "e.\($0)" }.joined(separator: ", ")
+
+/// The columns of `notificationColumns`, in order: the notification's (`n.id` as `notification_id`), then the event's.
+private let notificationColumnNames = [
+    "notification_id", "resource_crn", "service", "status", "attempts", "next_attempt_at", "last_error", "sent_at",
+    "acked_at", "incomplete",
+]
+
+private let notificationColumns = (["n.id AS notification_id"] + notificationColumnNames.dropFirst().map { "n.\($0)" }
+                                   + eventColumnNames.map { "e.\($0)" }).joined(separator: ", ")
+
+/// Each column of `notificationColumns` by name, to its position: every query decoded by `decodeNotification` selects
+/// `notificationColumns` first, so a notification (the dispatcher reads one per delivery, in its claims) is read by
+/// position, without a name lookup (which lowercases the name) per column.
+private let notificationColumnPositions: [String: Int] = Dictionary(
+    uniqueKeysWithValues: (notificationColumnNames + eventColumnNames).enumerated().map { ($0.element, $0.offset) })
 
 private func ms(_ date: Date?) -> Int64? { date?.storageMilliseconds }
 
@@ -466,8 +477,10 @@ private func decodeRegistration(_ row: Row) throws -> Registration {
     return registration
 }
 
-private func decodeEvent(_ row: Row) throws -> LifecycleEvent {
-    let r = StoredRow(row: row, table: "events")
+private func decodeEvent(_ row: Row) throws -> LifecycleEvent { try decodeEvent(row, positions: nil) }
+
+private func decodeEvent(_ row: Row, positions: [String: Int]?) throws -> LifecycleEvent {
+    let r = StoredRow(row: row, table: "events", positions: positions)
     return LifecycleEvent(sequence: try r.value("seq"), id: try r.value("id"), instanceID: try r.value("instance_id"),
                           keyID: try r.value("key_id"), keySequence: try r.value("key_seq"),
                           kind: try r.code("kind", as: LifecycleEventKind.self),
@@ -477,8 +490,9 @@ private func decodeEvent(_ row: Row) throws -> LifecycleEvent {
 }
 
 private func decodeNotification(_ row: Row) throws -> ResourceNotification {
-    let r = StoredRow(row: row, table: "notifications")
-    return ResourceNotification(id: try r.value("notification_id"), event: try decodeEvent(row), resourceCRN: try r.value("resource_crn"),
+    let r = StoredRow(row: row, table: "notifications", positions: notificationColumnPositions)
+    return ResourceNotification(id: try r.value("notification_id"), event: try decodeEvent(row, positions: notificationColumnPositions),
+                                resourceCRN: try r.value("resource_crn"),
                                 serviceName: try r.value("service"), status: try r.code("status", as: NotificationStatus.self),
                                 attempts: try r.value("attempts"), nextAttemptDate: try r.optionalDate("next_attempt_at"),
                                 lastError: try r.value("last_error"), sentDate: try r.optionalDate("sent_at"),
