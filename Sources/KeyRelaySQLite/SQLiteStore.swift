@@ -875,14 +875,16 @@ struct SQLiteTransaction: StorageTransaction {
 
     /// The due-notification query (pending whose time has come, sent past their deadline, none held back behind an
     /// earlier pending one of its resource), in due order; `unclaimed` adds "no live claim" (a second `?`: the date).
+    /// The order check seeks the target's unfinished notifications in `notifications_by_target` (the expression as
+    /// indexed, migration 0008); `+p.status` keeps SQLite from folding `status = 'pending'` into that expression.
     private static func makeDueSQL(unclaimed: Bool) -> String {
         """
         SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
         WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
           \(unclaimed ? "AND (n.claimed_until IS NULL OR n.claimed_until <= ?)" : "")
           AND NOT EXISTS (SELECT 1 FROM notifications p
-                          WHERE p.target_id = n.target_id AND p.id < n.id
-                            AND p.status = 'pending')
+                          WHERE p.target_id = n.target_id AND (p.status != 'acknowledged') = 1 AND p.id < n.id
+                            AND +p.status = 'pending')
         ORDER BY n.next_attempt_at, n.id LIMIT ?
         """
     }
@@ -1099,6 +1101,7 @@ struct SQLiteTransaction: StorageTransaction {
         try db.execute(cachedSQL: """
             UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL
             WHERE target_id = (SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?)
+              AND (status != 'acknowledged') = 1
               AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
               AND (status != 'dead' OR event_seq = ?)
             """, arguments: [date.storageMilliseconds, keyID, resourceCRN, upToEventSequence, upToEventSequence])
