@@ -122,7 +122,7 @@ extension KeyRelayEngine {
     /// becomes acknowledged and the registration remembers the reported state and version. Idempotent. An
     /// acknowledgement of another state than the event's (``AdopterKeyState/expected(for:)``) is recorded on the
     /// notification as an action that did not complete (``IncompleteReason/stateConflict``).
-    public func acknowledge(_ ack: EventAcknowledgement, context: RequestContext) async throws {
+    public nonisolated func acknowledge(_ ack: EventAcknowledgement, context: RequestContext) async throws {
         try await acknowledge(eventID: ack.eventID, resourceCRN: ack.resourceCRN, adopterKeyState: ack.adopterKeyState,
                               keyVersionID: ack.keyVersionID, timestamp: ack.timestamp,
                               deleteRegistration: ack.deleteRegistration, context: context)
@@ -133,7 +133,7 @@ extension KeyRelayEngine {
     /// not name the resource, so the event's key must then have exactly one registration.
     /// - Throws: `INVALID_FIELD_ERR` (field `resourceCrn`) when the resource is not named and the key has no or
     ///   several registrations; `NOT_FOUND_ERR` (field `eventId`) for an event of another instance or none.
-    public func acknowledge(eventID: String, resourceCRN: String?, adopterKeyState: AdopterKeyState, keyVersionID: String?,
+    public nonisolated func acknowledge(eventID: String, resourceCRN: String?, adopterKeyState: AdopterKeyState, keyVersionID: String?,
                             timestamp: Date, deleteRegistration: Bool = false, context: RequestContext) async throws {
         let now = now()
         let op = "Event could not be acknowledged"
@@ -162,7 +162,7 @@ extension KeyRelayEngine {
                 }
                 crn = candidates[0].resourceCRN
             }
-            guard let registration = try tx.registration(keyID: event.keyID, resourceCRN: crn) else {
+            guard let registered = try tx.acknowledgementState(keyID: event.keyID, resourceCRN: crn) else {
                 throw KeyRelayError(.registrationNotFound, "Resource '\(crn)' is not registered with key \(event.keyID)",
                                     operation: op)
             }
@@ -176,8 +176,7 @@ extension KeyRelayEngine {
                                            error: "\(IncompleteReason.summary): the resource acknowledged \(adopterKeyState.rawValue), the key is \(event.keyState) after the event (\(expected.rawValue) expected) (409)")
             }
             // Only a newer event than the last acknowledged one moves the registration's reported state.
-            let previous = try registration.acknowledgement.flatMap { try tx.event(id: $0.eventID) }
-            if previous.map({ $0.sequence <= event.sequence }) ?? true {
+            if registered.acknowledgedEventSequence.map({ $0 <= event.sequence }) ?? true {
                 let acknowledgement = Acknowledgement(eventID: eventID, adopterKeyState: adopterKeyState,
                                                       keyVersionID: keyVersionID, processedAt: timestamp, receivedAt: now)
                 try tx.recordAcknowledgement(keyID: event.keyID, resourceCRN: crn, acknowledgement)

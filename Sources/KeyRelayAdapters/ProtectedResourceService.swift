@@ -203,18 +203,23 @@ public actor ProtectedResourceService: ServiceSubscriber {
     public func deliver(_ notification: ResourceNotification) async throws {
         received.append(notification.event.id)
         let event = notification.event
-        guard let current = resources[notification.resourceCRN], current.keyID == event.keyID else {
-            throw ServiceAccessError.noSuchResource(notification.resourceCRN)
+        let crn = notification.resourceCRN
+        // What is needed of the resource, not a copy of it (see `apply`).
+        guard let (known, wrappedDEK, keyVersion) = resources[crn].flatMap({ r in
+            r.keyID == event.keyID
+                ? (r.appliedEvents.contains(event.id) || event.keySequence < r.newestKeySequence, r.wrappedDEK, r.keyVersion) : nil
+        }) else {
+            throw ServiceAccessError.noSuchResource(crn)
         }
-        if current.appliedEvents.contains(event.id) || event.keySequence < current.newestKeySequence {
-            try await acknowledge(event, crn: current.crn)   // duplicate or stale: report the state we are in
+        if known {
+            try await acknowledge(event, crn: crn)   // duplicate or stale: report the state we are in
             return
         }
         var access: ResourceAccess
         var cached: SymmetricKey?
         var adopterState: AdopterKeyState
-        var wrapped = current.wrappedDEK
-        var version = current.keyVersion
+        var wrapped = wrappedDEK
+        var version = keyVersion
         switch event.keyState {
         case .destroyed:
             (access, cached, adopterState) = (.denied(.keyDeleted), nil, .deleted)
@@ -222,10 +227,10 @@ public actor ProtectedResourceService: ServiceSubscriber {
             (access, cached, adopterState) = (.denied(.keyDisabled), nil, .disabled)
         case .active, .deactivated, .preActivation:
             do {
-                let dek = try await client.unwrapDEK(keyID: event.keyID, ciphertext: wrapped, aad: Self.dekAAD(current.crn))
+                let dek = try await client.unwrapDEK(keyID: event.keyID, ciphertext: wrapped, aad: Self.dekAAD(crn))
                 (access, cached, adopterState) = (.allowed, SymmetricKey(data: dek.plaintext), .enabled)
                 if event.keyVersion.id != version.id, event.keyVersion.creationDate >= version.creationDate {
-                    let rewrapped = try await client.rewrapDEK(keyID: event.keyID, ciphertext: wrapped, aad: Self.dekAAD(current.crn))
+                    let rewrapped = try await client.rewrapDEK(keyID: event.keyID, ciphertext: wrapped, aad: Self.dekAAD(crn))
                     wrapped = rewrapped.ciphertext
                     version = rewrapped.keyVersion
                 }
@@ -235,19 +240,27 @@ public actor ProtectedResourceService: ServiceSubscriber {
             }
         }
         // Re-read after the awaits: another delivery may have applied a newer event meanwhile.
-        guard var resource = resources[current.crn] else { throw ServiceAccessError.noSuchResource(current.crn) }
-        if event.keySequence >= resource.newestKeySequence, !resource.appliedEvents.contains(event.id) {
-            resource.access = access
-            resource.cachedDEK = cached
-            resource.adopterState = adopterState
-            resource.wrappedDEK = wrapped
-            resource.keyVersion = version
-            resource.newestKeySequence = event.keySequence
-            resource.lastApplied = event.id
-            resource.appliedEvents.insert(event.id)
-            resources[current.crn] = resource
+        guard let newer = resources[crn].map({ event.keySequence >= $0.newestKeySequence && !$0.appliedEvents.contains(event.id) })
+        else { throw ServiceAccessError.noSuchResource(crn) }
+        if newer {
+            // In place (no copy of the resource held meanwhile): a copy taken out of `resources` and written back
+            // duplicated the resource's applied-event set, which grows with every event, on every delivery.
+            Self.apply(event, access: access, cached: cached, adopterState: adopterState, wrapped: wrapped, version: version,
+                       to: &resources[crn]!)
         }
-        try await acknowledge(event, crn: current.crn)
+        try await acknowledge(event, crn: crn)
+    }
+
+    private static func apply(_ event: LifecycleEvent, access: ResourceAccess, cached: SymmetricKey?, adopterState: AdopterKeyState,
+                              wrapped: String, version: KeyVersion, to resource: inout Resource) {
+        resource.access = access
+        resource.cachedDEK = cached
+        resource.adopterState = adopterState
+        resource.wrappedDEK = wrapped
+        resource.keyVersion = version
+        resource.newestKeySequence = event.keySequence
+        resource.lastApplied = event.id
+        resource.appliedEvents.insert(event.id)
     }
 
     private func acknowledge(_ event: LifecycleEvent, crn: String) async throws {

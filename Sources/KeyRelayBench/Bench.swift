@@ -113,6 +113,7 @@ final class Bench {
             report.details["delivery_concurrency"] = Double(result.concurrency)
             report.details["delivery_group_commit_mean_batch"] = result.groupCommitMeanBatch
             report.details["delivery_commits_per_delivery"] = result.commitsPerDelivery
+            report.details["delivery_cpu_us_per_delivery"] = result.cpuMicrosecondsPerDelivery
         }
         if options.wants("webhook") {
             step("webhook_delivery_per_s, webhook_bare_post_per_s")

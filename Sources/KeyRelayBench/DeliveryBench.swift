@@ -22,6 +22,10 @@ enum DeliveryBench {
         /// Commands per group commit while delivering: acknowledgements, outcomes and claims share commits.
         var groupCommitMeanBatch: Double
         var commitsPerDelivery: Double
+        /// Process CPU (user + system) per acknowledged delivery while draining, in microseconds: the dispatcher,
+        /// the buckets' unwraps and acknowledgements, and the commits. Unlike the rate, it hardly moves when other
+        /// processes compete for the cores.
+        var cpuMicrosecondsPerDelivery: Double
     }
 
     static func run(path: String, seconds: Double, buckets: Int, concurrency: Int) async throws -> Result {
@@ -53,6 +57,7 @@ enum DeliveryBench {
         var rounds = 0
         var elapsed = 0.0
         var batches = 0, commands = 0
+        var cpu = 0.0
         while elapsed < seconds || rounds == 0 {
             clock.advance(by: 7200)
             let before = try await engine.deliveryCounts(keyID: key.id)
@@ -62,6 +67,7 @@ enum DeliveryBench {
             }
             let statistics = store.groupCommitStatistics
             let start = now()
+            let cpuStart = LoadGenerator.processCPUSeconds()
             var counts = before
             // drain() delivers everything due at this instant; loop in case acknowledgements lag a pass.
             for _ in 0..<100 {
@@ -70,6 +76,7 @@ enum DeliveryBench {
                 if counts.pending == 0, counts.sent == 0 { break }
             }
             elapsed += now() - start
+            cpu += LoadGenerator.processCPUSeconds() - cpuStart
             // The delivery's commits only (the sync's own fan-out is before `statistics`; the counts read nothing).
             batches += store.groupCommitStatistics.batches - statistics.batches
             commands += store.groupCommitStatistics.commands - statistics.commands
@@ -81,6 +88,7 @@ enum DeliveryBench {
         }
         return Result(rate: Double(acknowledged) / elapsed, acknowledged: acknowledged, rounds: rounds, buckets: buckets,
                       concurrency: concurrency, groupCommitMeanBatch: Double(commands) / Double(max(1, batches)),
-                      commitsPerDelivery: Double(batches) / Double(max(1, acknowledged)))
+                      commitsPerDelivery: Double(batches) / Double(max(1, acknowledged)),
+                      cpuMicrosecondsPerDelivery: cpu / Double(max(1, acknowledged)) * 1e6)
     }
 }

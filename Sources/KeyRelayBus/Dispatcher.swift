@@ -138,7 +138,7 @@ public actor Dispatcher {
     public static let loggingDisabled = Logger(label: "keyrelay.delivery", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// The delivery log, oldest first (at most `logLimit` records).
-    public var log: [DeliveryRecord] { records }
+    public var log: [DeliveryRecord] { records.count > logLimit ? Array(records.suffix(logLimit)) : records }
 
     /// Empties the delivery log.
     public func clearLog() { records.removeAll() }
@@ -325,13 +325,23 @@ public actor Dispatcher {
         records.append(DeliveryRecord(date: now, notificationID: n.id, eventID: n.event.id, eventKind: n.event.kind,
                                       keyID: n.event.keyID, resourceCRN: n.resourceCRN, service: n.serviceName,
                                       attempt: attempt, result: result))
-        if records.count > logLimit { records.removeFirst(records.count - logLimit) }
+        // Trimmed a limit's worth at a time (the log keeps the last `logLimit`): removing the oldest record on every
+        // append, once full, moved the whole log each time (10,000 records per delivery with the default limit).
+        if records.count >= 2 * logLimit { records.removeFirst(records.count - logLimit) }
         log(records[records.count - 1])
         Self.count(result, attempt: attempt, service: n.serviceName)
     }
 
     /// Logs one delivery step.
     private func log(_ step: DeliveryRecord) {
+        // Its metadata is built only for a logger that will write it (a handed-over step logs at info).
+        let level: Logger.Level
+        switch step.result {
+        case .delivered, .dropped, .delayed: level = .info
+        case .failed: level = .warning
+        case .dead: level = .error
+        }
+        guard logger.logLevel <= level else { return }
         var metadata: Logger.Metadata = [
             "notification_id": .stringConvertible(step.notificationID), "event_id": .string(step.eventID),
             "event": .string(step.eventKind.rawValue), "key_id": .string(step.keyID), "resource_crn": .string(step.resourceCRN),

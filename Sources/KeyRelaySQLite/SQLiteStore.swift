@@ -245,16 +245,27 @@ private func decodeSummary(_ row: Row) throws -> RegistrationSummary {
                                total: try r.value("total"))
 }
 
-private let eventColumns = """
-    e.seq, e.id, e.instance_id, e.key_id, e.key_seq, e.kind, e.key_state, e.version_id, e.version_created_at, e.at,
-    e.principal, e.correlation_id
-    """
+private let eventColumnNames = [
+    "seq", "id", "instance_id", "key_id", "key_seq", "kind", "key_state", "version_id", "version_created_at", "at",
+    "principal", "correlation_id",
+]
 
-private let notificationColumns = """
-    n.id AS notification_id, n.resource_crn, n.service, n.status, n.attempts, n.next_attempt_at, n.last_error, n.sent_at, n.acked_at,
-    n.incomplete,
-    \(eventColumns)
-    """
+private let eventColumns = eventColumnNames.map { "e.\($0)" }.joined(separator: ", ")
+
+/// The columns of `notificationColumns`, in order: the notification's (`n.id` as `notification_id`), then the event's.
+private let notificationColumnNames = [
+    "notification_id", "resource_crn", "service", "status", "attempts", "next_attempt_at", "last_error", "sent_at",
+    "acked_at", "incomplete",
+]
+
+private let notificationColumns = (["n.id AS notification_id"] + notificationColumnNames.dropFirst().map { "n.\($0)" }
+                                   + eventColumnNames.map { "e.\($0)" }).joined(separator: ", ")
+
+/// Each column of `notificationColumns` by name, to its position: every query decoded by `decodeNotification` selects
+/// `notificationColumns` first, so a notification (the dispatcher reads one per delivery, in its claims) is read by
+/// position, without a name lookup (which lowercases the name) per column.
+private let notificationColumnPositions: [String: Int] = Dictionary(
+    uniqueKeysWithValues: (notificationColumnNames + eventColumnNames).enumerated().map { ($0.element, $0.offset) })
 
 private func ms(_ date: Date?) -> Int64? { date?.storageMilliseconds }
 
@@ -507,8 +518,10 @@ private func decodeRegistration(_ row: Row) throws -> Registration {
     return registration
 }
 
-private func decodeEvent(_ row: Row) throws -> LifecycleEvent {
-    let r = StoredRow(row: row, table: "events")
+private func decodeEvent(_ row: Row) throws -> LifecycleEvent { try decodeEvent(row, positions: nil) }
+
+private func decodeEvent(_ row: Row, positions: [String: Int]?) throws -> LifecycleEvent {
+    let r = StoredRow(row: row, table: "events", positions: positions)
     return LifecycleEvent(sequence: try r.value("seq"), id: try r.value("id"), instanceID: try r.value("instance_id"),
                           keyID: try r.value("key_id"), keySequence: try r.value("key_seq"),
                           kind: try r.code("kind", as: LifecycleEventKind.self),
@@ -518,8 +531,9 @@ private func decodeEvent(_ row: Row) throws -> LifecycleEvent {
 }
 
 private func decodeNotification(_ row: Row) throws -> ResourceNotification {
-    let r = StoredRow(row: row, table: "notifications")
-    return ResourceNotification(id: try r.value("notification_id"), event: try decodeEvent(row), resourceCRN: try r.value("resource_crn"),
+    let r = StoredRow(row: row, table: "notifications", positions: notificationColumnPositions)
+    return ResourceNotification(id: try r.value("notification_id"), event: try decodeEvent(row, positions: notificationColumnPositions),
+                                resourceCRN: try r.value("resource_crn"),
                                 serviceName: try r.value("service"), status: try r.code("status", as: NotificationStatus.self),
                                 attempts: try r.value("attempts"), nextAttemptDate: try r.optionalDate("next_attempt_at"),
                                 lastError: try r.value("last_error"), sentDate: try r.optionalDate("sent_at"),
@@ -902,14 +916,16 @@ struct SQLiteTransaction: StorageTransaction {
 
     /// The due-notification query (pending whose time has come, sent past their deadline, none held back behind an
     /// earlier pending one of its resource), in due order; `unclaimed` adds "no live claim" (a second `?`: the date).
+    /// The order check seeks the target's unfinished notifications in `notifications_by_target` (the expression as
+    /// indexed, migration 0008); `+p.status` keeps SQLite from folding `status = 'pending'` into that expression.
     private static func makeDueSQL(unclaimed: Bool) -> String {
         """
         SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
         WHERE n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
           \(unclaimed ? "AND (n.claimed_until IS NULL OR n.claimed_until <= ?)" : "")
           AND NOT EXISTS (SELECT 1 FROM notifications p
-                          WHERE p.target_id = n.target_id AND p.id < n.id
-                            AND p.status = 'pending')
+                          WHERE p.target_id = n.target_id AND (p.status != 'acknowledged') = 1 AND p.id < n.id
+                            AND +p.status = 'pending')
         ORDER BY n.next_attempt_at, n.id LIMIT ?
         """
     }
@@ -1126,10 +1142,22 @@ struct SQLiteTransaction: StorageTransaction {
         try db.execute(cachedSQL: """
             UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL
             WHERE target_id = (SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?)
+              AND (status != 'acknowledged') = 1
               AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
               AND (status != 'dead' OR event_seq = ?)
             """, arguments: [date.storageMilliseconds, keyID, resourceCRN, upToEventSequence, upToEventSequence])
         return db.changesCount
+    }
+
+    /// One indexed lookup (the registration's primary key, then the events' id index), nothing decoded but an integer:
+    /// the default reads and decodes the whole registration (its CRN parsed) and the whole acknowledged event.
+    func acknowledgementState(keyID: String, resourceCRN: String) throws -> RegistrationAcknowledgementState? {
+        let row = try Row.fetchOne(db, cachedSQL: """
+            SELECT (SELECT e.seq FROM events e WHERE e.id = r.ack_event_id) FROM registrations r
+            WHERE r.key_id = ? AND r.resource_crn = ?
+            """, arguments: [keyID, resourceCRN])
+        guard let row else { return nil }
+        return RegistrationAcknowledgementState(acknowledgedEventSequence: row[0])
     }
 
     func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws {

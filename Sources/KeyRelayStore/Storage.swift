@@ -152,6 +152,10 @@ public protocol StorageTransaction: StorageReader {
     /// Records that the resource acknowledged the event `eventSequence` with another key state than the event's:
     /// its notification of that event is marked ``IncompleteReason/stateConflict`` with `error`.
     func recordStateConflict(keyID: String, resourceCRN: String, eventSequence: Int64, error: String) throws
+    /// What recording an acknowledgement needs of the registration of `resourceCRN` with `keyID`: nil when there is
+    /// none. A default reads the whole registration and its acknowledged event; a backend may answer in one lookup
+    /// (every in-process delivery acknowledges, so this is on the delivery path).
+    func acknowledgementState(keyID: String, resourceCRN: String) throws -> RegistrationAcknowledgementState?
     func putInstancePolicy(_ policy: InstancePolicy, instanceID: String) throws
     func setMeta(_ name: String, _ value: Data) throws
 
@@ -162,6 +166,25 @@ public protocol StorageTransaction: StorageReader {
     func deleteKMIPClientCertificate(id: String) throws -> Bool
     /// Writes an object (new, or its new state).
     func saveKMIPObject(_ object: KMIPObject) throws
+}
+
+/// A registration as an acknowledgement sees it (``StorageTransaction/acknowledgementState(keyID:resourceCRN:)``).
+public struct RegistrationAcknowledgementState: Sendable, Equatable {
+    /// The global sequence of the event named by the registration's latest recorded acknowledgement; nil when it has
+    /// none, or when that event is not stored.
+    public var acknowledgedEventSequence: Int64?
+
+    public init(acknowledgedEventSequence: Int64?) {
+        self.acknowledgedEventSequence = acknowledgedEventSequence
+    }
+}
+
+extension StorageTransaction {
+    public func acknowledgementState(keyID: String, resourceCRN: String) throws -> RegistrationAcknowledgementState? {
+        guard let registration = try registration(keyID: keyID, resourceCRN: resourceCRN) else { return nil }
+        let acknowledged = try registration.acknowledgement.flatMap { try event(id: $0.eventID) }
+        return RegistrationAcknowledgementState(acknowledgedEventSequence: acknowledged?.sequence)
+    }
 }
 
 /// Errors of the store itself (not of the domain).

@@ -381,6 +381,37 @@ extension StoreContract {
         try requireEqual(try await status(events[0], "a"), .acknowledged, "e1→a once its service acknowledged it")
     }
 
+    static let acknowledgementState = StoreContractCheck(
+        "acknowledgementState",
+        "What an acknowledgement reads of a registration: none for a resource not registered with the key, otherwise the sequence of the event its latest recorded acknowledgement names (none before any, or when that event is not stored)."
+    ) { backend in
+        let store = try await backend.makeStore()
+        let key = F.key("k1")
+        let events = try await store.write { tx in
+            try F.seed(tx, key, buckets: ["a"])
+            return try (1...2).map { try F.emit(tx, key, $0) }
+        }
+        func state(_ bucket: String) async throws -> RegistrationAcknowledgementState? {
+            try await store.write { tx in try tx.acknowledgementState(keyID: key.id, resourceCRN: F.crn(bucket)) }
+        }
+        func acknowledge(_ eventID: String) async throws {
+            try await store.write { tx in
+                try tx.recordAcknowledgement(keyID: key.id, resourceCRN: F.crn("a"),
+                                             Acknowledgement(eventID: eventID, adopterKeyState: .enabled, keyVersionID: "k1-v1",
+                                                             processedAt: F.at(1), receivedAt: F.at(2)))
+            }
+        }
+        try requireEqual(try await state("b"), nil, "the state of a resource not registered with the key")
+        try requireEqual(try await state("a"), RegistrationAcknowledgementState(acknowledgedEventSequence: nil),
+                         "the state of a registration never acknowledged")
+        try await acknowledge(events[1].id)
+        try requireEqual(try await state("a"), RegistrationAcknowledgementState(acknowledgedEventSequence: events[1].sequence),
+                         "the state after an acknowledgement of e2")
+        try await acknowledge("no-such-event")
+        try requireEqual(try await state("a"), RegistrationAcknowledgementState(acknowledgedEventSequence: nil),
+                         "the state when the acknowledged event is not stored")
+    }
+
     // MARK: Queries
 
     static let paging = StoreContractCheck(

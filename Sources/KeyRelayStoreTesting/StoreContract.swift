@@ -23,7 +23,7 @@ public enum StoreContract {
     /// Every check, in a stable order.
     public static let checks: [StoreContractCheck] = [
         commandAtomicity, concurrentCommandsStayIndependent, roundTrip, fanOut, protectionEnded, dueNotificationOrder,
-        deliveryOutcomes, acknowledgementSupersedes, paging, filters, keyQueries, eventSequence, purge, meta, kmipAdapters, durableAcrossReopen,
+        deliveryOutcomes, acknowledgementSupersedes, acknowledgementState, paging, filters, keyQueries, eventSequence, purge, meta, kmipAdapters, durableAcrossReopen,
         newerSchemaRefused, commitsSignalled, incompleteActions, tailNeverSkips, notificationClaims,
     ]
 

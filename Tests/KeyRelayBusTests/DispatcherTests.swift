@@ -1,6 +1,7 @@
 import Foundation
 import KeyRelay
 import KeyRelayBus
+import Synchronization
 import Testing
 
 @Suite("Delivery policy")
@@ -268,4 +269,54 @@ struct BackgroundLoopTests {
         await dispatcher.stop()
         #expect(try await engine.deliveryCounts(keyID: key.id).sent == 1)
     }
+}
+
+/// An outbox in memory: `count` pending notifications to distinct resources, all due now; outcomes end them.
+private final class MemoryOutbox: Outbox {
+    private let pending: Mutex<[ResourceNotification]>
+
+    init(count: Int, at date: Date) {
+        pending = Mutex((1...count).map { n in
+            let event = LifecycleEvent(sequence: Int64(n), id: "e\(n)", instanceID: "i1", keyID: "k1", keySequence: n, kind: .sync,
+                                       keyState: .active, keyVersion: KeyVersion(id: "v1", creationDate: date), date: date,
+                                       principal: "p", correlationID: nil)
+            return ResourceNotification(id: Int64(n), event: event, resourceCRN: "crn:r\(n)", serviceName: "svc", status: .pending,
+                                        attempts: 0, nextAttemptDate: date, lastError: nil, sentDate: nil, acknowledgedDate: nil)
+        })
+    }
+
+    func dueNotifications(at date: Date, limit: Int) async throws -> [ResourceNotification] {
+        pending.withLock { Array($0.prefix(limit)) }
+    }
+    func claimDueNotifications(at date: Date, limit: Int, leaseUntil: Date) async throws -> [ResourceNotification] {
+        pending.withLock { p in
+            let claimed = Array(p.prefix(limit))
+            p.removeFirst(claimed.count)
+            return claimed
+        }
+    }
+    func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) async throws {}
+    func nextDeliveryDueDate() async throws -> Date? { pending.withLock { $0.first?.nextAttemptDate } }
+}
+
+@Suite("Dispatcher log")
+struct DispatcherLogTests {
+    /// The log keeps the latest `logLimit` records, oldest first, however many steps were taken (it is trimmed in
+    /// chunks, never returned longer than its limit).
+    @Test func theLogKeepsTheLatestRecordsUpToItsLimit() async throws {
+        let clock = ManualClock()
+        let bus = ServiceBus()
+        bus.subscribe(ReceivingSubscriber(), to: "svc")
+        let dispatcher = Dispatcher(outbox: MemoryOutbox(count: 25, at: clock.now()), bus: bus, clock: clock,
+                                    policy: DeliveryPolicy(concurrency: 4), logLimit: 7)
+        #expect(try await dispatcher.drain() == 25)
+        #expect(await dispatcher.log.map(\.eventID) == (19...25).map { "e\($0)" })
+        await dispatcher.clearLog()
+        #expect(await dispatcher.log.isEmpty)
+    }
+}
+
+/// Receives and does nothing else (the outbox above ends a notification with its outcome).
+private struct ReceivingSubscriber: ServiceSubscriber {
+    func deliver(_ notification: ResourceNotification) async throws {}
 }
