@@ -293,6 +293,9 @@ private func encodeTags(_ tags: [String]) throws -> String {
 private struct StoredRow {
     let row: Row
     let table: String
+    /// Where each column is in `row`, when the statement's column list is known (`notificationColumns`): a value is
+    /// then read by position. Nil: by name.
+    var positions: [String: Int]? = nil
 
     func corrupt(_ column: String) -> StoreError {
         let stored = (row[column] as DatabaseValue?).map(\.description) ?? "no such column"
@@ -302,6 +305,7 @@ private struct StoredRow {
     /// A value that must be present and of type `T` (ask for `T?` when NULL is allowed).
     func value<T: DatabaseValueConvertible>(_ column: String, as type: T.Type = T.self) throws -> T {
         do {
+            if let index = positions?[column] { return try row.decode(type, atIndex: index) }
             return try row.decode(type, forColumn: column)
         } catch {
             throw corrupt(column)
