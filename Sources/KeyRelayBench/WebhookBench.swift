@@ -74,7 +74,7 @@ enum WebhookBench {
         }
         let transport = WebhookTransport(subscriptions: try WebhookSubscriptions(parsing: ["\(service)=\(url.absoluteString)"]),
                                          secret: try WebhookSecret(parsing: "whsec_" + Data(repeating: 7, count: 32).base64EncodedString()),
-                                         clock: SystemClock())
+                                         clock: SystemClock(), connectionsPerReceiver: result.concurrency)
         let bus = ServiceBus()
         transport.subscribe(on: bus)
         // Nobody acknowledges: a window longer than the run keeps earlier rounds' notifications sent, not due again.
@@ -120,7 +120,7 @@ enum WebhookBench {
     }
 
     static func measureBare(url: URL, seconds: Double, into result: inout Result) async throws {
-        let client = WebhookTransport.makeHTTPClient()
+        let client = WebhookTransport.makeHTTPClient(connectionsPerHost: result.concurrency)
         let body = result.sampleBody, headers = result.sampleHeaders
         let concurrency = result.concurrency, perRound = result.resources
         @Sendable func post() async throws {

@@ -96,7 +96,8 @@ public struct WebhookDeliveryError: Error, Equatable, CustomStringConvertible {
 ///   transport must call ``shutdown()`` once deliveries have stopped (after `Dispatcher.stop()`), before the
 ///   transport is released.
 /// - Passed in: the caller owns it and shuts it down; ``shutdown()`` leaves it alone. Configure it as
-///   ``makeHTTPClient(timeout:)`` does (redirects disallowed, no connection retry inside the client).
+///   ``makeHTTPClient(timeout:connectionsPerHost:)`` does (redirects disallowed, no connection retry inside the client,
+///   a connection per hand-over in flight).
 public final class WebhookTransport: ServiceSubscriber {
     /// The default time a receiver has to answer: 10 s.
     public static let defaultTimeout: Duration = .seconds(10)
@@ -119,10 +120,13 @@ public final class WebhookTransport: ServiceSubscriber {
     ///   - clock: gives `webhook-timestamp`.
     ///   - timeout: how long a receiver has to answer (default 10 s; at least 1 ms).
     ///   - source: the CloudEvents `source` (default `/keyrelay/<instance>`).
+    ///   - connectionsPerReceiver: how many connections the transport's own client may keep open to one receiver:
+    ///     pass the dispatcher's ``DeliveryPolicy/concurrency`` (the default is its default), so that every hand-over
+    ///     in flight has a connection of its own and no delivery spends its `timeout` queued behind others.
     ///   - httpClient: a client to share, owned by the caller; nil to have the transport create and own one.
     public init(subscriptions: WebhookSubscriptions, secret: WebhookSecret, clock: any KeyRelayClock,
                 timeout: Duration = WebhookTransport.defaultTimeout, source: WebhookEventSource = .keyRelay,
-                httpClient: HTTPClient? = nil) {
+                connectionsPerReceiver: Int = DeliveryPolicy.defaultConcurrency, httpClient: HTTPClient? = nil) {
         self.subscriptions = subscriptions
         self.secret = secret
         self.clock = clock
@@ -133,7 +137,7 @@ public final class WebhookTransport: ServiceSubscriber {
             client = httpClient
             ownsClient = false
         } else {
-            client = Self.makeHTTPClient(timeout: bounded)
+            client = Self.makeHTTPClient(timeout: bounded, connectionsPerHost: connectionsPerReceiver)
             ownsClient = true
         }
     }
@@ -141,8 +145,15 @@ public final class WebhookTransport: ServiceSubscriber {
     /// An `HTTPClient` configured for webhooks: redirects are not followed (a 3xx is a failed attempt), a failed
     /// connection fails the attempt at once (the bus retries with its own backoff), and connecting takes at most
     /// `timeout`. The caller shuts it down.
-    public static func makeHTTPClient(timeout: Duration = defaultTimeout) -> HTTPClient {
+    ///
+    /// `connectionsPerHost` (at least 1) bounds the connections to one receiver. async-http-client's own default is 8,
+    /// and a request beyond them waits in the client's queue *within* its deadline: with more hand-overs in flight
+    /// than connections, a slow receiver would make the queued deliveries time out having never been sent. Pass the
+    /// dispatcher's concurrency.
+    public static func makeHTTPClient(timeout: Duration = defaultTimeout,
+                                      connectionsPerHost: Int = DeliveryPolicy.defaultConcurrency) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(1, connectionsPerHost)
         configuration.redirectConfiguration = .disallow
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: timeAmount(timeout), read: timeAmount(timeout))
         configuration.connectionPool.retryConnectionEstablishment = false

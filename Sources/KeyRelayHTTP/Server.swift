@@ -192,7 +192,8 @@ public enum KeyRelayServer {
             }
             // Signed with wall-clock time even on a manual clock: receivers check the timestamp against theirs.
             let made = WebhookTransport(subscriptions: subscriptions, secret: secret, clock: SystemClock(),
-                                        timeout: .milliseconds(Int64((timeout * 1000).rounded())))
+                                        timeout: .milliseconds(Int64((timeout * 1000).rounded())),
+                                        connectionsPerReceiver: dispatcher.policy.concurrency)
             made.subscribe(on: dispatcher.bus)
             transport = made
             notices.append("Webhooks (signed CloudEvents, timeout \(DurationText.goStyle(timeout))): \(subscriptions)")

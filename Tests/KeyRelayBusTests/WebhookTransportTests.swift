@@ -229,6 +229,28 @@ struct WebhookTransportTests {
         }
     }
 
+    /// Every hand-over in flight has a connection of its own: 16 deliveries at once to a receiver that holds each
+    /// request all reach it. With async-http-client's default of 8 connections per host, 8 would wait in the
+    /// client's queue, within their own timeout, and time out never sent.
+    @Test func asManyConnectionsAsHandOversInFlight() async throws {
+        let receiver = try await WebhookReceiver.start(answer: .never)
+        let transport = WebhookTransport(subscriptions: try WebhookFixtures.subscriptions(receiver.url), secret: WebhookFixtures.secret,
+                                         clock: ManualClock(start: WebhookFixtures.start), timeout: .seconds(5),
+                                         connectionsPerReceiver: 16)
+        await withTaskGroup(of: Void.self) { group in
+            for id in 1...16 {
+                group.addTask {
+                    let n = WebhookFixtures.notification(id: Int64(id),
+                                                         resourceCRN: CRN.bucket(account: "acct", serviceInstance: "cos-1", bucket: "b\(id)"))
+                    _ = try? await transport.deliver(n)
+                }
+            }
+        }
+        #expect(receiver.received.count == 16, "\(receiver.received.count) of 16 deliveries reached the receiver")
+        try await transport.shutdown()
+        try await receiver.close()
+    }
+
     @Test func aRefusedConnectionIsAFailedAttempt() async throws {
         let port = try await WebhookReceiver.closedPort()
         let transport = WebhookTransport(
