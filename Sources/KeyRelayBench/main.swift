@@ -30,7 +30,7 @@ if arguments.contains("--help") || arguments.contains("-h") {
           --json FILE  write every figure, ratio and target to FILE
           --only LIST  run only these benchmarks (durable,lifecycle,same_rows,concurrent,insert,fanout,delivery,webhook,http,rss)
           --dir DIR    where the temporary databases go (default: the system temporary directory)
-          --delivery-concurrency N  hand-overs at once in delivery and webhook (default: the dispatcher's, 16)
+          --delivery-concurrency N  hand-overs at once in delivery and webhook (default: the dispatcher's, 64)
           --postgres URL  also run the PostgreSQL figures (pg_durable,pg_lifecycle,pg_concurrent,pg_insert,pg_fanout) on
                        this server, each on a fresh database (the URL's user needs CREATEDB); see scripts/bench-postgres
         """)
