@@ -287,10 +287,41 @@ private func encodeTags(_ tags: [String]) throws -> String {
     tags.isEmpty ? "[]" : try encodeJSON(tags) ?? "[]"
 }
 
+/// What both row readers share: a value of a column, and the refusal naming it. Dates, codes and JSON are read
+/// through `value`, so every reader fails closed the same way.
+private protocol FailClosedRow {
+    associatedtype Column
+    func value<T: DatabaseValueConvertible>(_ column: Column, as type: T.Type) throws -> T
+    func corrupt(_ column: Column) -> StoreError
+}
+
+extension FailClosedRow {
+    func date(_ column: Column) throws -> Date {
+        Date(storageMilliseconds: try value(column, as: Int64.self))
+    }
+
+    func optionalDate(_ column: Column) throws -> Date? {
+        try value(column, as: Int64?.self).map(Date.init(storageMilliseconds:))
+    }
+
+    /// A stored code (state, kind, status) that must be one this build knows.
+    func code<E: RawRepresentable>(_ column: Column, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
+        guard let known = E(rawValue: try value(column, as: E.RawValue.self)) else { throw corrupt(column) }
+        return known
+    }
+
+    /// JSON text decoded as `T`, or nil when the column is NULL.
+    func json<T: Decodable>(_ column: Column, as type: T.Type) throws -> T? {
+        guard let text = try value(column, as: String?.self) else { return nil }
+        guard let decoded = StoredJSON.decode(text, as: type) else { throw corrupt(column) }
+        return decoded
+    }
+}
+
 /// One stored row, read so that it fails closed: a missing, mistyped or unknown value throws
 /// ``StoreError/corruptRow(table:column:value:)`` naming it, instead of turning into a default (an unknown state
 /// read as active would let a deleted key wrap again) or crashing the process on a force-unwrap.
-private struct StoredRow {
+private struct StoredRow: FailClosedRow {
     let row: Row
     let table: String
     /// Where each column is in `row`, when the statement's column list is known (`notificationColumns`): a value is
@@ -311,27 +342,6 @@ private struct StoredRow {
             throw corrupt(column)
         }
     }
-
-    func date(_ column: String) throws -> Date {
-        Date(storageMilliseconds: try value(column, as: Int64.self))
-    }
-
-    func optionalDate(_ column: String) throws -> Date? {
-        try value(column, as: Int64?.self).map(Date.init(storageMilliseconds:))
-    }
-
-    /// A stored code (state, kind, status) that must be one this build knows.
-    func code<E: RawRepresentable>(_ column: String, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
-        guard let known = E(rawValue: try value(column, as: E.RawValue.self)) else { throw corrupt(column) }
-        return known
-    }
-
-    /// JSON text decoded as `T`, or nil when the column is NULL.
-    func json<T: Decodable>(_ column: String, as type: T.Type) throws -> T? {
-        guard let text = try value(column, as: String?.self) else { return nil }
-        guard let decoded = StoredJSON.decode(text, as: type) else { throw corrupt(column) }
-        return decoded
-    }
 }
 
 /// A key's row as SQLite steps it, read by position (issue #16): no GRDB `Row`, whose statement row builds a
@@ -339,7 +349,7 @@ private struct StoredRow {
 /// goes through GRDB's `DatabaseValue` and its type's `fromDatabaseValue`, the conversions `Row.decode` applies to a
 /// statement row, so a missing, mistyped or unknown value fails closed as ``StoredRow`` makes it: the same
 /// ``StoreError/corruptRow(table:column:value:)``, naming the column and the stored value.
-private struct KeyRowReader {
+private struct KeyRowReader: FailClosedRow {
     let statement: SQLiteStatement
 
     private func stored(_ column: KeyColumn) -> DatabaseValue {
@@ -354,27 +364,6 @@ private struct KeyRowReader {
     func value<T: DatabaseValueConvertible>(_ column: KeyColumn, as type: T.Type = T.self) throws -> T {
         guard let value = T.fromDatabaseValue(stored(column)) else { throw corrupt(column) }
         return value
-    }
-
-    func date(_ column: KeyColumn) throws -> Date {
-        Date(storageMilliseconds: try value(column, as: Int64.self))
-    }
-
-    func optionalDate(_ column: KeyColumn) throws -> Date? {
-        try value(column, as: Int64?.self).map(Date.init(storageMilliseconds:))
-    }
-
-    /// A stored code (the state) that must be one this build knows.
-    func code<E: RawRepresentable>(_ column: KeyColumn, as type: E.Type) throws -> E where E.RawValue: DatabaseValueConvertible {
-        guard let known = E(rawValue: try value(column, as: E.RawValue.self)) else { throw corrupt(column) }
-        return known
-    }
-
-    /// JSON text decoded as `T`, or nil when the column is NULL.
-    func json<T: Decodable>(_ column: KeyColumn, as type: T.Type) throws -> T? {
-        guard let text = try value(column, as: String?.self) else { return nil }
-        guard let decoded = StoredJSON.decode(text, as: type) else { throw corrupt(column) }
-        return decoded
     }
 }
 
