@@ -61,16 +61,19 @@ struct KeyRelayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 ///
 /// After the answer (or any half-close of the output, as Hummingbird does after `Connection: close`) the handler
 /// *lingers*: it closes its output, keeps reading and discarding what the client still sends, and closes when the
-/// client does or after ``lingerTimeout``. Closing at once with unread input would reset the connection and can
-/// destroy the answer before the client reads it.
+/// client does, after ``lingerTimeout`` without input, or after ``maximumLinger`` in all. Closing at once with unread
+/// input would reset the connection and can destroy the answer before the client reads it; closing while the client
+/// is still sending (a large refused upload on a busy machine) would fail its upload.
 final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    /// How long a refused client may keep sending before the connection is closed under it.
+    /// How long a refused client may go without sending anything before the connection is closed under it.
     static let lingerTimeout = TimeAmount.seconds(2)
+    /// How long a refused client may keep sending in all: a client that never stops is cut off then.
+    static let maximumLinger = TimeAmount.seconds(30)
 
     private enum Phase {
         /// Requests pass.
@@ -95,6 +98,9 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// The promise of a half-close asked for while this handler's answer is still being written (linger does it).
     private var deferredOutputClose: EventLoopPromise<Void>?
     private var lingerTimer: Scheduled<Void>?
+    /// When lingering began, and whether input arrived since the linger timer was last set.
+    private var lingerStart: NIODeadline?
+    private var readWhileLingering = false
     private let raw: RawResponseWriter
     private let logger: Logger
 
@@ -111,8 +117,11 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // After a refusal, what follows on the connection means nothing.
-        guard case .open = phase else { return }
+        // After a refusal, what follows on the connection means nothing (while lingering, it keeps the linger going).
+        guard case .open = phase else {
+            if case .lingering = phase { readWhileLingering = true }
+            return
+        }
         switch unwrapInboundIn(data) {
         case .head(let head):
             if head.method == .connect {
@@ -269,7 +278,20 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         context.read()
         if lingerTimer == nil {
-            lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTimeout) {
+            lingerStart = .now()
+            scheduleLingerCheck(context: context)
+        }
+    }
+
+    /// Closes the connection once the client has sent nothing for ``lingerTimeout``, or ``maximumLinger`` after the
+    /// linger began.
+    private func scheduleLingerCheck(context: ChannelHandlerContext) {
+        readWhileLingering = false
+        lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTimeout) { [self] in
+            let started = lingerStart ?? .now()
+            if readWhileLingering, NIODeadline.now() < started + Self.maximumLinger {
+                scheduleLingerCheck(context: context)
+            } else {
                 context.close(promise: nil)
             }
         }

@@ -101,6 +101,20 @@ import Testing
         }
     }
 
+    /// The linger lasts while the client keeps sending: a refused upload that takes longer than the 2 s idle
+    /// timeout in all, but never pauses that long, is read to its end (a fixed 2 s from the answer cut it off on a
+    /// busy machine). The client sends 4 MiB at once (past the 2 MiB limit: the 413), then 8 chunks 0.5 s apart.
+    @Test func aSlowButSteadyUploadIsDrainedToItsEnd() async throws {
+        try await Self.live { port in
+            let answer = try await RawExchange.send(
+                "POST /api/v2/keys HTTP/1.1\r\n\(Self.head)Content-Type: application/json\r\nContent-Length: \(Self.upload)\r\nConnection: close\r\n\r\n",
+                port: port, thenUpload: 4 * 1024 * 1024, thenPaced: (chunks: 8, pause: .milliseconds(500)))
+            #expect(answer.answers.first?.status == 413)
+            #expect(answer.uploadFailed == false, "the server stopped reading a steady upload")
+            #expect(answer.closedByServer, "the server closed once the client went quiet")
+        }
+    }
+
     /// Runs `body` with the port of the application `serve` runs, on an in-memory engine.
     static func live(_ body: @Sendable @escaping (Int) async throws -> Void) async throws {
         let engine = try await KeyRelayEngine.inMemory(clock: ManualClock())
@@ -138,7 +152,8 @@ struct RawExchange {
 
     /// Connects to `localhost:port`, sends `request`, then `upload` bytes more (as a client that is still sending a
     /// body), half-closes if asked, and reads until the server closes or ``bound`` passes.
-    static func send(_ request: String, port: Int, thenUpload upload: Int = 0, halfClose: Bool = false) async throws -> RawExchange {
+    static func send(_ request: String, port: Int, thenUpload upload: Int = 0,
+                     thenPaced paced: (chunks: Int, pause: Duration)? = nil, halfClose: Bool = false) async throws -> RawExchange {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .connect(host: "localhost", port: port) { channel in
@@ -154,10 +169,14 @@ struct RawExchange {
         let (received, uploadFailed) = try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: request))
             var uploadFailed = false
-            if upload > 0 {
+            if upload > 0 || paced != nil {
                 let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
                 do {
                     for _ in 0..<(upload / chunk.readableBytes) { try await outbound.write(chunk) }
+                    for _ in 0..<(paced?.chunks ?? 0) {
+                        try await Task.sleep(for: paced?.pause ?? .zero)
+                        try await outbound.write(chunk)
+                    }
                 } catch {
                     uploadFailed = true
                 }
