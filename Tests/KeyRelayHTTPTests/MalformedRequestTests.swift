@@ -108,7 +108,9 @@ import Testing
         try await Self.live { port in
             let answer = try await RawExchange.send(
                 "POST /api/v2/keys HTTP/1.1\r\n\(Self.head)Content-Type: application/json\r\nContent-Length: \(Self.upload)\r\nConnection: close\r\n\r\n",
-                port: port, thenUpload: 4 * 1024 * 1024, thenPaced: (chunks: 8, pause: .milliseconds(500)))
+                port: port, thenUpload: 4 * 1024 * 1024, thenPaced: (chunks: 8, pause: .milliseconds(500)),
+                // Generous: the whole suite shares two cores, and this exchange lasts ≈ 6 s on an idle machine.
+                bound: .seconds(60))
             #expect(answer.answers.first?.status == 413)
             #expect(answer.uploadFailed == false, "the server stopped reading a steady upload")
             #expect(answer.closedByServer, "the server closed once the client went quiet")
@@ -153,7 +155,8 @@ struct RawExchange {
     /// Connects to `localhost:port`, sends `request`, then `upload` bytes more (as a client that is still sending a
     /// body), half-closes if asked, and reads until the server closes or ``bound`` passes.
     static func send(_ request: String, port: Int, thenUpload upload: Int = 0,
-                     thenPaced paced: (chunks: Int, pause: Duration)? = nil, halfClose: Bool = false) async throws -> RawExchange {
+                     thenPaced paced: (chunks: Int, pause: Duration)? = nil, halfClose: Bool = false,
+                     bound: TimeAmount = RawExchange.bound) async throws -> RawExchange {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .connect(host: "localhost", port: port) { channel in
