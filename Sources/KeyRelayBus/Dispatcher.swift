@@ -327,7 +327,8 @@ public actor Dispatcher {
                                       attempt: attempt, result: result))
         // Trimmed a limit's worth at a time (the log keeps the last `logLimit`): removing the oldest record on every
         // append, once full, moved the whole log each time (10,000 records per delivery with the default limit).
-        if records.count >= 2 * logLimit { records.removeFirst(records.count - logLimit) }
+        // (`count - limit >= limit`, not `count >= 2 * limit`: an embedder may pass any limit, and Int.max doubled traps.)
+        if records.count - logLimit >= logLimit { records.removeFirst(records.count - logLimit) }
         log(records[records.count - 1])
         Self.count(result, attempt: attempt, service: n.serviceName)
     }

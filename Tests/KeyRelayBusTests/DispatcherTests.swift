@@ -314,6 +314,17 @@ struct DispatcherLogTests {
         await dispatcher.clearLog()
         #expect(await dispatcher.log.isEmpty)
     }
+
+    /// Any limit an embedder passes is taken, the largest included (the trimming never doubles it).
+    @Test func theLargestLimitKeepsEverything() async throws {
+        let clock = ManualClock()
+        let bus = ServiceBus()
+        bus.subscribe(ReceivingSubscriber(), to: "svc")
+        let dispatcher = Dispatcher(outbox: MemoryOutbox(count: 3, at: clock.now()), bus: bus, clock: clock,
+                                    policy: DeliveryPolicy(concurrency: 4), logLimit: .max)
+        #expect(try await dispatcher.drain() == 3)
+        #expect(await dispatcher.log.count == 3)
+    }
 }
 
 /// Receives and does nothing else (the outbox above ends a notification with its outcome).
