@@ -348,7 +348,8 @@ extension KeyRelayEngine {
         let rules = rules
         let ids = ids
         return try await logged(LifecycleEventKind.sync.rawValue, reference, context: context, keyID: { $0.event.keyID }) {
-            try await countedWrite("sync") { tx in
+            try await refuseFromARead(reference, context: context, at: now)
+            return try await countedWrite("sync") { tx in
                 var key = try Self.resolve(reference, in: tx, context: context, operation: KeyAction.sync.operation)
                 key = try Self.applyExpiry(key, rules: rules, ids: ids, in: tx, at: now)
                 var next = try rules.sync(key, at: now, by: context.principal)
@@ -359,6 +360,31 @@ extension KeyRelayEngine {
                 let count = try tx.fanOut(eventSequence: stored.sequence, keyID: key.id, dueAt: now)
                 return SyncReceipt(event: stored, notifications: count)
             }
+        }
+    }
+
+    /// A refused sync changes nothing, so it is answered from a read: a client retrying `sync` in a loop gets its
+    /// 409s without taking the store's writer (on SQLite, without queueing behind, or holding up, every other
+    /// command's commit; on PostgreSQL, without a row lock on the key). Only a key the refusal is certain for is
+    /// answered here: one with no expiry due (expiring it is a write) that the same rule refuses. Anything else —
+    /// an accepted sync, a key that must expire first — goes on to the write transaction, which resolves the key and
+    /// applies the rule again, so what is accepted is decided there alone. A refusal read from a snapshot that a
+    /// concurrent command then changes is the answer of a sync ordered before that command: a key's sync anchor only
+    /// moves forward, so no later state could have accepted it.
+    nonisolated func refuseFromARead(_ reference: String, context: RequestContext, at now: Date) async throws {
+        do {
+            let key = try await storage.read { tx in
+                try Self.resolve(reference, in: tx, context: context, operation: KeyAction.sync.operation)
+            }
+            guard rules.expire(key, at: now) == nil else { return }
+            _ = try rules.sync(key, at: now, by: context.principal)
+        } catch let error as KeyRelayError {
+            // Counted as the write would have counted it (`keyrelay_lifecycle_commands_total`).
+            Self.countCommand("sync", outcome: error.code.rawValue)
+            throw error
+        } catch {
+            Self.countCommand("sync", outcome: "error")
+            throw error
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyRelay
+import KeyRelaySQLite
 
 @Suite("Engine lifecycle")
 struct LifecycleTests {
@@ -62,6 +63,33 @@ struct LifecycleTests {
         #expect(try await engine.key(key.id, context: alice).lastSyncDate == nil)
         clock.advance(by: 1801)
         try await engine.sync(key.id, context: alice)
+    }
+
+    /// A client retrying a refused sync in a loop never takes the store's writer: the refusal is answered from a
+    /// read. A key whose expiry is due still goes through the write, which records the expiry.
+    @Test func aRefusedSyncDoesNotTakeTheWriter() async throws {
+        let store = try SQLiteStore(.inMemory)
+        let clock = ManualClock(start: start)
+        let engine = try await KeyRelayEngine(storage: store, masterKey: testMaster, clock: clock, ids: SeededIdentifiers(seed: 7))
+        let key = try await engine.createKey(KeySpec(name: "retried", expirationDate: start.addingTimeInterval(7200)), context: alice)
+        try await engine.register(keyID: key.id, resourceCRN: bucketCRN, context: alice)
+        try await engine.rotate(key.id, context: alice)  // the sync cooldown runs from here
+        clock.advance(by: 600)
+        let writes = store.groupCommitStatistics.commands
+        for _ in 0..<5 {
+            let refusal = await expectError(.requestTooEarly) { try await engine.sync(key.id, context: alice) }
+            #expect(refusal?.earliestAllowed == start.addingTimeInterval(3601))
+        }
+        await expectError(.keyNotFound) { try await engine.sync("no-such-key", context: alice) }
+        #expect(store.groupCommitStatistics.commands == writes)
+        // Past its expiration date the key must expire first: that sync is one write (the expiry event, then the
+        // accepted sync); the next one is refused from a read again.
+        clock.advance(by: 7200)
+        try await engine.sync(key.id, context: alice)
+        #expect(store.groupCommitStatistics.commands == writes + 1)
+        #expect(try await engine.events(keyID: key.id).suffix(2).map(\.kind) == [.expire, .sync])
+        await expectError(.requestTooEarly) { try await engine.sync(key.id, context: alice) }
+        #expect(store.groupCommitStatistics.commands == writes + 1)
     }
 
     @Test func everyLifecycleActionIsOneEventWithAPerKeySequenceAndTheKeyVersion() async throws {
