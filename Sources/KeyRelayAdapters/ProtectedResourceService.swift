@@ -84,6 +84,9 @@ public actor ProtectedResourceService: ServiceSubscriber {
         var cachedDEK: SymmetricKey?
         var access: ResourceAccess
         var adopterState: AdopterKeyState
+        /// The events applied at ``newestKeySequence`` (in practice one: a key's events have distinct sequences). An
+        /// event of an older sequence is stale whatever its id, so older ids are not kept: the set does not grow with
+        /// every event a long-running `keyrelay simulate` process applies.
         var appliedEvents: Set<String> = []
         var lastApplied: String?
         var newestKeySequence = 0
@@ -98,6 +101,8 @@ public actor ProtectedResourceService: ServiceSubscriber {
     var resources: [String: Resource] = [:]
     var crnByName: [String: String] = [:]
     private var received: [String] = []
+    /// How many received event ids ``receivedEventIDs`` keeps (the most recent).
+    public static let receivedLogLimit = 1_000
 
     public init(serviceName: String, client: any AdopterClient, clock: any KeyRelayClock) {
         self.serviceName = serviceName
@@ -183,8 +188,9 @@ public actor ProtectedResourceService: ServiceSubscriber {
     /// The wrapped DEK as stored (opaque), for inspection.
     public func wrappedDEK(_ name: String) throws -> String { resources[try crn(name)]!.wrappedDEK }
 
-    /// Event ids received (including duplicates and ignored ones), in order.
-    public var receivedEventIDs: [String] { received }
+    /// Event ids received (including duplicates and ignored ones), in order: the most recent
+    /// ``receivedLogLimit`` of them, so that a long-running service does not grow with every delivery.
+    public var receivedEventIDs: [String] { Array(received.suffix(Self.receivedLogLimit)) }
 
     /// Deletes a resource: unregisters it from its key and forgets it.
     public func remove(_ name: String) async throws {
@@ -202,6 +208,8 @@ public actor ProtectedResourceService: ServiceSubscriber {
 
     public func deliver(_ notification: ResourceNotification) async throws {
         received.append(notification.event.id)
+        // Trimmed a limit's worth at a time (amortised), never past the last `receivedLogLimit`.
+        if received.count >= 2 * Self.receivedLogLimit { received.removeFirst(received.count - Self.receivedLogLimit) }
         let event = notification.event
         let crn = notification.resourceCRN
         // What is needed of the resource, not a copy of it (see `apply`).
@@ -258,6 +266,7 @@ public actor ProtectedResourceService: ServiceSubscriber {
         resource.adopterState = adopterState
         resource.wrappedDEK = wrapped
         resource.keyVersion = version
+        if event.keySequence > resource.newestKeySequence { resource.appliedEvents.removeAll(keepingCapacity: true) }
         resource.newestKeySequence = event.keySequence
         resource.lastApplied = event.id
         resource.appliedEvents.insert(event.id)

@@ -193,6 +193,32 @@ struct AdapterTests {
         #expect(try await w.engine.drift(context: w.ops).isEmpty)
     }
 
+    /// A long-running service keeps what it needs, not a record of every event: the applied events of a resource
+    /// are those of its newest key sequence, and the received log keeps the most recent `receivedLogLimit` ids.
+    @Test func whatAServiceKeepsDoesNotGrowWithEveryEvent() async throws {
+        let w = try await World()
+        let key = try await w.rootKey()
+        try await w.cos.createBucket("b", keyID: key.id)
+        for _ in 0..<4 {
+            try await w.engine.disable(key.id, context: w.ops)
+            try await w.dispatcher.advance(w.clock, by: 31)
+            try await w.engine.enable(key.id, context: w.ops)
+            try await w.dispatcher.advance(w.clock, by: 31)
+        }
+        try await w.dispatcher.drain()
+        let applied = await w.cos.core.snapshot().resources.map(\.appliedEventIDs)
+        let newest = try #require(try await w.engine.events(keyID: key.id).last)
+        #expect(applied == [[newest.id]])
+        // Older events are still recognised as stale: re-delivered, each changes nothing.
+        let old = try #require(try await w.engine.notifications(keyID: key.id).first { $0.event.kind == .disable })
+        let limit = ProtectedResourceService.receivedLogLimit
+        for _ in 0..<(2 * limit + 5) { try await w.cos.deliver(old) }
+        #expect(try await w.cos.status(ofBucket: "b").adopterKeyState == .enabled)
+        let received = await w.cos.core.receivedEventIDs
+        #expect(received.count == limit)
+        #expect(received.last == old.event.id)
+    }
+
     @Test func unknownBucketAndItem() async throws {
         let w = try await World()
         let key = try await w.rootKey()
