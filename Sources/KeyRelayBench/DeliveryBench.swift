@@ -38,7 +38,7 @@ enum DeliveryBench {
         let bus = ServiceBus()
         let cos = ObjectStorageService(client: engine.adopterClient(instanceID: context.instanceID), clock: clock)
         cos.subscribe(to: bus)
-        let dispatcher = engine.makeDispatcher(bus: bus, policy: DeliveryPolicy(concurrency: concurrency), seed: 6)
+        let dispatcher = engine.makeDispatcher(bus: bus, policy: DeliveryPolicy(concurrency: concurrency, scheduling: .continuous), seed: 6)
         // Buckets are created concurrently (group commit) so that the setup stays short.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<32 {

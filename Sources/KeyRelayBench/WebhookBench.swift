@@ -78,7 +78,7 @@ enum WebhookBench {
         let bus = ServiceBus()
         transport.subscribe(on: bus)
         // Nobody acknowledges: a window longer than the run keeps earlier rounds' notifications sent, not due again.
-        let policy = DeliveryPolicy(acknowledgementWindow: 365 * 86_400, concurrency: result.concurrency)
+        let policy = DeliveryPolicy(acknowledgementWindow: 365 * 86_400, concurrency: result.concurrency, scheduling: .continuous)
         let dispatcher = engine.makeDispatcher(bus: bus, policy: policy, seed: 11)
         _ = try await dispatcher.drain()
 
