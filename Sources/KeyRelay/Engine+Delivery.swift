@@ -30,7 +30,8 @@ struct EngineOutbox: Outbox {
         try await storage.write { tx in try tx.recordDelivery(notificationID: notificationID, outcome) }
     }
 
-    /// One transaction: the round's outcomes, then the next claim (one durable commit between two rounds).
+    /// One transaction: the outcomes, then the next claim (one durable commit per round, or per refill of the
+    /// dispatcher's continuous window).
     func recordDeliveries(_ outcomes: [RecordedDelivery], thenClaimAt date: Date, limit: Int,
                           leaseUntil: Date) async throws -> [ResourceNotification] {
         try await storage.write { tx in

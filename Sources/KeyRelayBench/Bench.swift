@@ -24,6 +24,8 @@ struct BenchOptions: Sendable {
     var deliveryBuckets: Int { quick ? 500 : 2_000 }
     /// Hand-overs at once in the delivery and webhook benchmarks (`--delivery-concurrency`; the dispatcher's default).
     var deliveryConcurrency: Int = DeliveryPolicy.defaultConcurrency
+    /// How the dispatcher paces them (`--delivery-scheduling`): continuous, as `serve` runs it, unless asked for rounds.
+    var deliveryScheduling: DeliveryPolicy.Scheduling = .continuous
 }
 
 /// Monotonic seconds.
@@ -106,11 +108,13 @@ final class Bench {
         if options.wants("delivery") {
             step("delivery_per_s")
             let result = try await DeliveryBench.run(path: path("delivery.sqlite"), seconds: options.throughputSeconds,
-                                                     buckets: options.deliveryBuckets, concurrency: options.deliveryConcurrency)
+                                                     buckets: options.deliveryBuckets, concurrency: options.deliveryConcurrency,
+                                                     scheduling: options.deliveryScheduling)
             report.set("delivery_per_s", result.rate)
             report.details["delivery_buckets"] = Double(result.buckets)
             report.details["delivery_rounds"] = Double(result.rounds)
             report.details["delivery_concurrency"] = Double(result.concurrency)
+            report.details["delivery_continuous"] = options.deliveryScheduling == .continuous ? 1 : 0
             report.details["delivery_group_commit_mean_batch"] = result.groupCommitMeanBatch
             report.details["delivery_commits_per_delivery"] = result.commitsPerDelivery
             report.details["delivery_cpu_us_per_delivery"] = result.cpuMicrosecondsPerDelivery
@@ -118,7 +122,8 @@ final class Bench {
         if options.wants("webhook") {
             step("webhook_delivery_per_s, webhook_bare_post_per_s")
             let result = try await WebhookBench.run(path: path("webhook.sqlite"), seconds: options.throughputSeconds,
-                                                    resources: options.deliveryBuckets, concurrency: options.deliveryConcurrency)
+                                                    resources: options.deliveryBuckets, concurrency: options.deliveryConcurrency,
+                                                    scheduling: options.deliveryScheduling)
             report.set("webhook_delivery_per_s", result.deliveryRate)
             report.set("webhook_bare_post_per_s", result.bareRate)
             report.details["webhook_resources"] = Double(result.resources)

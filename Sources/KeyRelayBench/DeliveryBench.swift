@@ -7,7 +7,8 @@ import KeyRelaySQLite
 /// Notifications delivered and acknowledged per second by the in-process simulated services.
 ///
 /// One key protects `buckets` buckets of a simulated Cloud Object Storage instance (subscribed to the service bus
-/// through the engine's own ``AdopterClient``), delivered `concurrency` at a time. Each round advances the manual clock past the sync cooldown,
+/// through the engine's own ``AdopterClient``), delivered `concurrency` at a time (continuously, as `serve` runs the
+/// dispatcher, unless `--delivery-scheduling rounds`). Each round advances the manual clock past the sync cooldown,
 /// syncs the key (one notification per bucket) and drains the dispatcher until every notification of the round is
 /// acknowledged. The figure is acknowledged notifications over the time spent in `drain()` (the sync's own fan-out
 /// is measured by `sync_fanout_100k_s`). Every delivery is real: the bucket checks the key, the acknowledgement is
@@ -28,7 +29,8 @@ enum DeliveryBench {
         var cpuMicrosecondsPerDelivery: Double
     }
 
-    static func run(path: String, seconds: Double, buckets: Int, concurrency: Int) async throws -> Result {
+    static func run(path: String, seconds: Double, buckets: Int, concurrency: Int,
+                    scheduling: DeliveryPolicy.Scheduling) async throws -> Result {
         let clock = ManualClock()
         let store = try SQLiteStore(.file(path))
         defer { try? store.close() }
@@ -38,7 +40,7 @@ enum DeliveryBench {
         let bus = ServiceBus()
         let cos = ObjectStorageService(client: engine.adopterClient(instanceID: context.instanceID), clock: clock)
         cos.subscribe(to: bus)
-        let dispatcher = engine.makeDispatcher(bus: bus, policy: DeliveryPolicy(concurrency: concurrency), seed: 6)
+        let dispatcher = engine.makeDispatcher(bus: bus, policy: DeliveryPolicy(concurrency: concurrency, scheduling: scheduling), seed: 6)
         // Buckets are created concurrently (group commit) so that the setup stays short.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<32 {

@@ -26,6 +26,7 @@ enum WebhookBench {
         var rounds: Int
         var resources: Int
         var concurrency: Int
+        var scheduling: DeliveryPolicy.Scheduling
         var bodyBytes: Int
         var groupCommitMeanBatch: Double
         /// One signed webhook of the run, POSTed again and again by the bare loop.
@@ -33,9 +34,10 @@ enum WebhookBench {
         var sampleBody = Data()
     }
 
-    static func run(path: String, seconds: Double, resources: Int, concurrency: Int) async throws -> Result {
+    static func run(path: String, seconds: Double, resources: Int, concurrency: Int,
+                    scheduling: DeliveryPolicy.Scheduling) async throws -> Result {
         var result = Result(deliveryRate: 0, bareRate: 0, delivered: 0, rounds: 0, resources: resources, concurrency: concurrency,
-                            bodyBytes: 0, groupCommitMeanBatch: 0)
+                            scheduling: scheduling, bodyBytes: 0, groupCommitMeanBatch: 0)
         try await HTTPBench.serving({ onPort in
             let router = Router()
             router.post("webhooks") { request, _ -> Response in
@@ -78,7 +80,7 @@ enum WebhookBench {
         let bus = ServiceBus()
         transport.subscribe(on: bus)
         // Nobody acknowledges: a window longer than the run keeps earlier rounds' notifications sent, not due again.
-        let policy = DeliveryPolicy(acknowledgementWindow: 365 * 86_400, concurrency: result.concurrency)
+        let policy = DeliveryPolicy(acknowledgementWindow: 365 * 86_400, concurrency: result.concurrency, scheduling: result.scheduling)
         let dispatcher = engine.makeDispatcher(bus: bus, policy: policy, seed: 11)
         _ = try await dispatcher.drain()
 

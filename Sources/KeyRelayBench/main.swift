@@ -1,8 +1,10 @@
 import Foundation
+import KeyRelayBus
 
 // KeyRelayBench (issue #6): KeyRelay measured against SQLite's own limits, in the same run. See docs/performance.md.
 //
-//   KeyRelayBench [--quick] [--json FILE] [--only NAME,…] [--dir DIR] [--delivery-concurrency N] [--postgres URL]
+//   KeyRelayBench [--quick] [--json FILE] [--only NAME,…] [--dir DIR] [--delivery-concurrency N]
+//                 [--delivery-scheduling continuous|rounds] [--postgres URL]
 //   KeyRelayBench --rss-child DB --registrations N  (measures peak RSS of one sync, in a fresh process)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -25,12 +27,14 @@ if let path = value(after: "--rss-child") {
 
 if arguments.contains("--help") || arguments.contains("-h") {
     print("""
-        usage: KeyRelayBench [--quick] [--json FILE] [--only NAME,...] [--dir DIR] [--delivery-concurrency N] [--postgres URL]
+        usage: KeyRelayBench [--quick] [--json FILE] [--only NAME,...] [--dir DIR] [--delivery-concurrency N]
+                             [--delivery-scheduling continuous|rounds] [--postgres URL]
           --quick      smaller counts and shorter runs (under a minute), for smoke runs
           --json FILE  write every figure, ratio and target to FILE
           --only LIST  run only these benchmarks (durable,lifecycle,same_rows,concurrent,insert,fanout,delivery,webhook,http,rss)
           --dir DIR    where the temporary databases go (default: the system temporary directory)
           --delivery-concurrency N  hand-overs at once in delivery and webhook (default: the dispatcher's, 64)
+          --delivery-scheduling S   continuous (default: what serve runs) or rounds (what a manual clock runs)
           --postgres URL  also run the PostgreSQL figures (pg_durable,pg_lifecycle,pg_concurrent,pg_insert,pg_fanout) on
                        this server, each on a fresh database (the URL's user needs CREATEDB); see scripts/bench-postgres
         """)
@@ -49,6 +53,13 @@ if let text = value(after: "--delivery-concurrency") {
         exit(64)
     }
     options.deliveryConcurrency = n
+}
+if let text = value(after: "--delivery-scheduling") {
+    guard let scheduling = DeliveryPolicy.Scheduling(rawValue: text), scheduling != .automatic else {
+        FileHandle.standardError.write(Data("--delivery-scheduling must be continuous or rounds, not '\(text)'\n".utf8))
+        exit(64)
+    }
+    options.deliveryScheduling = scheduling
 }
 
 do {

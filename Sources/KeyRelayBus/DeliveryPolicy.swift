@@ -46,6 +46,23 @@ public struct DeliveryPolicy: Sendable, Equatable {
     /// flight.
     public var deliveryTimeout: TimeInterval
 
+    /// How the dispatcher paces its hand-overs.
+    public enum Scheduling: String, Sendable, Equatable, CaseIterable {
+        /// Rounds on a ``ManualClock`` (reproducible transcripts), continuous on any other clock.
+        case automatic
+        /// Up to ``DeliveryPolicy/concurrency`` hand-overs in flight at all times: as each finishes, its outcome is
+        /// recorded (with whatever else finished meanwhile, in one outbox call) and the window is refilled, so one
+        /// slow receiver holds back only its own resource. The log follows the order in which hand-overs finish.
+        case continuous
+        /// Claim up to ``DeliveryPolicy/concurrency``, hand them all over, wait for the slowest, record, repeat. With a
+        /// manual clock and a seed the delivery log and every retry instant are the same whatever the order in which
+        /// hand-overs finish.
+        case rounds
+    }
+
+    /// Continuous hand-overs or rounds. Default ``Scheduling-swift.enum/automatic``.
+    public var scheduling: Scheduling
+
     /// The default of ``concurrency``: 64. Measured (docs/performance.md, stop 12): 64 at once delivers 40–60 % more
     /// per second than 16, in process and over webhooks, at fewer commits per delivery; the webhook transport keeps
     /// as many connections to a receiver.
@@ -56,7 +73,8 @@ public struct DeliveryPolicy: Sendable, Equatable {
     public init(maxAttempts: Int = 8, baseDelay: TimeInterval = 1, factor: Double = 2, maxDelay: TimeInterval = 15 * 60,
                 jitter: Jitter = .equal,
                 acknowledgementWindow: TimeInterval = LifecycleConfiguration().acknowledgementWindow,
-                concurrency: Int = DeliveryPolicy.defaultConcurrency, deliveryTimeout: TimeInterval = 10) {
+                concurrency: Int = DeliveryPolicy.defaultConcurrency, deliveryTimeout: TimeInterval = 10,
+                scheduling: Scheduling = .automatic) {
         precondition(maxAttempts >= 1, "a delivery policy needs at least one attempt")
         self.maxAttempts = maxAttempts
         self.baseDelay = baseDelay
@@ -66,6 +84,7 @@ public struct DeliveryPolicy: Sendable, Equatable {
         self.acknowledgementWindow = acknowledgementWindow
         self.concurrency = min(Self.maximumConcurrency, max(1, concurrency))
         self.deliveryTimeout = deliveryTimeout.isFinite ? min(3600, max(0.001, deliveryTimeout)) : 10
+        self.scheduling = scheduling
     }
 
     /// How long a dispatcher's claim on a notification lasts: `2 × deliveryTimeout + 1 s` (21 s by default). A

@@ -69,10 +69,14 @@ public struct DeliveryRecord: Sendable, Equatable, CustomStringConvertible {
 ///
 /// - ``drain()`` delivers everything due at the clock's current instant, repeating until nothing more is due at that
 ///   instant (an event held back behind an earlier one for the same resource becomes due as soon as the earlier one
-///   is handed over). It works in rounds: each claims up to ``DeliveryPolicy/concurrency`` due notifications (due
-///   time, then id; never two of one resource, see ``Outbox``), hands them over **concurrently** (so the
-///   acknowledgements the services send meanwhile are concurrent writes, which a store with group commit commits
-///   together), then records the round's outcomes and claims the next round in one outbox call (one commit).
+///   is handed over). Up to ``DeliveryPolicy/concurrency`` claimed notifications (due time, then id; never two of one
+///   resource in flight, see ``Outbox``) are handed over **concurrently**, so the acknowledgements the services send
+///   meanwhile are concurrent writes, which a store with group commit commits together. How the window moves is
+///   ``DeliveryPolicy/scheduling``: *continuously* (on a real clock, by default) each finished hand-over's outcome
+///   is recorded, with the others that finished meanwhile, by an outbox call that also claims as many as the window
+///   has room for, so a slow receiver holds back only its own resource; in *rounds* (on a ``ManualClock``, by
+///   default) the dispatcher waits for a round's slowest hand-over, then records the round and claims the next in
+///   one outbox call (one commit).
 /// - ``advance(_:by:)`` steps a ``ManualClock`` through every instant at which something falls due (retries,
 ///   acknowledgement deadlines, scheduled work such as key expirations) up to the target, draining at each.
 /// - ``start()`` / ``run()`` deliver in the background on a real clock: the loop sleeps until the next due date
@@ -80,9 +84,11 @@ public struct DeliveryRecord: Sendable, Equatable, CustomStringConvertible {
 /// - As a swift-service-lifecycle `Service` in a `ServiceGroup` (what `keyrelay serve` does), ``run()`` ends on a
 ///   graceful shutdown once the deliveries in flight are recorded (``requestStop()`` does the same by hand).
 ///
-/// Deterministic: with a manual clock and the same seed, the same writes give the same delivery log and timings,
-/// whatever the order in which concurrent hand-overs finish. Within a round the bus's faults are decided, and the
-/// outcomes (with their jitter draws) recorded in the log, in the round's (due time, id) order.
+/// Deterministic in rounds: with a manual clock and the same seed, the same writes give the same delivery log and
+/// timings, whatever the order in which concurrent hand-overs finish. Within a round the bus's faults are decided, and
+/// the outcomes (with their jitter draws) recorded in the log, in the round's (due time, id) order. Continuously, the
+/// faults are still decided in claim order, but the log (and which retry draws which jitter) follows the order in
+/// which hand-overs finish.
 ///
 /// Claims: every notification is claimed in the outbox before it is handed over, leased for
 /// ``DeliveryPolicy/claimLease`` on the dispatcher's clock, and the claim ends with its recorded outcome. Several
@@ -96,6 +102,8 @@ public actor Dispatcher {
     public nonisolated let clock: any KeyRelayClock
     public nonisolated let policy: DeliveryPolicy
     private let scheduled: [ScheduledWork]
+    /// ``DeliveryPolicy/Scheduling-swift.enum/continuous`` (resolved from `.automatic` by the clock), or rounds.
+    private let continuous: Bool
     private var generator: SeededGenerator
     private var delayed: Set<Int64> = []
     private var records: [DeliveryRecord] = []
@@ -128,6 +136,11 @@ public actor Dispatcher {
         self.clock = clock
         self.policy = policy
         self.scheduled = scheduled
+        switch policy.scheduling {
+        case .continuous: continuous = true
+        case .rounds: continuous = false
+        case .automatic: continuous = !(clock is ManualClock)
+        }
         self.generator = SeededGenerator(seed: seed)
         self.logLimit = max(1, logLimit)
         self.maximumIdle = maximumIdle
@@ -196,6 +209,7 @@ public actor Dispatcher {
         // Shutting down: the deliveries in flight have been recorded; the rest stay due for the next start.
         if stopping.load(ordering: .relaxed) { return 0 }
         var claimed = try await outbox.claimDueNotifications(at: now, limit: policy.concurrency, leaseUntil: leaseUntil(now))
+        if continuous { return try await deliverContinuously(claimed, at: now) }
         while true {
             // A notification seen again at the same instant more often than it has attempts is not progressing
             // (the outbox did not record its outcome): stop rather than spin.
@@ -228,55 +242,12 @@ public actor Dispatcher {
     /// on which hand-over finishes first.
     private func handle(_ round: [ResourceNotification], at now: Date) async throws -> [ResourceNotification] {
         // 1. What the bus does with each (nil: a sent notification whose acknowledgement window has passed).
-        let plans: [DeliveryPlan?] = round.map { n in
-            n.status == .sent ? nil : bus.plan(for: n.serviceName, at: now, alreadyDelayed: delayed.contains(n.id))
-        }
+        let plans: [DeliveryPlan?] = round.map { plan($0, at: now) }
         // 2. The hand-overs, all at once.
         let failures = await handOver(round, plans)
         // 3. The outcomes, in order.
-        let ackDeadline = Self.adding(milliseconds: Int64((policy.acknowledgementWindow * 1000).rounded()), to: now)
-        var steps: [Step] = []
-        steps.reserveCapacity(round.count)
-        for (index, n) in round.enumerated() {
-            guard let plan = plans[index] else {
-                let error = policy.acknowledgementTimeoutMessage
-                steps.append(Step(outcome: .unacknowledged(at: now, error: error), attempt: 0, result: .dead(error: error)))
-                continue
-            }
-            let attempt = n.attempts + 1
-            var failure: String?
-            switch plan {
-            case .delay(let interval):
-                delayed.insert(n.id)
-                let until = Self.adding(milliseconds: Int64((interval * 1000).rounded()), to: now)
-                steps.append(Step(outcome: .failed(at: now, error: "hand-over delayed by \(DurationText.goStyle(interval)) (injected delay)", retryAt: until),
-                                  attempt: attempt, result: .delayed(until: until)))
-                continue
-            case .drop:
-                delayed.remove(n.id)
-                steps.append(Step(outcome: .sent(at: now, ackDeadline: ackDeadline), attempt: attempt, result: .dropped))
-                continue
-            case .fail(let error):
-                failure = error
-            case .deliver(let times):
-                failure = failures[index]
-                if failure == nil {
-                    delayed.remove(n.id)
-                    steps.append(Step(outcome: .sent(at: now, ackDeadline: ackDeadline), attempt: attempt, result: .delivered(times: times)))
-                    continue
-                }
-            }
-            let error = failure ?? "delivery failed"
-            if attempt >= policy.maxAttempts {
-                delayed.remove(n.id)
-                let message = "delivery failed after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(error)"
-                steps.append(Step(outcome: .dead(at: now, error: message), attempt: attempt, result: .dead(error: message)))
-            } else {
-                let retryAt = Self.adding(milliseconds: policy.retryDelayMilliseconds(afterAttempt: attempt, using: &generator), to: now)
-                steps.append(Step(outcome: .failed(at: now, error: error, retryAt: retryAt), attempt: attempt,
-                                  result: .failed(error: error, retryAt: retryAt)))
-            }
-        }
+        let ackDeadline = acknowledgementDeadline(from: now)
+        let steps = round.indices.map { step(for: round[$0], plans[$0], failure: failures[$0], at: now, ackDeadline: ackDeadline) }
         // 4. The outcomes, and the next round's claim (which sees them: a notification held back behind one handed
         //    over now is in it), in one call; then the log, in order.
         let recorded = zip(round, steps).map { RecordedDelivery(notificationID: $0.id, $1.outcome) }
@@ -287,19 +258,56 @@ public actor Dispatcher {
         return next
     }
 
-    /// Runs the `.deliver` plans' hand-overs concurrently; returns each one's failure (nil: received).
-    private nonisolated func handOver(_ round: [ResourceNotification], _ plans: [DeliveryPlan?]) async -> [String?] {
-        @Sendable func deliver(_ n: ResourceNotification, times: Int) async -> String? {
-            guard let subscriber = bus.subscriber(for: n.serviceName) else {
-                return "no subscriber for service '\(n.serviceName)' on the bus"
-            }
-            do {
-                for _ in 0..<times { try await subscriber.deliver(n) }
-                return nil
-            } catch {
-                return Self.describe(error)
+    /// What the bus does with a claimed notification (nil: a sent notification whose acknowledgement window has
+    /// passed, which is not handed over again). Takes the bus's fault counters: call it once per attempt, in order.
+    private func plan(_ n: ResourceNotification, at now: Date) -> DeliveryPlan? {
+        n.status == .sent ? nil : bus.plan(for: n.serviceName, at: now, alreadyDelayed: delayed.contains(n.id))
+    }
+
+    private func acknowledgementDeadline(from now: Date) -> Date {
+        Self.adding(milliseconds: Int64((policy.acknowledgementWindow * 1000).rounded()), to: now)
+    }
+
+    /// The outcome of one attempt: its plan, and for a hand-over its failure (nil: received). Draws the jitter of a
+    /// retry, so the order of the calls decides the retry instants.
+    private func step(for n: ResourceNotification, _ plan: DeliveryPlan?, failure handOverFailure: String?, at now: Date,
+                      ackDeadline: Date) -> Step {
+        guard let plan else {
+            let error = policy.acknowledgementTimeoutMessage
+            return Step(outcome: .unacknowledged(at: now, error: error), attempt: 0, result: .dead(error: error))
+        }
+        let attempt = n.attempts + 1
+        var failure: String?
+        switch plan {
+        case .delay(let interval):
+            delayed.insert(n.id)
+            let until = Self.adding(milliseconds: Int64((interval * 1000).rounded()), to: now)
+            return Step(outcome: .failed(at: now, error: "hand-over delayed by \(DurationText.goStyle(interval)) (injected delay)", retryAt: until),
+                        attempt: attempt, result: .delayed(until: until))
+        case .drop:
+            delayed.remove(n.id)
+            return Step(outcome: .sent(at: now, ackDeadline: ackDeadline), attempt: attempt, result: .dropped)
+        case .fail(let error):
+            failure = error
+        case .deliver(let times):
+            failure = handOverFailure
+            if failure == nil {
+                delayed.remove(n.id)
+                return Step(outcome: .sent(at: now, ackDeadline: ackDeadline), attempt: attempt, result: .delivered(times: times))
             }
         }
+        let error = failure ?? "delivery failed"
+        if attempt >= policy.maxAttempts {
+            delayed.remove(n.id)
+            let message = "delivery failed after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(error)"
+            return Step(outcome: .dead(at: now, error: message), attempt: attempt, result: .dead(error: message))
+        }
+        let retryAt = Self.adding(milliseconds: policy.retryDelayMilliseconds(afterAttempt: attempt, using: &generator), to: now)
+        return Step(outcome: .failed(at: now, error: error, retryAt: retryAt), attempt: attempt, result: .failed(error: error, retryAt: retryAt))
+    }
+
+    /// Runs the `.deliver` plans' hand-overs concurrently; returns each one's failure (nil: received).
+    private nonisolated func handOver(_ round: [ResourceNotification], _ plans: [DeliveryPlan?]) async -> [String?] {
         var failures = [String?](repeating: nil, count: round.count)
         let work = round.indices.compactMap { index -> (Int, Int)? in
             guard case .deliver(let times)? = plans[index] else { return nil }
@@ -307,17 +315,161 @@ public actor Dispatcher {
         }
         if work.count == 1 {
             let (index, times) = work[0]
-            failures[index] = await deliver(round[index], times: times)
+            failures[index] = await handOver(round[index], times: times)
             return failures
         }
         await withTaskGroup(of: (Int, String?).self) { group in
             for (index, times) in work {
                 let n = round[index]
-                group.addTask { (index, await deliver(n, times: times)) }
+                group.addTask { (index, await self.handOver(n, times: times)) }
             }
             for await (index, failure) in group { failures[index] = failure }
         }
         return failures
+    }
+
+    /// Hands one notification over `times` times; returns the failure (nil: received).
+    private nonisolated func handOver(_ n: ResourceNotification, times: Int) async -> String? {
+        guard let subscriber = bus.subscriber(for: n.serviceName) else {
+            return "no subscriber for service '\(n.serviceName)' on the bus"
+        }
+        do {
+            for _ in 0..<times { try await subscriber.deliver(n) }
+            return nil
+        } catch {
+            return Self.describe(error)
+        }
+    }
+
+    // MARK: - Continuous hand-overs
+
+    /// The resource a notification goes to (per-resource order is per key and resource).
+    private struct Target: Hashable {
+        var keyID: String
+        var resourceCRN: String
+        init(_ n: ResourceNotification) {
+            keyID = n.event.keyID
+            resourceCRN = n.resourceCRN
+        }
+    }
+
+    /// A claimed notification in the continuous window.
+    private struct Slot: Sendable {
+        /// Claim order within the drain: a batch's outcomes are decided and logged in this order.
+        var order: Int
+        var notification: ResourceNotification
+        var plan: DeliveryPlan? = nil
+        var failure: String? = nil
+    }
+
+    private enum WindowEvent: Sendable {
+        case handedOver(Slot)
+        case recorded(Result<[ResourceNotification], any Error>)
+    }
+
+    /// ``DeliveryPolicy/Scheduling-swift.enum/continuous``: keeps up to ``DeliveryPolicy/concurrency`` claimed
+    /// notifications in the window. As each hand-over finishes its outcome is recorded, together with every other
+    /// one that finished while the previous outbox call ran, and that same call claims as many as the window has room
+    /// for (one outbox call at a time: each is one commit). A slow hand-over holds back only its own resource.
+    ///
+    /// Per-resource order: the outbox does not return a notification while an earlier one of its resource is pending,
+    /// and a claimed notification stays pending until its outcome is recorded. A later notification of a resource
+    /// whose hand-over is still running here (its earlier one acknowledged meanwhile, or sent and past its deadline)
+    /// waits in the window until that hand-over ends; a notification this drain still holds (its lease ran out during
+    /// a long hand-over, so the outbox offered it again) is not taken twice.
+    private func deliverContinuously(_ first: [ResourceNotification], at now: Date) async throws -> Int {
+        let bound = policy.concurrency
+        let ackDeadline = acknowledgementDeadline(from: now)
+        var seen: [Int64: Int] = [:]
+        var order = 0
+        var claimed = first
+        var held: Set<Int64> = []          // claimed by this drain, outcome not yet recorded
+        var waiting: [Slot] = []           // claimed, not started (its resource has a hand-over running)
+        var running: Set<Target> = []      // resources with a hand-over running
+        var inFlight = 0
+        var finished: [Slot] = []          // outcomes to record
+        var recording: [(ResourceNotification, Step)]?
+        var failure: (any Error)?
+        var steps = 0
+        await withTaskGroup(of: WindowEvent.self) { group in
+            while true {
+                // 1. Take what the last claim returned.
+                for n in claimed where !held.contains(n.id) {
+                    // Seen again at this instant more often than it has attempts: not progressing, stop rather than spin.
+                    guard seen[n.id, default: 0] <= policy.maxAttempts + 1 else { continue }
+                    seen[n.id, default: 0] += 1
+                    held.insert(n.id)
+                    order += 1
+                    waiting.append(Slot(order: order, notification: n))
+                }
+                claimed = []
+                // 2. Start every one whose resource is free (the window's room was decided by the claim's limit).
+                if failure == nil {
+                    var blocked: [Slot] = []
+                    for var slot in waiting {
+                        let target = Target(slot.notification)
+                        if running.contains(target) {
+                            blocked.append(slot)
+                            continue
+                        }
+                        slot.plan = plan(slot.notification, at: now)
+                        guard case .deliver(let times)? = slot.plan else {
+                            finished.append(slot)
+                            continue
+                        }
+                        running.insert(target)
+                        inFlight += 1
+                        let started = slot
+                        group.addTask {
+                            var done = started
+                            done.failure = await self.handOver(started.notification, times: times)
+                            return .handedOver(done)
+                        }
+                    }
+                    waiting = blocked
+                }
+                // 3. Record what finished and refill the window, one outbox call at a time.
+                if recording == nil, failure == nil, !finished.isEmpty {
+                    finished.sort { $0.order < $1.order }
+                    let batch = finished.map { ($0.notification, step(for: $0.notification, $0.plan, failure: $0.failure, at: now, ackDeadline: ackDeadline)) }
+                    finished = []
+                    recording = batch
+                    let outcomes = batch.map { RecordedDelivery(notificationID: $0.0.id, $0.1.outcome) }
+                    let room = stopping.load(ordering: .relaxed) ? 0 : max(0, bound - inFlight - waiting.count)
+                    let lease = leaseUntil(now)
+                    let outbox = self.outbox
+                    group.addTask {
+                        do {
+                            return .recorded(.success(try await outbox.recordDeliveries(outcomes, thenClaimAt: now, limit: room, leaseUntil: lease)))
+                        } catch {
+                            return .recorded(.failure(error))
+                        }
+                    }
+                }
+                // 4. Wait for the next hand-over or outbox call to end; done when nothing runs.
+                guard let event = await group.next() else { break }
+                switch event {
+                case .handedOver(let slot):
+                    inFlight -= 1
+                    running.remove(Target(slot.notification))
+                    finished.append(slot)
+                case .recorded(.success(let next)):
+                    for (n, step) in recording ?? [] {
+                        held.remove(n.id)
+                        record(n, at: now, step.attempt, step.result)
+                    }
+                    steps += recording?.count ?? 0
+                    recording = nil
+                    claimed = next
+                case .recorded(.failure(let error)):
+                    // The hand-overs in flight finish; nothing more starts. Unrecorded claims fall due at their lease.
+                    failure = error
+                    recording = nil
+                }
+            }
+        }
+        if let failure { throw failure }
+        return steps
     }
 
     /// Appends one step to the log, logs it and counts it.
@@ -468,7 +620,7 @@ public actor Dispatcher {
     /// Delivers until cancelled or (in a `ServiceGroup`) until a graceful shutdown: drains, then sleeps until the
     /// next due date (at most `maximumIdle`) or a poke. Errors of a round are retried after a short pause.
     ///
-    /// A graceful shutdown lets the deliveries in flight (the round being handed over) finish and their outcomes be
+    /// A graceful shutdown lets the deliveries in flight (those claimed and handed over) finish and their outcomes be
     /// recorded (a webhook that answers 2xx is recorded sent), then returns; what is still due stays due for the next start. Cancellation is
     /// immediate (a delivery cut off mid-way stays due: delivery is at-least-once).
     public func run() async {

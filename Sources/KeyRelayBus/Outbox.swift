@@ -24,10 +24,11 @@ public protocol Outbox: Sendable {
     /// Records what became of one delivery attempt (and ends the notification's claim). A notification that is no longer pending or sent (for
     /// example acknowledged meanwhile) is left as it is.
     func recordDelivery(notificationID: Int64, _ outcome: DeliveryOutcome) async throws
-    /// Records the outcomes of one round of hand-overs, in order, then (when `limit` > 0) claims the next round as
-    /// ``claimDueNotifications(at:limit:leaseUntil:)`` does, seeing those outcomes: what the ``Dispatcher`` does
-    /// between rounds. An outbox over a store with transactions does it all in one (one commit per round instead
-    /// of one per outcome and one per claim); the default records each outcome, concurrently, then claims.
+    /// Records the outcomes of hand-overs that ended (a round's, or those that ended while the previous call ran),
+    /// in order, then (when `limit` > 0) claims more as ``claimDueNotifications(at:limit:leaseUntil:)`` does, seeing
+    /// those outcomes: how the ``Dispatcher`` refills its window. An outbox over a store with transactions does it all
+    /// in one (one commit per call instead of one per outcome and one per claim); the default records each outcome,
+    /// concurrently, then claims.
     func recordDeliveries(_ outcomes: [RecordedDelivery], thenClaimAt date: Date, limit: Int,
                           leaseUntil: Date) async throws -> [ResourceNotification]
     /// The earliest instant at which a notification that is not held back falls due (a retry, a first

@@ -21,9 +21,10 @@ struct DispatcherShutdownTests {
         }
     }
 
-    @Test func aGracefulShutdownFinishesTheDeliveriesInFlightAndStartsNoOther() async throws {
-        // Two hand-overs at once, three notifications: the first round holds two, the third waits for the next round.
-        let h = try await Harness(policy: DeliveryPolicy(concurrency: 2), subscribe: false)
+    @Test(arguments: DeliveryPolicy.Scheduling.explicit)
+    func aGracefulShutdownFinishesTheDeliveriesInFlightAndStartsNoOther(_ scheduling: DeliveryPolicy.Scheduling) async throws {
+        // Two hand-overs at once, three notifications: the window holds two, the third waits for room.
+        let h = try await Harness(policy: DeliveryPolicy(concurrency: 2, scheduling: scheduling), subscribe: false)
         let holder = HoldingSubscriber()
         h.bus.subscribe(holder, to: Harness.cosService)
         let key = try await h.key(registering: [h.bucket("b1"), h.bucket("b2"), h.bucket("b3")])

@@ -50,8 +50,9 @@ struct DispatcherTests {
         #expect(try await h.dispatcher.nextDueDate() == nil)
     }
 
-    @Test func retriesWithExactBackoffInstantsWithoutJitter() async throws {
-        let h = try await Harness(policy: DeliveryPolicy(jitter: .none))
+    @Test(arguments: DeliveryPolicy.Scheduling.explicit)
+    func retriesWithExactBackoffInstantsWithoutJitter(_ scheduling: DeliveryPolicy.Scheduling) async throws {
+        let h = try await Harness(policy: DeliveryPolicy(jitter: .none, scheduling: scheduling))
         let key = try await h.key(registering: [h.bucket("b1")])
         h.bus.failNext(4, for: Harness.cosService)
         try await h.engine.delete(key.id, force: true, context: h.ops)
@@ -87,8 +88,9 @@ struct DispatcherTests {
         }
     }
 
-    @Test func deadLetterAfterMaxAttempts() async throws {
-        let h = try await Harness(policy: DeliveryPolicy(maxAttempts: 3, jitter: .none))
+    @Test(arguments: DeliveryPolicy.Scheduling.explicit)
+    func deadLetterAfterMaxAttempts(_ scheduling: DeliveryPolicy.Scheduling) async throws {
+        let h = try await Harness(policy: DeliveryPolicy(maxAttempts: 3, jitter: .none, scheduling: scheduling))
         let key = try await h.key(registering: [h.bucket("b1")])
         h.bus.failNext(100, for: Harness.cosService)
         try await h.engine.disable(key.id, context: h.ops)

@@ -75,8 +75,9 @@ struct ParallelDeliveryTests {
         return (tally, gate)
     }
 
-    @Test func distinctResourcesAreHandedOverTogetherUpToTheBound() async throws {
-        let h = try await Harness(policy: DeliveryPolicy(concurrency: 4), subscribe: false)
+    @Test(arguments: DeliveryPolicy.Scheduling.explicit)
+    func distinctResourcesAreHandedOverTogetherUpToTheBound(_ scheduling: DeliveryPolicy.Scheduling) async throws {
+        let h = try await Harness(policy: DeliveryPolicy(concurrency: 4, scheduling: scheduling), subscribe: false)
         let (tally, _) = Self.gate(h, quorum: 4)
         let key = try await h.key(registering: (1...10).map { h.bucket("b\($0)") })
         try await h.engine.disable(key.id, context: h.ops)
@@ -88,8 +89,9 @@ struct ParallelDeliveryTests {
         #expect(try await h.engine.deliveryCounts(keyID: key.id) == DeliveryCounts(acknowledged: 10))
     }
 
-    @Test func oneResourceIsNeverHandedOverTwiceAtOnceAndKeepsItsOrder() async throws {
-        let h = try await Harness(policy: DeliveryPolicy(concurrency: 8), subscribe: false)
+    @Test(arguments: DeliveryPolicy.Scheduling.explicit)
+    func oneResourceIsNeverHandedOverTwiceAtOnceAndKeepsItsOrder(_ scheduling: DeliveryPolicy.Scheduling) async throws {
+        let h = try await Harness(policy: DeliveryPolicy(concurrency: 8, scheduling: scheduling), subscribe: false)
         let (tally, _) = Self.gate(h, quorum: 3)
         let key = try await h.key(registering: (1...3).map { h.bucket("b\($0)") })
         try await h.engine.rotate(key.id, context: h.ops)
@@ -165,8 +167,9 @@ struct ParallelDeliveryTests {
         }
     }
 
-    @Test func aClockAdvanceWhileTheBackgroundLoopDeliversDoesNotHandTheSameNotificationOverAgain() async throws {
-        let h = try await Harness(subscribe: false)
+    @Test(arguments: DeliveryPolicy.Scheduling.explicit)
+    func aClockAdvanceWhileTheBackgroundLoopDeliversDoesNotHandTheSameNotificationOverAgain(_ scheduling: DeliveryPolicy.Scheduling) async throws {
+        let h = try await Harness(policy: DeliveryPolicy(scheduling: scheduling), subscribe: false)
         let holder = FirstHeldSubscriber()
         h.bus.subscribe(holder, to: Harness.cosService)
         let key = try await h.key(registering: [h.bucket("b1")])
@@ -187,10 +190,11 @@ struct ParallelDeliveryTests {
         #expect(statuses == [.sent])
     }
 
-    @Test func twoDispatchersOfOneEngineNeverClaimTheSameNotification() async throws {
-        let h = try await Harness(policy: DeliveryPolicy(concurrency: 4), subscribe: false)
+    @Test(arguments: DeliveryPolicy.Scheduling.explicit)
+    func twoDispatchersOfOneEngineNeverClaimTheSameNotification(_ scheduling: DeliveryPolicy.Scheduling) async throws {
+        let h = try await Harness(policy: DeliveryPolicy(concurrency: 4, scheduling: scheduling), subscribe: false)
         let (tally, _) = Self.gate(h, quorum: 8)
-        let other = h.engine.makeDispatcher(bus: h.bus, policy: DeliveryPolicy(concurrency: 4), seed: 8)
+        let other = h.engine.makeDispatcher(bus: h.bus, policy: DeliveryPolicy(concurrency: 4, scheduling: scheduling), seed: 8)
         let key = try await h.key(registering: (1...16).map { h.bucket("b\($0)") })
         try await h.engine.disable(key.id, context: h.ops)
         async let first = h.dispatcher.drain()
@@ -203,7 +207,8 @@ struct ParallelDeliveryTests {
         #expect(try await h.engine.deliveryCounts(keyID: key.id) == DeliveryCounts(acknowledged: 16))
     }
 
-    @Test func twoDispatchersOnOneSQLiteFileNeverHandTheSameNotificationOverTwice() async throws {
+    @Test(arguments: DeliveryPolicy.Scheduling.explicit)
+    func twoDispatchersOnOneSQLiteFileNeverHandTheSameNotificationOverTwice(_ scheduling: DeliveryPolicy.Scheduling) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyrelay-claims-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -215,7 +220,7 @@ struct ParallelDeliveryTests {
         let one = try await KeyRelayEngine.open(path: path, masterKey: master, clock: clock)
         let two = try await KeyRelayEngine.open(path: path, masterKey: master, clock: clock)
         let tally = Tally(quorum: 8)
-        let policy = DeliveryPolicy(concurrency: 4)
+        let policy = DeliveryPolicy(concurrency: 4, scheduling: scheduling)
         var dispatchers: [Dispatcher] = []
         for engine in [one, two] {
             let bus = ServiceBus()

@@ -65,3 +65,8 @@ struct Harness {
 
     func at(_ seconds: TimeInterval) -> Date { start.addingTimeInterval(seconds) }
 }
+
+extension DeliveryPolicy.Scheduling {
+    /// The two a dispatcher runs (`.automatic` resolves to one of them by the clock).
+    static let explicit: [Self] = [.rounds, .continuous]
+}

@@ -81,8 +81,9 @@ struct WebhookConfigurationTests {
 struct WebhookDispatcherTests {
     /// The engine's own dispatcher, with the webhook transport subscribed for COS: a 500 is a failed attempt
     /// retried with backoff, the next 2xx marks the notification sent, and its webhook-id did not change.
-    @Test func failedAttemptsAreRetriedUntilTheReceiverAnswers2xx() async throws {
-        let h = try await Harness(policy: DeliveryPolicy(maxAttempts: 5, jitter: .none), subscribe: false)
+    @Test(arguments: DeliveryPolicy.Scheduling.explicit)
+    func failedAttemptsAreRetriedUntilTheReceiverAnswers2xx(_ scheduling: DeliveryPolicy.Scheduling) async throws {
+        let h = try await Harness(policy: DeliveryPolicy(maxAttempts: 5, jitter: .none, scheduling: scheduling), subscribe: false)
         let receiver = try await WebhookReceiver.start(answer: .status(500, body: "not now"))
         let transport = WebhookTransport(subscriptions: try WebhookFixtures.subscriptions(receiver.url),
                                          secret: WebhookFixtures.secret, clock: h.clock, timeout: .seconds(5))
@@ -125,8 +126,9 @@ struct WebhookDispatcherTests {
 
     /// A receiver slower than the timeout: each attempt times out, the notification ends dead and counted; once
     /// the receiver answers again, one sync (after its cooldown) reaches it and the acknowledgement ends the drift.
-    @Test func aReceiverSlowerThanTheTimeoutEndsDeadAndOneSyncConverges() async throws {
-        let h = try await Harness(policy: DeliveryPolicy(maxAttempts: 2, jitter: .none), subscribe: false)
+    @Test(arguments: DeliveryPolicy.Scheduling.explicit)
+    func aReceiverSlowerThanTheTimeoutEndsDeadAndOneSyncConverges(_ scheduling: DeliveryPolicy.Scheduling) async throws {
+        let h = try await Harness(policy: DeliveryPolicy(maxAttempts: 2, jitter: .none, scheduling: scheduling), subscribe: false)
         let receiver = try await WebhookReceiver.start(answer: .never)
         let transport = WebhookTransport(subscriptions: try WebhookFixtures.subscriptions(receiver.url),
                                          secret: WebhookFixtures.secret, clock: h.clock, timeout: .milliseconds(200))

@@ -37,6 +37,29 @@ struct CRNTests {
         }
     }
 
+    /// ASCII CRNs are checked on their bytes, the others by Character: for every ASCII character, in the resource
+    /// segment and in the service name, the answer is the one the Character rules give (whitespace refused anywhere,
+    /// the service name lowercase letters, digits, '-', '_' and '.'), and a non-ASCII whitespace is still refused.
+    @Test func asciiCRNsGetTheAnswersOfTheCharacterRules() throws {
+        for byte in UInt8(1)..<0x80 {
+            let c = Character(Unicode.Scalar(byte))
+            let whitespace = c.isWhitespace || c.isNewline
+            let inResource = "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:b\(c)b"
+            #expect((try? CRN(parsing: inResource)) == nil ? whitespace : !whitespace, "byte \(byte) in the resource")
+            let serviceCharacter = c.isASCII && (c.isLowercase || c.isNumber || c == "-" || c == "_" || c == ".")
+            let inService = "crn:v1:bluemix:public:svc\(c)x:global:a/x:i:thing:b"
+            // ':' splits the segments (the CRN is still valid: the extra colon lands in the resource).
+            guard c != ":" else { continue }
+            #expect((try? CRN(parsing: inService)) != nil ? serviceCharacter && !whitespace : !serviceCharacter || whitespace,
+                    "byte \(byte) in the service name")
+        }
+        #expect(throws: KeyRelayError.self) { try CRN(parsing: "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:b\u{00A0}b") }
+        #expect(throws: KeyRelayError.self) { try CRN(parsing: "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:b\u{2028}b") }
+        #expect(try CRN(parsing: "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:caf\u{E9}").resource == "caf\u{E9}")
+        #expect(throws: KeyRelayError.self) { try CRN(parsing: "crn:v1:bluemix:public:cloud-obj\u{E9}ct:global:a/x:i:bucket:b") }
+        #expect(throws: KeyRelayError.self) { try CRN(parsing: "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:" + String(repeating: "b", count: 460)) }
+    }
+
     @Test func crnQueriesMatchExactlyOrByTrailingStar() {
         let crn = "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:b1"
         #expect(CRN.matches(crn, query: crn))
