@@ -70,8 +70,10 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    /// How long a refused client may go without sending anything before the connection is closed under it.
-    static let lingerTimeout = TimeAmount.seconds(2)
+    /// How long a refused client may go without sending anything before the connection is closed under it: nginx's
+    /// `lingering_timeout` (5 s; 2 s was too short for a client starved of CPU on a loaded machine, whose upload
+    /// then failed).
+    static let lingerTimeout = TimeAmount.seconds(5)
     /// How long a refused client may keep sending in all: a client that never stops is cut off then.
     static let maximumLinger = TimeAmount.seconds(30)
 

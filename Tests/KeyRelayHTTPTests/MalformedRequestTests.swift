@@ -101,16 +101,16 @@ import Testing
         }
     }
 
-    /// The linger lasts while the client keeps sending: a refused upload that takes longer than the 2 s idle
-    /// timeout in all, but never pauses that long, is read to its end (a fixed 2 s from the answer cut it off on a
-    /// busy machine). The client sends 4 MiB at once (past the 2 MiB limit: the 413), then 30 chunks 0.1 s apart: 3 s in all,
-    /// each gap a twentieth of the idle timeout (a loaded machine stretches them).
+    /// The linger lasts while the client keeps sending: a refused upload that never pauses for the idle timeout
+    /// (5 s) is read to its end (a fixed 2 s from the answer cut it off on a busy machine). The client sends 4 MiB at
+    /// once (past the 2 MiB limit: the 413), then 30 chunks 0.1 s apart, each gap a fiftieth of the idle timeout (a
+    /// loaded machine stretches them: at load 13 one gap passed the 2 s the timeout was then).
     @Test func aSlowButSteadyUploadIsDrainedToItsEnd() async throws {
         try await Self.live { port in
             let answer = try await RawExchange.send(
                 "POST /api/v2/keys HTTP/1.1\r\n\(Self.head)Content-Type: application/json\r\nContent-Length: \(Self.upload)\r\nConnection: close\r\n\r\n",
                 port: port, thenUpload: 4 * 1024 * 1024, thenPaced: (chunks: 30, pause: .milliseconds(100)),
-                // Generous: the whole suite shares two cores, and this exchange lasts ≈ 5 s on an idle machine.
+                // Generous: the whole suite shares two cores, and this exchange lasts ≈ 8 s on an idle machine.
                 bound: .seconds(60))
             #expect(answer.answers.first?.status == 413)
             #expect(answer.uploadFailed == false, "the server stopped reading a steady upload")
