@@ -517,16 +517,23 @@ struct PostgresTransaction: StorageTransaction {
     func notifications(keyID: String?, eventSequence: Int64?, status: NotificationStatus?, limit: Int, offset: Int) throws -> [ResourceNotification] {
         var conditions = Conditions()
         conditions.add("n.target_id IN (SELECT t.id FROM notification_targets t WHERE t.key_id = ?)", keyID)
-        conditions.add("n.event_seq = ?", eventSequence)
+        if let eventSequence {
+            // An event's notifications are its key's pairs' at the event (notifications_by_target; there is no index
+            // of notifications by event alone since schema 0003). The key is read first so that the statement names
+            // it: the planner then knows how many pairs it has (a join through events.key_id it cannot estimate).
+            let eventKeyID: String? = try scalar("SELECT key_id FROM events WHERE seq = ?", [eventSequence], column: "key_id",
+                                                 table: "events")
+            guard let eventKeyID else { return [] }
+            conditions.add("n.target_id IN (SELECT t.id FROM notification_targets t WHERE t.key_id = ?)", eventKeyID)
+            conditions.add("n.event_seq = ?", eventSequence)
+        }
         conditions.add("n.status = ?", status?.rawValue)
         return try all("SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq WHERE \(conditions.sql) ORDER BY n.id DESC LIMIT ? OFFSET ?",
                        conditions.arguments + [limit, offset], decodeNotification)
     }
 
     func notification(eventID: String, resourceCRN: String) throws -> ResourceNotification? {
-        // The event's pair for this resource, then its one notification of the event (notifications_by_target), not
-        // every notification of the event (notifications_by_event: a sync of a key with 100,000 registrations has
-        // 100,000).
+        // The event's pair for this resource, then its one notification of the event (notifications_by_target).
         try one("""
             SELECT \(notificationColumns) FROM events e
             JOIN notification_targets t ON t.key_id = e.key_id AND t.resource_crn = ?
@@ -862,10 +869,20 @@ struct PostgresTransaction: StorageTransaction {
 
     func notifications(eventSequences: [Int64]) throws -> [ResourceNotification] {
         guard !eventSequences.isEmpty else { return [] }
+        // Each event's key's pairs, probed at the event (notifications_by_target, schema 0003: no index of
+        // notifications by event alone). The events' keys are read first so that the statement names them: the
+        // planner then knows how many pairs they have (a join through events.key_id it cannot estimate, and would
+        // read the whole table for a key with three resources).
+        let keyIDs = try all("SELECT DISTINCT key_id FROM events WHERE seq = ANY(?)", [eventSequences]) {
+            try StoredRow(row: $0, table: "events").value("key_id", as: String.self)
+        }
+        guard !keyIDs.isEmpty else { return [] }
         return try all("""
-            SELECT \(notificationColumns) FROM notifications n JOIN events e ON e.seq = n.event_seq
-            WHERE n.event_seq = ANY(?) ORDER BY n.event_seq DESC, n.resource_crn
-            """, [eventSequences], decodeNotification)
+            SELECT \(notificationColumns) FROM notification_targets t
+            JOIN notifications n ON n.target_id = t.id
+            JOIN events e ON e.seq = n.event_seq
+            WHERE t.key_id = ANY(?) AND n.event_seq = ANY(?) ORDER BY n.event_seq DESC, n.resource_crn
+            """, [keyIDs, eventSequences], decodeNotification)
     }
 
     // MARK: KMIP adapter management
