@@ -664,23 +664,23 @@ struct PostgresTransaction: StorageTransaction {
 
     func upsertRegistration(_ r: Registration) throws {
         session.unregisteredKeys.remove(r.keyID)
-        // The (key, resource) pair's notification target, made once and kept (schema 0003): the fan-out copies its id
-        // into every notification, whose per-resource lookups then read a small integer index. Made only when
-        // missing (no sequence value taken for a pair that has one). Two replicas registering one new pair at once:
-        // the second's insert waits on the first's unique entry and then does nothing; the next statement (READ
-        // COMMITTED: a snapshot of its own) sees the committed pair.
+        // One statement: the (key, resource) pair's notification target, made once and kept (schema 0003), then the
+        // registration with its id (the fan-out copies it into every notification, whose per-resource lookups then
+        // read a small integer index). `DO UPDATE` of the pair to the values it has, not `DO NOTHING`: it returns the
+        // id of a pair that exists, also one another transaction committed after this statement's snapshot was
+        // taken (two replicas registering one new pair at once: the second waits for the first, then reads its
+        // row), where a lookup in the snapshot would find nothing. It rewrites the small row in place (a HOT update:
+        // no indexed value changes) and only when the pair exists, i.e. when a registration is made again or
+        // updated. An existing registration keeps its target_id (not in the DO UPDATE list).
         try session.send("""
-            INSERT INTO notification_targets (key_id, resource_crn)
-            SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM notification_targets WHERE key_id = ? AND resource_crn = ?)
-            ON CONFLICT (key_id, resource_crn) DO NOTHING
-            """, [r.keyID, r.resourceCRN, r.keyID, r.resourceCRN])
-        // An existing registration keeps its target_id (not in the DO UPDATE list).
-        try session.send("""
+            WITH target AS (
+                INSERT INTO notification_targets (key_id, resource_crn) VALUES (?, ?)
+                ON CONFLICT (key_id, resource_crn) DO UPDATE SET key_id = excluded.key_id RETURNING id
+            )
             INSERT INTO registrations (key_id, resource_crn, instance_id, service, description, metadata, prevent_key_deletion,
                 key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at, ack_event_id, ack_state,
                 ack_key_version_id, ack_processed_at, ack_received_at, protection_ended_at, target_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                    (SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?))
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT id FROM target))
             ON CONFLICT (key_id, resource_crn) DO UPDATE SET
                 description = excluded.description, metadata = excluded.metadata,
                 prevent_key_deletion = excluded.prevent_key_deletion, key_version_id = excluded.key_version_id,
@@ -689,11 +689,12 @@ struct PostgresTransaction: StorageTransaction {
                 ack_key_version_id = excluded.ack_key_version_id, ack_processed_at = excluded.ack_processed_at,
                 ack_received_at = excluded.ack_received_at, protection_ended_at = excluded.protection_ended_at
             """, [
+                r.keyID, r.resourceCRN,
                 r.keyID, r.resourceCRN, r.instanceID, r.serviceName, r.description, r.registrationMetadata,
                 r.preventKeyDeletion, r.keyVersion.id, ms(r.keyVersion.creationDate), r.createdBy, ms(r.creationDate),
                 r.updatedBy, ms(r.lastUpdated), r.acknowledgement?.eventID, r.acknowledgement?.adopterKeyState.rawValue,
                 r.acknowledgement?.keyVersionID, ms(r.acknowledgement?.processedAt), ms(r.acknowledgement?.receivedAt),
-                ms(r.protectionEndedAt), r.keyID, r.resourceCRN,
+                ms(r.protectionEndedAt),
             ])
     }
 
