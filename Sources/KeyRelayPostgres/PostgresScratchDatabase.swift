@@ -55,6 +55,30 @@ package enum PostgresScratchDatabase {
         }
     }
 
+    /// Gives a fresh database the schema an older KeyRelay left (the migrations up to `last`, recorded as applied),
+    /// then runs `statements` on it (rows that KeyRelay wrote): a store opened on it next applies the later migrations
+    /// to those rows, as one does at start on an existing database.
+    package static func migrate(_ database: PostgresStore.Configuration, through last: String, then statements: [String]) async throws {
+        guard PostgresStore.migrations.contains(where: { $0.identifier == last }) else {
+            throw PostgresStoreError(sqlState: nil, message: "no migration '\(last)'")
+        }
+        let connection = try await PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.next(),
+                                                              configuration: try database.connectionConfiguration(),
+                                                              id: 0, logger: logger)
+        do {
+            // PostgresSession waits on its thread: a pool thread, never an event loop.
+            try await NIOThreadPool.singleton.runIfActive {
+                let session = PostgresSession(connection: connection, logger: logger)
+                try PostgresStore.migrate(session, through: last)
+                for statement in statements { _ = try session.execute(statement) }
+            }
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+    }
+
     /// ICU locales a scratch database can have.
     package enum ICULocale: String, Sendable {
         case englishUS = "en-US"

@@ -13,7 +13,8 @@ extension PostgresStore {
 
     /// Applies the migrations this database lacks, in one transaction under ``migrationLock``, recording each in
     /// `keyrelay_migrations`; refuses a database that records a migration this build does not know.
-    static func migrate(_ session: PostgresSession) throws {
+    /// - Parameter last: stop after this migration (tests: a database as an older KeyRelay left it); nil: all.
+    static func migrate(_ session: PostgresSession, through last: String? = nil) throws {
         try session.execute("BEGIN")
         do {
             try session.execute("SELECT pg_advisory_xact_lock(?::int4, ?::int4)", [migrationLock.classID, migrationLock.objectID])
@@ -30,6 +31,7 @@ extension PostgresStore {
                 try session.script(migration.sql)
                 try session.execute("INSERT INTO keyrelay_migrations (identifier, applied_at) VALUES (?, ?)",
                                     [migration.identifier, Date().storageMilliseconds])
+                if migration.identifier == last { break }
             }
             try session.execute("COMMIT")
         } catch {

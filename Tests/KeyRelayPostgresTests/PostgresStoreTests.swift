@@ -176,6 +176,42 @@ struct PostgresStoreTests {
         }
     }
 
+    /// Two replicas registering one new (key, resource) pair at once, neither holding the key's row: the second's
+    /// statement starts while the first has made the pair and not committed, waits for it, and still gets the pair's
+    /// id (a lookup in its own snapshot would find none). Both registrations commit, on one target.
+    @Test func twoReplicasRegisteringOneNewResourceAtOnceShareItsTarget() async throws {
+        try await withScratch { scratch in
+            let (a, b) = try await scratch.replicas()
+            try await seed(a, key("k1"))
+            let crn = CRN.bucket(account: "acct", serviceInstance: "cos", bucket: "b1")
+            @Sendable func registration(_ description: String) throws -> Registration {
+                Registration(keyID: "k1", instanceID: "i1", resourceCRN: try CRN(parsing: crn), description: description,
+                             keyVersion: KeyVersion(id: "k1-v1", creationDate: epoch), createdBy: "cos", creationDate: epoch)
+            }
+            let rendezvous = Rendezvous()
+            async let first: Void = a.write { tx in
+                try tx.upsertRegistration(try registration("first"))
+                // Waits for the upsert's answer: the pair and the registration are written, uncommitted.
+                _ = try tx.registration(keyID: "k1", resourceCRN: crn)
+                try rendezvous.arrive(0, thenWaitFor: 1)
+                // The second's statement has been sent: it waits on this transaction's pair until COMMIT.
+                Thread.sleep(forTimeInterval: 0.5)
+            }
+            async let second: Void = b.write { tx in
+                try rendezvous.arrive(1, thenWaitFor: 0)
+                try tx.upsertRegistration(try registration("second"))
+            }
+            _ = try await (first, second)
+            let stored = try await a.read { tx in try tx.registration(keyID: "k1", resourceCRN: crn) }
+            #expect(stored?.description == "second")
+            try await a.execute("""
+                DO $$ BEGIN IF (SELECT COUNT(*) FROM notification_targets) <> 1
+                   OR (SELECT target_id FROM registrations) <> (SELECT id FROM notification_targets)
+                THEN RAISE EXCEPTION 'the pair has no single target'; END IF; END $$
+                """)
+        }
+    }
+
     /// A read outside a write takes no lock: it completes while a write holds the key's row (the write waits for the
     /// read to finish before it lets go, so a read that waited for the lock would time the write out).
     @Test func aReadDoesNotWaitForAWritersRowLock() async throws {
@@ -238,6 +274,95 @@ struct PostgresStoreTests {
             let notifications = try await store.read { tx in try tx.notifications(eventSequences: [1]) }
             #expect(notifications.map(\.event.id) == ["e1", "e1", "e1"])
             #expect(notifications.map(\.status) == [.pending, .pending, .pending])
+        }
+    }
+
+    /// The fan-out writes no index entry that repeats a notification's key id or CRN (schema 0003): per-resource
+    /// lookups go through the pair's integer `target_id`.
+    @Test func noIndexOfNotificationsRepeatsTheKeyOrTheResource() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            try await store.execute("""
+                DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+                                       WHERE i.indrelid = 'notifications'::regclass AND a.attname IN ('key_id', 'resource_crn'))
+                THEN RAISE EXCEPTION 'an index of notifications holds key_id or resource_crn'; END IF; END $$
+                """)
+        }
+    }
+
+    /// Migration 0003 on a database 0002 left with notifications and registrations in it: every (key, resource) pair
+    /// gets one target, the per-resource order check, acknowledgements and per-key questions find the old rows, a
+    /// pair only old notifications name (a purged key's) has one too, and a later fan-out follows the old rows.
+    @Test func theTargetMigrationKeepsOrderAndAcknowledgementsOfExistingNotifications() async throws {
+        try await withScratch { scratch in
+            let database = try await scratch.database()
+            let b1 = CRN.bucket(account: "acct", serviceInstance: "cos", bucket: "b1")
+            let b2 = CRN.bucket(account: "acct", serviceInstance: "cos", bucket: "b2")
+            let b3 = CRN.bucket(account: "acct", serviceInstance: "cos", bucket: "b3")
+            let at = Int64(epoch.timeIntervalSince1970 * 1000), deadline = at + 4 * 3_600_000
+            func event(_ seq: Int, _ key: String) -> String {
+                "INSERT INTO events (seq, id, instance_id, key_id, key_seq, kind, key_state, version_id, version_created_at, at, principal) VALUES (\(seq), 'e\(seq)', 'i1', '\(key)', \(seq), 'rotate', 1, '\(key)-v1', \(at), \(at), 'op')"
+            }
+            func notification(_ seq: Int, _ key: String, _ crn: String, _ status: String, next: Int64?) -> String {
+                "INSERT INTO notifications (event_seq, key_id, resource_crn, service, status, attempts, next_attempt_at) VALUES (\(seq), '\(key)', '\(crn)', 'cos', '\(status)', 0, \(next.map(String.init) ?? "NULL"))"
+            }
+            func registration(_ key: String, _ crn: String) -> String {
+                "INSERT INTO registrations (key_id, resource_crn, instance_id, service, key_version_id, key_version_created_at, created_by, created_at, updated_by, updated_at) VALUES ('\(key)', '\(crn)', 'i1', 'cos', '\(key)-v1', \(at), 'cos', \(at), 'cos', \(at))"
+            }
+            let keyColumns = "id, instance_id, name, extractable, imported, state, created_at, created_by, updated_at, updated_by, version_id, version_created_at, version_count"
+            try await PostgresScratchDatabase.migrate(database, through: "0002_fanout_without_event_foreign_key", then: [
+                "INSERT INTO instances (id, created_at) VALUES ('i1', \(at))",
+                "INSERT INTO keys (\(keyColumns)) VALUES ('k1', 'i1', 'n1', false, false, 1, \(at), 'a', \(at), 'a', 'k1-v1', \(at), 1)",
+                registration("k1", b2), registration("k1", b1),
+                event(1, "k1"), event(2, "k1"), event(3, "gone"),
+                // b1: e1 sent (its deadline ahead), e2 pending: e2 is due. b2: e1 and e2 pending: only e1 is due.
+                notification(1, "k1", b1, "sent", next: deadline), notification(1, "k1", b2, "pending", next: at),
+                notification(2, "k1", b1, "pending", next: at), notification(2, "k1", b2, "pending", next: at),
+                // A purged key's notification: its key and registrations are gone, its pair is only here.
+                notification(3, "gone", b1, "dead", next: nil),
+                "SELECT setval('events_seq_seq', 3)",
+            ])
+            let store = try await scratch.open(database)
+            let now = epoch.addingTimeInterval(1)
+            let due = try await store.read { tx in try tx.dueNotifications(at: now, limit: 10) }
+            #expect(due.map { "\($0.event.id) \($0.resourceCRN)" }.sorted() == ["e1 \(b2)", "e2 \(b1)"])
+            let (gone, counts) = try await store.read { tx in
+                (try tx.notifications(keyID: "gone", eventSequence: nil, status: nil, limit: 10, offset: 0),
+                 try tx.deliveryCounts(keyIDs: ["k1", "gone"]))
+            }
+            #expect(gone.map(\.resourceCRN) == [b1])
+            #expect(counts["k1"]?[.pending] == 3 && counts["k1"]?[.sent] == 1 && counts["gone"]?[.dead] == 1)
+            // Registering b3 and registering b1 again; a sync after the migration fans out to the three.
+            let acknowledged = try await store.write { tx in
+                for crn in [b3, b1] {
+                    try tx.upsertRegistration(Registration(keyID: "k1", instanceID: "i1", resourceCRN: try CRN(parsing: crn),
+                                                           keyVersion: KeyVersion(id: "k1-v1", creationDate: epoch),
+                                                           createdBy: "cos", creationDate: epoch))
+                }
+                var event = LifecycleEvent(id: "e4", instanceID: "i1", keyID: "k1", keySequence: 4, kind: .sync, keyState: .active,
+                                           keyVersion: KeyVersion(id: "k1-v1", creationDate: epoch), date: epoch, principal: "op",
+                                           correlationID: nil)
+                event.sequence = try tx.appendEvent(event)
+                #expect(event.sequence == 4)
+                #expect(try tx.fanOut(eventSequence: event.sequence, keyID: "k1", dueAt: epoch) == 3)
+                return try tx.acknowledgeNotifications(keyID: "k1", resourceCRN: b2, upToEventSequence: 2, at: now)
+            }
+            #expect(acknowledged == 2)
+            // b1: e2 still pending holds e4 back; b2: both earlier ones acknowledged, e4 is due; b3: e4, its first.
+            let dueAfter = try await store.read { tx in try tx.dueNotifications(at: now, limit: 10) }
+            #expect(dueAfter.map { "\($0.event.id) \($0.resourceCRN)" }.sorted() == ["e2 \(b1)", "e4 \(b2)", "e4 \(b3)"])
+            let found = try await store.read { tx in try tx.notification(eventID: "e1", resourceCRN: b1) }
+            #expect(found?.status == .sent)
+            // One target per pair, and every row points at its own pair's.
+            try await store.execute("""
+                DO $$ BEGIN
+                IF (SELECT COUNT(*) FROM notification_targets) <> 4
+                   OR EXISTS (SELECT 1 FROM notifications n JOIN notification_targets t ON t.id = n.target_id
+                              WHERE (t.key_id, t.resource_crn) <> (n.key_id, n.resource_crn))
+                   OR EXISTS (SELECT 1 FROM registrations r JOIN notification_targets t ON t.id = r.target_id
+                              WHERE (t.key_id, t.resource_crn) <> (r.key_id, r.resource_crn))
+                THEN RAISE EXCEPTION 'targets do not match their rows'; END IF; END $$
+                """)
         }
     }
 
@@ -329,10 +454,12 @@ struct PostgresStoreTests {
             #expect(unregistered.count == 0)
             #expect(unregistered.sent == 5)
             #expect(unregistered.waits == 2)
-            // A registration the transaction itself makes after the event is fanned out to.
+            // A registration the transaction itself makes after the event is fanned out to (one statement with its
+            // (key, resource) target, not waited for).
             let registering = try await rotate("k2", registering: "b3")
             #expect(registering.count == 1)
             #expect(registering.sent == 7)
+            #expect(registering.waits == 3)
             let notified = try await store.read { tx in
                 try tx.notifications(keyID: nil, eventSequence: nil, status: nil, limit: 10, offset: 0).map(\.event.keyID)
             }
