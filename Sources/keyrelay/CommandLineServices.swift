@@ -37,11 +37,6 @@ final class CommandLineServices: ServiceSubscriber {
     private let loaded: Contents
     private let instances = Mutex<[String: Instance]>([:])
 
-    /// Where a notification goes when no simulated service hosts its resource: the webhook transport
-    /// (CloudEvents over HTTP to the subscribed URL) plugs in here. Until it does, such a notification fails its
-    /// attempt, saying so, and the bus retries it with backoff like any failed delivery.
-    let external: (any ServiceSubscriber)? = nil
-
     private init(engine: KeyRelayEngine, path: String, sealingKey: SymmetricKey, contents: Contents) {
         self.engine = engine
         self.path = path
@@ -119,17 +114,16 @@ final class CommandLineServices: ServiceSubscriber {
         return bus
     }
 
-    /// Routes a notification to the simulated service of its key's instance that hosts the resource, else to
-    /// ``external``.
+    /// Routes a notification to the simulated service of its key's instance that hosts the resource. Any other
+    /// resource's notification fails its attempt, saying so, and the bus retries it with backoff like any failed
+    /// delivery: webhooks are `keyrelay serve --webhook SERVICE=URL`'s, not this command's.
     func deliver(_ notification: ResourceNotification) async throws {
         let instance = await instance(notification.event.instanceID)
         let core = notification.serviceName == ServiceTopic.objectStorage ? instance.objectStorage.core : instance.databases.core
         if await core.hosts(notification.resourceCRN) {
             try await core.deliver(notification)
-        } else if let external {
-            try await external.deliver(notification)
         } else {
-            throw KeyRelayError.commandLine(.notFound, "\(notification.resourceCRN) is not a resource this command line simulates, and webhook delivery is not in this build")
+            throw KeyRelayError.commandLine(.notFound, "\(notification.resourceCRN) is not a resource this command line simulates: `keyrelay deliver` reaches only the simulated services (webhooks are delivered by `keyrelay serve --webhook SERVICE=URL`)")
         }
     }
 }

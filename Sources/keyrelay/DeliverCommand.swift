@@ -11,7 +11,8 @@ struct DeliverCommand: AsyncParsableCommand {
             Each round delivers every notification due now through the bus, with its retries, backoff and dead \
             letters, to the simulated COS buckets and Cloud Databases deployments created by `keyrelay resource`, \
             which acknowledge them. A resource no simulated service hosts (registered over the API) gets a failed \
-            attempt naming why, retried later: webhook delivery is not in this build.
+            attempt naming why, retried later: webhooks are delivered by `keyrelay serve --webhook SERVICE=URL`, not by \
+            this command.
             """)
     @OptionGroup var options: DatabaseOptions
     @Flag(help: "Keep delivering, a round every --interval seconds, until interrupted.") var follow = false
