@@ -378,12 +378,9 @@ extension KeyRelayEngine {
             }
             guard rules.expire(key, at: now) == nil else { return }
             _ = try rules.sync(key, at: now, by: context.principal)
-        } catch let error as KeyRelayError {
-            // Counted as the write would have counted it (`keyrelay_lifecycle_commands_total`).
-            Self.countCommand("sync", outcome: error.code.rawValue)
-            throw error
         } catch {
-            Self.countCommand("sync", outcome: "error")
+            // Counted as the write would have counted it (`keyrelay_lifecycle_commands_total`).
+            Self.countCommand("sync", refusedBy: error)
             throw error
         }
     }

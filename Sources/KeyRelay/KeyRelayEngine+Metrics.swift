@@ -16,17 +16,19 @@ extension KeyRelayEngine {
             let result = try await storage.write(command)
             Self.countCommand(action, outcome: "accepted")
             return result
-        } catch let error as KeyRelayError {
-            Self.countCommand(action, outcome: error.code.rawValue)
-            throw error
         } catch {
-            Self.countCommand(action, outcome: "error")
+            Self.countCommand(action, refusedBy: error)
             throw error
         }
     }
 
     static func countCommand(_ action: String, outcome: String) {
         Counter(label: "keyrelay_lifecycle_commands_total", dimensions: [("action", action), ("outcome", outcome)]).increment()
+    }
+
+    /// Counts a command that `error` ended: its reason code, or `error` for a failure that is not a rule's.
+    static func countCommand(_ action: String, refusedBy error: any Error) {
+        countCommand(action, outcome: (error as? KeyRelayError)?.code.rawValue ?? "error")
     }
 
     /// Notifications by status and drifted registrations by instance, read from the store now (a scrape of

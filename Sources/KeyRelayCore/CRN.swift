@@ -28,13 +28,10 @@ public struct CRN: Sendable, Hashable, Codable, CustomStringConvertible {
         // acknowledgement a noticeable part of a delivery's CPU (issue 11). For ASCII the answers are the same: one
         // character per byte, and the whitespace (and newline) characters are U+0009–U+000D and U+0020.
         let ascii = text.utf8.allSatisfy { $0 < 0x80 }
-        if ascii {
-            guard text.utf8.count <= 512 else { throw bad("it is longer than 512 characters") }
-            guard !text.utf8.contains(where: { $0 == 0x20 || (0x09...0x0D).contains($0) }) else { throw bad("it contains whitespace") }
-        } else {
-            guard text.count <= 512 else { throw bad("it is longer than 512 characters") }
-            guard !text.contains(where: { $0.isWhitespace || $0.isNewline }) else { throw bad("it contains whitespace") }
-        }
+        guard (ascii ? text.utf8.count : text.count) <= 512 else { throw bad("it is longer than 512 characters") }
+        let whitespace = ascii ? text.utf8.contains { $0 == 0x20 || (0x09...0x0D).contains($0) }
+                               : text.contains { $0.isWhitespace || $0.isNewline }
+        guard !whitespace else { throw bad("it contains whitespace") }
         guard !StoredText.containsNUL(text) else { throw bad("it contains the character U+0000 (NUL)") }
         let parts = text.split(separator: ":", maxSplits: 9, omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 10 else {

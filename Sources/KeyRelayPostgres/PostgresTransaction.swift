@@ -516,7 +516,7 @@ struct PostgresTransaction: StorageTransaction {
 
     func notifications(keyID: String?, eventSequence: Int64?, status: NotificationStatus?, limit: Int, offset: Int) throws -> [ResourceNotification] {
         var conditions = Conditions()
-        conditions.add("n.target_id IN (SELECT t.id FROM notification_targets t WHERE t.key_id = ?)", keyID)
+        conditions.add("n.target_id IN \(Self.targetsOfKey)", keyID)
         if let eventSequence {
             // An event's notifications are its key's pairs' at the event (notifications_by_target; there is no index
             // of notifications by event alone since schema 0003). The key is read first so that the statement names
@@ -524,7 +524,7 @@ struct PostgresTransaction: StorageTransaction {
             let eventKeyID: String? = try scalar("SELECT key_id FROM events WHERE seq = ?", [eventSequence], column: "key_id",
                                                  table: "events")
             guard let eventKeyID else { return [] }
-            conditions.add("n.target_id IN (SELECT t.id FROM notification_targets t WHERE t.key_id = ?)", eventKeyID)
+            conditions.add("n.target_id IN \(Self.targetsOfKey)", eventKeyID)
             conditions.add("n.event_seq = ?", eventSequence)
         }
         conditions.add("n.status = ?", status?.rawValue)
@@ -546,7 +546,7 @@ struct PostgresTransaction: StorageTransaction {
         var conditions = Conditions()
         conditions.add("n.target_id IN (SELECT t.id FROM notification_targets t JOIN keys k ON k.id = t.key_id WHERE k.instance_id = ?)",
                        instanceID)
-        conditions.add("n.target_id IN (SELECT t.id FROM notification_targets t WHERE t.key_id = ?)", keyID)
+        conditions.add("n.target_id IN \(Self.targetsOfKey)", keyID)
         conditions.add("n.service = ?", service)
         var counts = DeliveryCounts()
         for row in try session.rows("SELECT n.status, COUNT(*) AS c FROM notifications n WHERE \(conditions.sql) GROUP BY n.status",
@@ -556,6 +556,10 @@ struct PostgresTransaction: StorageTransaction {
         }
         return counts
     }
+
+    /// The notification targets (schema 0003) of one key (`?`: its id), and of one (key, resource) pair (`?, ?`).
+    private static let targetsOfKey = "(SELECT id FROM notification_targets WHERE key_id = ?)"
+    private static let targetOfPair = "(SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?)"
 
     private static let dueCondition = """
         n.status IN ('pending', 'sent') AND n.next_attempt_at <= ?
@@ -630,7 +634,7 @@ struct PostgresTransaction: StorageTransaction {
 
     func purgeKey(id: String) throws {
         // Unfinished notifications of a purged key can never be honoured: they end dead.
-        try session.send("UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE target_id IN (SELECT id FROM notification_targets WHERE key_id = ?) AND status IN ('pending', 'sent')",
+        try session.send("UPDATE notifications SET status = 'dead', last_error = 'key purged', next_attempt_at = NULL WHERE target_id IN \(Self.targetsOfKey) AND status IN ('pending', 'sent')",
                             [id])
         try session.send("DELETE FROM keys WHERE id = ?", [id])
     }
@@ -806,14 +810,14 @@ struct PostgresTransaction: StorageTransaction {
     func recordStateConflict(keyID: String, resourceCRN: String, eventSequence: Int64, error: String) throws {
         try session.send("""
             UPDATE notifications SET incomplete = 409, last_error = ?
-            WHERE target_id = (SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?) AND event_seq = ?
+            WHERE target_id = \(Self.targetOfPair) AND event_seq = ?
             """, [error, keyID, resourceCRN, eventSequence])
     }
 
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int {
         try session.execute("""
             UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL
-            WHERE target_id = (SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?)
+            WHERE target_id = \(Self.targetOfPair)
               AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
               AND (status != 'dead' OR event_seq = ?)
             """, [date.storageMilliseconds, keyID, resourceCRN, upToEventSequence, upToEventSequence])

@@ -32,6 +32,19 @@ private func bump(_ tx: any StorageTransaction, _ id: String) throws {
     try tx.updateKey(stored)
 }
 
+/// Waits inside `tx` (60 s at most) until another backend waits for a lock this transaction holds: the other
+/// command has reached the statement that must wait for this one. `pg_blocking_pids` reads the lock manager live
+/// (`pg_stat_activity` would be the transaction's snapshot), and only waiters blocked by this backend count, so
+/// another test's locks on the same server do not.
+private func waitUntilAnotherCommandWaitsForThisOne(_ tx: any StorageTransaction, timeout: TimeInterval = 60) throws {
+    let session = try #require(tx as? PostgresTransaction).session
+    let deadline = Date().addingTimeInterval(timeout)
+    while try session.rows("SELECT 1 FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))").isEmpty {
+        guard Date() < deadline else { throw PostgresStoreError(sqlState: nil, message: "no other command came to wait for this one") }
+        Thread.sleep(forTimeInterval: 0.005)
+    }
+}
+
 /// Two parties meeting, one of them on a pool thread: each says it has arrived, then waits (5 s at most) for the other.
 private final class Rendezvous: Sendable {
     let arrived = Mutex([false, false])
@@ -90,7 +103,8 @@ struct PostgresStoreTests {
                 try await a.write { tx in
                     var stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
                     firstHasRead.withLock { $0 = true }
-                    Thread.sleep(forTimeInterval: 0.5)  // holds the row lock; this is a pool thread, not an event loop
+                    // Holds the row lock until the second's read waits for it (a pool thread, not an event loop).
+                    try waitUntilAnotherCommandWaitsForThisOne(tx)
                     stored.eventSequence += 1
                     try tx.updateKey(stored)
                 }
@@ -194,8 +208,8 @@ struct PostgresStoreTests {
                 // Waits for the upsert's answer: the pair and the registration are written, uncommitted.
                 _ = try tx.registration(keyID: "k1", resourceCRN: crn)
                 try rendezvous.arrive(0, thenWaitFor: 1)
-                // The second's statement has been sent: it waits on this transaction's pair until COMMIT.
-                Thread.sleep(forTimeInterval: 0.5)
+                // The second's statement waits on this transaction's pair until COMMIT.
+                try waitUntilAnotherCommandWaitsForThisOne(tx)
             }
             async let second: Void = b.write { tx in
                 try rendezvous.arrive(1, thenWaitFor: 0)
