@@ -10,6 +10,7 @@ extension KeyRelayEngine {
     @discardableResult
     public func setPolicies(_ reference: String, rotation: RotationPolicy? = nil, dualAuthDelete: Bool? = nil,
                             context: RequestContext) async throws -> Key {
+        try context.check()
         let op = "Key policies could not be set"
         if let rotation, !(1...12).contains(rotation.intervalMonth) {
             throw KeyRelayError(.invalidField, "The field 'interval_month' must be: an integer from 1 to 12", operation: op,
@@ -47,6 +48,7 @@ extension KeyRelayEngine {
 
     /// Sets an instance policy (affects keys created afterwards).
     public func setInstancePolicy(type: String, enabled: Bool, attributesJSON: String?, context: RequestContext) async throws {
+        try context.check()
         let known = ["allowedNetwork", "dualAuthDelete", "allowedIP", "keyCreateImportAccess", "metrics", "rotation"]
         guard known.contains(type) else {
             throw KeyRelayError(.invalidQueryParam, "The query_param 'policy' must be: one of \(known.joined(separator: ", "))",
@@ -65,7 +67,8 @@ extension KeyRelayEngine {
 
     /// The instance's policies.
     public func instancePolicies(context: RequestContext) async throws -> [InstancePolicy] {
-        try await storage.read { tx in try tx.instancePolicies(instanceID: context.instanceID) }
+        try context.check()
+        return try await storage.read { tx in try tx.instancePolicies(instanceID: context.instanceID) }
     }
 
     // MARK: Aliases
@@ -73,6 +76,7 @@ extension KeyRelayEngine {
     /// Adds an alias to a key (at most 5 per key, unique per instance).
     @discardableResult
     public func createAlias(_ alias: String, for reference: String, context: RequestContext) async throws -> AliasRecord {
+        try context.check()
         try Alias.validate(alias)
         let now = now()
         let maxAliases = configuration.lifecycle.maxAliasesPerKey
@@ -95,6 +99,7 @@ extension KeyRelayEngine {
 
     /// Removes an alias from a key.
     public func deleteAlias(_ alias: String, from reference: String, context: RequestContext) async throws {
+        try context.check()
         try await storage.write { tx in
             let key = try Self.resolve(reference, in: tx, context: context, operation: "Key alias could not be deleted")
             guard key.aliases.contains(alias), try tx.deleteAlias(alias, instanceID: context.instanceID) else {
@@ -107,11 +112,13 @@ extension KeyRelayEngine {
 
     /// The instance's key rings, `default` first.
     public func keyRings(context: RequestContext) async throws -> [KeyRingRecord] {
-        try await storage.read { tx in try tx.keyRings(instanceID: context.instanceID) }
+        try context.check()
+        return try await storage.read { tx in try tx.keyRings(instanceID: context.instanceID) }
     }
 
     /// A page of the instance's key rings, `default` first (Key Protect's paging bounds, ``validatePaging(limit:offset:operation:)``).
     public func keyRings(limit: Int, offset: Int, context: RequestContext) async throws -> Page<KeyRingRecord> {
+        try context.check()
         try Self.validatePaging(limit: limit, offset: offset, operation: "Key rings could not be retrieved")
         let all = try await keyRings(context: context)
         return Page(items: Array(all.dropFirst(offset).prefix(limit)), total: all.count)
@@ -119,6 +126,7 @@ extension KeyRelayEngine {
 
     /// Creates a key ring (at most 50 per instance, `default` included).
     public func createKeyRing(_ id: String, context: RequestContext) async throws {
+        try context.check()
         let op = "Key ring could not be created"
         guard id != KeyRing.defaultID else {
             throw KeyRelayError(.keyRingExists, "The key ring 'default' always exists and cannot be created", operation: op)
@@ -142,6 +150,7 @@ extension KeyRelayEngine {
     /// Deletes a key ring. Refused while it holds a key that is not destroyed; with `force`, destroyed keys move to
     /// `default`.
     public func deleteKeyRing(_ id: String, force: Bool = false, context: RequestContext) async throws {
+        try context.check()
         let op = "Key ring could not be deleted"
         guard id != KeyRing.defaultID else {
             throw KeyRelayError(.invalidField, "The key ring 'default' cannot be deleted", operation: op)
@@ -169,6 +178,7 @@ extension KeyRelayEngine {
     /// of Key Protect's PATCH) must name the key's *current* ring.
     @discardableResult
     public func moveKey(_ reference: String, toRing target: String, context: RequestContext) async throws -> Key {
+        try context.check()
         let op = "Key could not be patched"
         return try await policyCommand(reference, context: context, operation: op) { _, key, now, tx in
             guard try tx.keyRings(instanceID: context.instanceID).contains(where: { $0.id == target }) else {

@@ -49,6 +49,7 @@ extension KeyRelayEngine {
     /// Wraps (encrypts) a DEK with the key's current version; generates a 32-byte DEK if `plaintext` is nil.
     /// Active root keys only.
     public nonisolated func wrap(_ reference: String, plaintext: Data? = nil, aad: [String] = [], context: RequestContext) async throws -> WrapResult {
+        try context.check()
         try Self.validateAAD(aad)
         if let plaintext, !(1...Self.maxWrapPlaintext).contains(plaintext.count) {
             throw KeyRelayError(.invalidField, "The field 'plaintext' must be: a base64 encoded key material",
@@ -64,6 +65,7 @@ extension KeyRelayEngine {
     /// Unwraps a ciphertext made by any version of the key. When that version is not the latest, the result also
     /// carries the plaintext rewrapped under the latest version. Active or deactivated root keys.
     public nonisolated func unwrap(_ reference: String, ciphertext: String, aad: [String] = [], context: RequestContext) async throws -> UnwrapResult {
+        try context.check()
         try Self.validateAAD(aad)
         let envelope = try Self.decodeEnvelope(ciphertext, operation: "Unwrap with key could not be performed")
         let (key, material) = try await materialForUse(reference, action: .unwrap, versionID: envelope.handle, context: context)
@@ -80,6 +82,7 @@ extension KeyRelayEngine {
 
     /// Rewraps a ciphertext under the key's latest version. Active or deactivated root keys.
     public nonisolated func rewrap(_ reference: String, ciphertext: String, aad: [String] = [], context: RequestContext) async throws -> RewrapResult {
+        try context.check()
         try Self.validateAAD(aad)
         let envelope = try Self.decodeEnvelope(ciphertext, operation: "Rewrap with key could not be performed")
         let (key, material) = try await materialForUse(reference, action: .rewrap, versionID: envelope.handle, context: context)
@@ -92,6 +95,7 @@ extension KeyRelayEngine {
 
     /// The payload of a standard key (root keys never reveal theirs).
     public func payload(_ reference: String, context: RequestContext) async throws -> Data? {
+        try context.check()
         let key = try await key(reference, context: context)
         guard key.extractable else { return nil }
         let vault = vault

@@ -56,7 +56,8 @@ extension KeyRelayEngine {
     /// Creates a root key (default) or a standard key, generated or imported. Emits a `create` event (creation does
     /// not start the sync cooldown).
     public func createKey(_ spec: KeySpec, context: RequestContext) async throws -> Key {
-        try await logged(LifecycleEventKind.create.rawValue, nil, context: context, keyID: { $0.id }) {
+        try context.check()
+        return try await logged(LifecycleEventKind.create.rawValue, nil, context: context, keyID: { $0.id }) {
             try await makeKey(spec, context: context)
         }
     }
@@ -220,6 +221,7 @@ extension KeyRelayEngine {
     @discardableResult
     public nonisolated func rotate(_ reference: String, payload: Data? = nil, encryptedPayload: EncryptedKeyMaterial? = nil,
                                    context: RequestContext) async throws -> Key {
+        try context.check()
         var payload = payload
         if let encryptedPayload {
             guard payload == nil else {
@@ -252,6 +254,7 @@ extension KeyRelayEngine {
     /// Disables an active key (→ suspended).
     @discardableResult
     public func disable(_ reference: String, context: RequestContext) async throws -> Key {
+        try context.check()
         let rules = rules
         return try await lifecycleCommand(reference, context: context, kind: .disable, operation: KeyAction.disable.operation) { key, now, _ in
             try rules.disable(key, at: now, by: context.principal)
@@ -261,6 +264,7 @@ extension KeyRelayEngine {
     /// Enables a suspended key (→ active), not within 30 s of its last action.
     @discardableResult
     public func enable(_ reference: String, context: RequestContext) async throws -> Key {
+        try context.check()
         let rules = rules
         return try await lifecycleCommand(reference, context: context, kind: .enable, operation: KeyAction.enable.operation) { key, now, _ in
             try rules.enable(key, at: now, by: context.principal)
@@ -274,6 +278,7 @@ extension KeyRelayEngine {
     /// with `force`: delete the adapter first. A service caller may not delete keys (403 `RESOURCE_OWNER_ERR`).
     @discardableResult
     public func delete(_ reference: String, force: Bool = false, context: RequestContext) async throws -> Key {
+        try context.check()
         guard !context.isService else {
             throw KeyRelayError(.resourceOwner, "The resource(s) queried does not belong to the service",
                                 operation: KeyAction.delete.operation, hint: "an associated service cannot delete keys; a user deletes them")
@@ -291,6 +296,7 @@ extension KeyRelayEngine {
     /// Restores a destroyed key (→ active) within 30 days of deletion.
     @discardableResult
     public func restore(_ reference: String, context: RequestContext) async throws -> Key {
+        try context.check()
         let rules = rules
         return try await lifecycleCommand(reference, context: context, kind: .restore, operation: KeyAction.restore.operation) { key, now, _ in
             try rules.restore(key, at: now, by: context.principal)
@@ -301,6 +307,7 @@ extension KeyRelayEngine {
     /// every later call answers `KEY_NOT_FOUND_ERR`. Returns the key as it was just before.
     @discardableResult
     public func purge(_ reference: String, context: RequestContext) async throws -> Key {
+        try context.check()
         let now = now()
         let rules = rules
         let ids = ids
@@ -316,7 +323,8 @@ extension KeyRelayEngine {
     /// Dual authorization: the first principal authorizes deletion (valid 7 days).
     @discardableResult
     public func setKeyForDeletion(_ reference: String, context: RequestContext) async throws -> Key {
-        try await logged("setKeyForDeletion", reference, context: context, keyID: { $0.id }) {
+        try context.check()
+        return try await logged("setKeyForDeletion", reference, context: context, keyID: { $0.id }) {
             try await policyCommand(reference, context: context, operation: KeyAction.setKeyForDeletion.operation) { rules, key, now, _ in
                 try rules.setForDeletion(key, at: now, by: context.principal)
             }
@@ -326,7 +334,8 @@ extension KeyRelayEngine {
     /// Dual authorization: cancel a pending authorization.
     @discardableResult
     public func unsetKeyForDeletion(_ reference: String, context: RequestContext) async throws -> Key {
-        try await logged("unsetKeyForDeletion", reference, context: context, keyID: { $0.id }) {
+        try context.check()
+        return try await logged("unsetKeyForDeletion", reference, context: context, keyID: { $0.id }) {
             try await policyCommand(reference, context: context, operation: KeyAction.unsetKeyForDeletion.operation) { rules, key, now, _ in
                 try rules.unsetForDeletion(key, at: now, by: context.principal)
             }
@@ -344,6 +353,7 @@ extension KeyRelayEngine {
     /// ```
     @discardableResult
     public func sync(_ reference: String, context: RequestContext) async throws -> SyncReceipt {
+        try context.check()
         let now = now()
         let rules = rules
         let ids = ids

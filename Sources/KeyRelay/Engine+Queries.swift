@@ -44,6 +44,7 @@ public struct Drift: Sendable, Equatable {
 extension KeyRelayEngine {
     /// A key by id or alias, as it reads now (an expired active key reads as deactivated).
     public nonisolated func key(_ reference: String, context: RequestContext) async throws -> Key {
+        try context.check()
         // Off the actor (it only reads, like keyWithPayload): a call costs no hop onto the actor and back.
         let key = try await storage.read { tx in try Self.resolve(reference, in: tx, context: context) }
         return effective(key, at: now())
@@ -52,7 +53,8 @@ extension KeyRelayEngine {
     /// Keys of the caller's instance; Key Protect's default omits destroyed keys.
     /// A context scoped to a key ring lists that ring's keys only. See ``searchKeys(_:context:)``.
     public func listKeys(_ query: KeyQuery = KeyQuery(), context: RequestContext) async throws -> Page<Key> {
-        try await searchKeys(query, context: context).page
+        try context.check()
+        return try await searchKeys(query, context: context).page
     }
 
     /// Keys of the caller's instance, and how a search went (Key Protect's `GET /keys`).
@@ -62,6 +64,7 @@ extension KeyRelayEngine {
     /// scope) by alias: then that key alone is the answer, marked incomplete. A search that names a key that way lists
     /// it first, before the other matches.
     public func searchKeys(_ query: KeyQuery, context: RequestContext) async throws -> KeyListing {
+        try context.check()
         let operation = "Keys could not be retrieved"
         try Self.validatePaging(limit: query.limit, offset: query.offset, operation: operation)
         if let search = query.search, StoredText.containsNUL(search.query) {
@@ -121,6 +124,7 @@ extension KeyRelayEngine {
     /// Versions of a key, newest first. For a key that is not active, only with `allKeyStates`.
     public func versions(_ reference: String, limit: Int = 200, offset: Int = 0, allKeyStates: Bool = false,
                          context: RequestContext) async throws -> Page<KeyVersion> {
+        try context.check()
         try Self.validatePaging(limit: limit, offset: offset, operation: "KeyVersion(s) could not be retrieved")
         let key = try await key(reference, context: context)
         if !allKeyStates { try rules.checkState(.listVersions, key) }
@@ -136,7 +140,8 @@ extension KeyRelayEngine {
     ///   empty answer.
     public func events(after sequence: Int64 = 0, keyID: String? = nil, limit: Int = 1000,
                        context: RequestContext? = nil) async throws -> [LifecycleEvent] {
-        try await storage.read { tx in
+        if let context { try context.check() }
+        return try await storage.read { tx in
             var id = keyID
             if let reference = keyID, let instanceID = context?.instanceID {
                 if let key = try tx.key(id: reference, instanceID: instanceID) {
@@ -169,6 +174,7 @@ extension KeyRelayEngine {
     /// - Parameter keyID: one key's, or (nil) every key's of the instance.
     /// - Parameter limit: at most this many drifts are returned.
     public func drift(keyID: String? = nil, limit: Int = 1000, context: RequestContext) async throws -> [Drift] {
+        try context.check()
         let now = now()
         let limit = max(0, limit)
         return try await storage.read { tx in

@@ -26,7 +26,8 @@ extension KeyRelayEngine {
     @discardableResult
     public func register(keyID reference: String, resourceCRN: String, input: RegistrationInput = RegistrationInput(),
                          context: RequestContext) async throws -> Registration {
-        try await saveRegistration(reference, resourceCRN: resourceCRN, input: input, context: context, mode: .create) { existing, key, now in
+        try context.check()
+        return try await saveRegistration(reference, resourceCRN: resourceCRN, input: input, context: context, mode: .create) { existing, key, now in
             if let existing, existing.isProtecting {
                 throw KeyRelayError(.registrationExists, "A registration between this key and resource '\(resourceCRN)' already exists: replace (PUT) or update (PATCH) it instead",
                                     operation: Self.registrationOp)
@@ -46,7 +47,8 @@ extension KeyRelayEngine {
     @discardableResult
     public func replaceRegistration(keyID reference: String, resourceCRN: String, input: RegistrationInput,
                                     context: RequestContext) async throws -> Registration {
-        try await saveRegistration(reference, resourceCRN: resourceCRN, input: input, context: context, mode: .replace) { existing, key, now in
+        try context.check()
+        return try await saveRegistration(reference, resourceCRN: resourceCRN, input: input, context: context, mode: .replace) { existing, key, now in
             var next = try Self.newRegistration(key: key, crn: resourceCRN, input: input, context: context, now: now)
             if let existing {
                 next.createdBy = existing.createdBy
@@ -62,7 +64,8 @@ extension KeyRelayEngine {
     @discardableResult
     public func updateRegistration(keyID reference: String, resourceCRN: String, input: RegistrationInput,
                                    context: RequestContext) async throws -> Registration {
-        try await saveRegistration(reference, resourceCRN: resourceCRN, input: input, context: context, mode: .update) { existing, key, now in
+        try context.check()
+        return try await saveRegistration(reference, resourceCRN: resourceCRN, input: input, context: context, mode: .update) { existing, key, now in
             guard var next = existing else {
                 throw KeyRelayError(.registrationNotFound, "No registration between this key and resource '\(resourceCRN)' exists: create it first",
                                     operation: Self.registrationOp)
@@ -81,6 +84,7 @@ extension KeyRelayEngine {
     /// as Key Protect). An adopter that acknowledges an event with `deleteRegistration` removes its registration in
     /// any state.
     public func unregister(keyID reference: String, resourceCRN: String, context: RequestContext) async throws {
+        try context.check()
         let now = now()
         let rules = rules
         let ids = ids
@@ -99,6 +103,7 @@ extension KeyRelayEngine {
     /// Registrations of one key (by id or alias) or, with `keyID` nil, of every key of the instance.
     public func registrations(keyID reference: String? = nil, filter: RegistrationFilter = RegistrationFilter(),
                               limit: Int = 200, offset: Int = 0, context: RequestContext) async throws -> Page<Registration> {
+        try context.check()
         try Self.validatePaging(limit: limit, offset: offset, operation: "Registrations could not be retrieved")
         if let query = filter.crnQuery, StoredText.containsNUL(query) {
             throw KeyRelayError(.invalidQueryParam, "The query_param 'urlEncodedResourceCRNQuery' must be: text without the character U+0000 (NUL)",
@@ -123,6 +128,7 @@ extension KeyRelayEngine {
     /// acknowledgement of another state than the event's (``AdopterKeyState/expected(for:)``) is recorded on the
     /// notification as an action that did not complete (``IncompleteReason/stateConflict``).
     public nonisolated func acknowledge(_ ack: EventAcknowledgement, context: RequestContext) async throws {
+        try context.check()
         try await acknowledge(eventID: ack.eventID, resourceCRN: ack.resourceCRN, adopterKeyState: ack.adopterKeyState,
                               keyVersionID: ack.keyVersionID, timestamp: ack.timestamp,
                               deleteRegistration: ack.deleteRegistration, context: context)
@@ -135,6 +141,7 @@ extension KeyRelayEngine {
     ///   several registrations; `NOT_FOUND_ERR` (field `eventId`) for an event of another instance or none.
     public nonisolated func acknowledge(eventID: String, resourceCRN: String?, adopterKeyState: AdopterKeyState, keyVersionID: String?,
                             timestamp: Date, deleteRegistration: Bool = false, context: RequestContext) async throws {
+        try context.check()
         let now = now()
         let op = "Event could not be acknowledged"
         if adopterKeyState == .enabled, keyVersionID == nil {

@@ -13,6 +13,7 @@ extension KeyRelayEngine {
     /// - Throws: `INVALID_FIELD_ERR` naming `expirationDate` for a duration out of bounds; any error of
     ///   ``createKey(_:context:)``.
     public func createKey(_ spec: KeySpec, expiringAfter duration: TimeInterval, context: RequestContext) async throws -> Key {
+        try context.check()
         guard duration.isFinite, duration > 0, duration <= Self.maximumExpiryDuration else {
             throw KeyRelayError(.invalidField, "The field 'expirationDate' must be: a time in the future, at most 100 years from now",
                                 operation: "Key could not be created", target: ErrorTarget(.field, "expirationDate"))

@@ -89,6 +89,7 @@ extension KeyRelayEngine {
     ///   - maxAllowedRetrievals: how many times ``retrieveImportToken(context:)`` may return it, 1–500.
     public nonisolated func createImportToken(expiration: Int = 600, maxAllowedRetrievals: Int = 1,
                                               context: RequestContext) async throws -> ImportToken {
+        try context.check()
         guard (300...86400).contains(expiration) else {
             throw KeyRelayError(.invalidField, "The field 'expiration' must be: an integer from 300 to 86400 (seconds)",
                                 operation: Self.importTokenCreateOp, target: ErrorTarget(.field, "expiration"))
@@ -121,6 +122,7 @@ extension KeyRelayEngine {
     /// - Throws: `IMPORT_TOKEN_NOT_FOUND_ERR` without a token; `IMPORT_TOKEN_EXPIRED_ERR` once it expired or its
     ///   retrievals are used up.
     public func retrieveImportToken(context: RequestContext) throws -> RetrievedImportToken {
+        try context.check()
         var state = try liveImportToken(instanceID: context.instanceID, operation: Self.importTokenGetOp)
         guard state.token.remainingRetrievals > 0 else {
             throw KeyRelayError(.importTokenExpired, "The import token has expired", operation: Self.importTokenGetOp,

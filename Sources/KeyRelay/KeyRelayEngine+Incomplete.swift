@@ -16,6 +16,7 @@ public struct IncompleteActions: Sendable, Equatable {
 extension KeyRelayEngine {
     /// The instance's notifications whose action did not complete: counts by reason and the `limit` most recent.
     public func incompleteActions(limit: Int = 10, context: RequestContext) async throws -> IncompleteActions {
+        try context.check()
         try Self.validatePaging(limit: limit, offset: 0, operation: "Notifications could not be retrieved")
         return try await storage.read { tx in
             IncompleteActions(counts: try tx.countIncompleteNotifications(instanceID: context.instanceID),

@@ -39,6 +39,7 @@ extension KeyRelayEngine {
 
     /// Creates a KMIP adapter on a root key.
     public func createKMIPAdapter(_ spec: KMIPAdapterSpec, allowExpiringKey: Bool = false, context: RequestContext) async throws -> KMIPAdapter {
+        try context.check()
         let op = "KMIP adapter could not be created"
         guard spec.profile == KMIPAdapter.nativeProfile else {
             throw KeyRelayError(.invalidField, "The field 'profile' must be: \(KMIPAdapter.nativeProfile)", operation: op,
@@ -81,6 +82,7 @@ extension KeyRelayEngine {
     /// A page of the instance's adapters (only those on root key `crkID` when given; only those whose key is in the
     /// context's key ring when it names one). `limit` is 1–200.
     public func kmipAdapters(crkID: String? = nil, limit: Int = 100, offset: Int = 0, context: RequestContext) async throws -> Page<KMIPAdapter> {
+        try context.check()
         try Self.validatePaging(limit: limit, offset: offset, maximum: KMIPLimits.maxListLimit, operation: "KMIP adapters could not be retrieved")
         return try await storage.read { tx in
             Page(items: try tx.kmipAdapters(instanceID: context.instanceID, crkID: crkID, keyRingID: context.keyRingID, limit: limit, offset: offset),
@@ -90,11 +92,13 @@ extension KeyRelayEngine {
 
     /// One adapter, by id or name.
     public func kmipAdapter(_ reference: String, context: RequestContext) async throws -> KMIPAdapter {
-        try await storage.read { tx in try Self.resolveAdapter(reference, in: tx, context: context, operation: "KMIP adapter could not be retrieved") }
+        try context.check()
+        return try await storage.read { tx in try Self.resolveAdapter(reference, in: tx, context: context, operation: "KMIP adapter could not be retrieved") }
     }
 
     /// Deletes an adapter, by id or name, with its client certificates and objects.
     public func deleteKMIPAdapter(_ reference: String, context: RequestContext) async throws {
+        try context.check()
         try await storage.write { tx in
             let adapter = try Self.resolveAdapter(reference, in: tx, context: context, operation: "KMIP adapter could not be deleted")
             _ = try tx.deleteKMIPAdapter(id: adapter.id)
@@ -106,6 +110,7 @@ extension KeyRelayEngine {
     /// Adds a client certificate (one PEM X.509 certificate, not expired) to an adapter.
     public func addKMIPClientCertificate(_ pem: String, name: String? = nil, adapter reference: String,
                                          context: RequestContext) async throws -> KMIPClientCertificate {
+        try context.check()
         let op = "KMIP client certificate could not be added"
         if let name { try KMIPNames.validate(name, operation: op) }
         let now = now()
@@ -132,6 +137,7 @@ extension KeyRelayEngine {
     /// A page of an adapter's client certificates. `limit` is 1–200.
     public func kmipClientCertificates(adapter reference: String, limit: Int = 100, offset: Int = 0,
                                        context: RequestContext) async throws -> Page<KMIPClientCertificate> {
+        try context.check()
         let op = "KMIP client certificates could not be retrieved"
         try Self.validatePaging(limit: limit, offset: offset, maximum: KMIPLimits.maxListLimit, operation: op)
         return try await storage.read { tx in
@@ -143,6 +149,7 @@ extension KeyRelayEngine {
 
     /// One client certificate of an adapter, by id or name.
     public func kmipClientCertificate(_ certificate: String, adapter reference: String, context: RequestContext) async throws -> KMIPClientCertificate {
+        try context.check()
         let op = "KMIP client certificate could not be retrieved"
         return try await storage.read { tx in
             let adapter = try Self.resolveAdapter(reference, in: tx, context: context, operation: op)
@@ -152,6 +159,7 @@ extension KeyRelayEngine {
 
     /// Removes a client certificate from an adapter, by id or name.
     public func deleteKMIPClientCertificate(_ certificate: String, adapter reference: String, context: RequestContext) async throws {
+        try context.check()
         let op = "KMIP client certificate could not be deleted"
         try await storage.write { tx in
             let adapter = try Self.resolveAdapter(reference, in: tx, context: context, operation: op)
@@ -166,6 +174,7 @@ extension KeyRelayEngine {
     /// 1–5000.
     public func kmipObjects(adapter reference: String, states: Set<KMIPObjectState>? = nil, limit: Int = 100, offset: Int = 0,
                             context: RequestContext) async throws -> Page<KMIPObject> {
+        try context.check()
         let op = "KMIP objects could not be retrieved"
         try Self.validatePaging(limit: limit, offset: offset, maximum: KMIPLimits.maxObjectListLimit, operation: op)
         let states = states ?? KMIPObjectState.listedByDefault
@@ -178,6 +187,7 @@ extension KeyRelayEngine {
 
     /// One KMIP object of an adapter.
     public func kmipObject(_ id: String, adapter reference: String, context: RequestContext) async throws -> KMIPObject {
+        try context.check()
         let op = "KMIP object could not be retrieved"
         return try await storage.read { tx in
             let adapter = try Self.resolveAdapter(reference, in: tx, context: context, operation: op)
@@ -189,6 +199,7 @@ extension KeyRelayEngine {
     /// needs `force`.
     @discardableResult
     public func deleteKMIPObject(_ id: String, adapter reference: String, force: Bool = false, context: RequestContext) async throws -> KMIPObject {
+        try context.check()
         let op = "KMIP object could not be deleted"
         let now = now()
         return try await storage.write { tx in

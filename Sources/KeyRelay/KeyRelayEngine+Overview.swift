@@ -75,6 +75,7 @@ extension KeyRelayEngine {
     /// A context scoped to a key ring (``RequestContext/keyRingID``) lists that ring's keys only, as ``listKeys(_:context:)``.
     public func keyOverviews(_ query: KeyQuery = KeyQuery(), includingDestroyedWithDrift: Bool = false,
                              context: RequestContext) async throws -> Page<KeyOverview> {
+        try context.check()
         let operation = "Key overview could not be retrieved"
         try Self.validatePaging(limit: query.limit, offset: query.offset, operation: operation)
         guard query.limit <= maximumOverviewPage else {
@@ -100,6 +101,7 @@ extension KeyRelayEngine {
 
     /// One key's overview, by id or alias, in the context's key ring when it names one.
     public func keyOverview(_ reference: String, context: RequestContext) async throws -> KeyOverview {
+        try context.check()
         let now = now()
         let rules = rules
         return try await storage.read { tx in
@@ -112,6 +114,7 @@ extension KeyRelayEngine {
     /// counts and the rows agree. The key must lie in the context's key ring when it names one.
     public func associations(keyID reference: String, limit: Int = 200, offset: Int = 0,
                              context: RequestContext) async throws -> KeyAssociations {
+        try context.check()
         let operation = "Associated resources could not be retrieved"
         try Self.validatePaging(limit: limit, offset: offset, operation: operation)
         let now = now()
@@ -133,6 +136,7 @@ extension KeyRelayEngine {
     ///   - limit: 1–1000 events.
     public func eventsWithDeliveries(keyID reference: String, limit: Int = 50, offset: Int = 0,
                                      context: RequestContext) async throws -> KeyEvents {
+        try context.check()
         let operation = "Key events could not be retrieved"
         try Self.validatePaging(limit: limit, offset: offset, operation: operation)
         guard limit <= maximumOverviewPage else {

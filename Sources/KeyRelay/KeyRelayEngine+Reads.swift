@@ -15,6 +15,7 @@ extension KeyRelayEngine {
     /// A key by id or alias and, for a standard key that is not destroyed, its current payload — in one read, off
     /// the actor (it only reads).
     public nonisolated func keyWithPayload(_ reference: String, context: RequestContext) async throws -> KeyWithPayload {
+        try context.check()
         let (stored, sealed) = try await storage.read { tx -> (Key, Data?) in
             let key = try Self.resolve(reference, in: tx, context: context)
             guard key.extractable, key.state != .destroyed else { return (key, nil) }

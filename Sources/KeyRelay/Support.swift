@@ -63,3 +63,19 @@ public struct KeyRelayConfiguration: Sendable {
     public var maxSearchableKeys = 5000
     public init() {}
 }
+
+extension RequestContext {
+    /// Refuses a context whose text no backend can keep: U+0000 in the instance, the principal, the correlation id or
+    /// the key ring (``StoredText``). HTTP cannot send one (a header cannot carry NUL); an embedder can, and every
+    /// public engine call that takes a context checks it first, so such a call is answered `INVALID_FIELD_ERR` (400,
+    /// naming the context's field) and changes nothing, on every backend alike, instead of a store error on
+    /// PostgreSQL (whose `text` refuses U+0000) and stored text on SQLite.
+    func check() throws(KeyRelayError) {
+        try StoredText.check(instanceID, field: "instanceID", operation: Self.operation)
+        try StoredText.check(principal, field: "principal", operation: Self.operation)
+        try StoredText.check(correlationID, field: "correlationID", operation: Self.operation)
+        try StoredText.check(keyRingID, field: "keyRingID", operation: Self.operation)
+    }
+
+    private static let operation = "Request could not be processed"
+}
