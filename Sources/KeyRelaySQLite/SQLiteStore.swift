@@ -1131,12 +1131,18 @@ struct SQLiteTransaction: StorageTransaction {
         return counts
     }
 
+    /// The unfinished notifications (pending, sent, dead: the status `CHECK` allows nothing else besides
+    /// acknowledged) are `(status != 'acknowledged') = 1`, the expression `notifications_by_target` indexes. They are
+    /// not also tested with `status IN ('pending', 'sent', 'dead')`: SQLite evaluates a list of more than two
+    /// constants through an ephemeral table (a B-tree with its own pager and zeroed pages) that it builds on every
+    /// execution, a quarter of this statement's instructions (128,000 → 96,000 per call under callgrind), and every
+    /// in-process delivery runs it once.
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int {
         try db.execute(cachedSQL: """
             UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL
             WHERE target_id = (SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?)
               AND (status != 'acknowledged') = 1
-              AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
+              AND event_seq <= ?
               AND (status != 'dead' OR event_seq = ?)
             """, arguments: [date.storageMilliseconds, keyID, resourceCRN, upToEventSequence, upToEventSequence])
         return db.changesCount
