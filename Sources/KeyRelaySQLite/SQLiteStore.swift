@@ -1131,15 +1131,27 @@ struct SQLiteTransaction: StorageTransaction {
         return counts
     }
 
+    /// Every in-process delivery acknowledges once, so this avoids SQLite's ephemeral tables (a B-tree with its own
+    /// pager, whose first page allocation is a bulk one of ≈ 86 KB: freeing it can trim the allocator's heap, and the
+    /// next one then faults its pages in again — ≈ 12 page faults per delivery with both below, 0.7 without, in the
+    /// quick delivery benchmark; none either way once glibc's dynamic trim threshold has risen, as in the full one):
+    /// - The unfinished notifications (pending, sent, dead: the status `CHECK` allows nothing else besides
+    ///   acknowledged) are `(status != 'acknowledged') = 1`, the expression `notifications_by_target` indexes, and
+    ///   not also `status IN ('pending', 'sent', 'dead')`: SQLite tests a list of more than two constants against an
+    ///   ephemeral table it builds on every execution (128,000 → 96,000 instructions per call under callgrind).
+    /// - They are selected, then updated by id: an `UPDATE` that changes the indexed expression it searches by first
+    ///   collects the rowids in an ephemeral table (two passes). Another 96,000 → 89,000 instructions.
     func acknowledgeNotifications(keyID: String, resourceCRN: String, upToEventSequence: Int64, at date: Date) throws -> Int {
-        try db.execute(cachedSQL: """
-            UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL
+        let ids = try Int64.fetchAll(db, cachedSQL: """
+            SELECT id FROM notifications
             WHERE target_id = (SELECT id FROM notification_targets WHERE key_id = ? AND resource_crn = ?)
               AND (status != 'acknowledged') = 1
-              AND event_seq <= ? AND status IN ('pending', 'sent', 'dead')
+              AND event_seq <= ?
               AND (status != 'dead' OR event_seq = ?)
-            """, arguments: [date.storageMilliseconds, keyID, resourceCRN, upToEventSequence, upToEventSequence])
-        return db.changesCount
+            """, arguments: [keyID, resourceCRN, upToEventSequence, upToEventSequence])
+        let update = try db.cachedStatement(sql: "UPDATE notifications SET status = 'acknowledged', acked_at = ?, next_attempt_at = NULL WHERE id = ?")
+        for id in ids { try update.execute(arguments: [date.storageMilliseconds, id]) }
+        return ids.count
     }
 
     /// One indexed lookup (the registration's primary key, then the events' id index), nothing decoded but an integer:
