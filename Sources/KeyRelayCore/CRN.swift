@@ -33,7 +33,11 @@ public struct CRN: Sendable, Hashable, Codable, CustomStringConvertible {
                                : text.contains { $0.isWhitespace || $0.isNewline }
         guard !whitespace else { throw bad("it contains whitespace") }
         guard !StoredText.containsNUL(text) else { throw bad("it contains the character U+0000 (NUL)") }
-        let parts = text.split(separator: ":", maxSplits: 9, omittingEmptySubsequences: false).map(String.init)
+        // Split on bytes too when ASCII (a `Character` split was ≈ 39,000 of the ≈ 55,000 instructions of parsing an
+        // acknowledgement's CRN). Not otherwise: a ':' followed by a combining mark is one Character, not a separator.
+        let parts = ascii
+            ? text.utf8.split(separator: UInt8(ascii: ":"), maxSplits: 9, omittingEmptySubsequences: false).map { String(Substring($0)) }
+            : text.split(separator: ":", maxSplits: 9, omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 10 else {
             throw bad("a CRN has 10 segments separated by ':' (crn:v1:cname:ctype:service-name:location:scope:service-instance:resource-type:resource), found \(parts.count)")
         }
@@ -49,7 +53,9 @@ public struct CRN: Sendable, Hashable, Codable, CustomStringConvertible {
         guard allowedService else { throw bad("the service-name segment must be lowercase letters, digits, '-', '_' or '.'") }
         let scope = parts[6]
         if !scope.isEmpty {
-            let pieces = scope.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            let pieces = ascii
+                ? scope.utf8.split(separator: UInt8(ascii: "/"), maxSplits: 1, omittingEmptySubsequences: false).map { Substring($0) }
+                : scope.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
             guard pieces.count == 2, ["a", "o", "p", "s"].contains(pieces[0]), !pieces[1].isEmpty else {
                 throw bad("the scope segment must be empty or '<a|o|p|s>/<id>', e.g. 'a/<account id>'")
             }

@@ -60,6 +60,32 @@ struct CRNTests {
         #expect(throws: KeyRelayError.self) { try CRN(parsing: "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:" + String(repeating: "b", count: 460)) }
     }
 
+    /// ASCII CRNs are split on their bytes: the segments are those a `Character` split gives, for segments empty,
+    /// full of ':' (the resource keeps them) and scopes with several '/'. A ':' followed by a combining mark is one
+    /// Character and stays unsplit (the non-ASCII path): that CRN has too few segments.
+    @Test func asciiCRNsSplitAsCharactersDo() throws {
+        let samples = [
+            "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:b",
+            "crn:v1:c:t:svc:::::",
+            "crn:v1:c:t:svc:loc:a/x/y/z:inst:type:res:with:colons::",
+            "crn:v1:c:t:svc:loc::inst::/agentid=1234",
+            "crn:v1:c:t:svc:loc:s/:inst:type:res",
+            "crn:v1:c:t:svc:loc:a//:inst:type:res",
+        ]
+        for text in samples {
+            let parts = text.split(separator: ":", maxSplits: 9, omittingEmptySubsequences: false).map(String.init)
+            let crn = try? CRN(parsing: text)
+            let scope = parts[6].split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            let scopeValid = parts[6].isEmpty || (scope.count == 2 && ["a", "o", "p", "s"].contains(scope[0]) && !scope[1].isEmpty)
+            #expect((crn != nil) == scopeValid, "\(text)")
+            guard let crn else { continue }
+            #expect([crn.cname, crn.ctype, crn.serviceName, crn.location, crn.scope, crn.serviceInstance, crn.resourceType,
+                     crn.resource] == Array(parts[2...]), "\(text)")
+            #expect(crn.description == text)
+        }
+        #expect(throws: KeyRelayError.self) { try CRN(parsing: "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:\u{301}b") }
+    }
+
     @Test func crnQueriesMatchExactlyOrByTrailingStar() {
         let crn = "crn:v1:bluemix:public:cloud-object-storage:global:a/x:i:bucket:b1"
         #expect(CRN.matches(crn, query: crn))
