@@ -226,6 +226,9 @@ private let keyColumns = KeyColumn.allCases.dropLast().map { "k.\($0.name)" }.jo
     (SELECT json_group_array(alias) FROM (SELECT alias FROM aliases a WHERE a.key_id = k.id ORDER BY a.created_at, a.alias)) AS \(KeyColumn.aliases.name)
     """
 
+/// The read of one key, every request's first query: built once, not interpolated (1.2 KB) on every read.
+private let keyByIDSQL = "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?"
+
 private let registrationColumns = """
     r.key_id, r.resource_crn, r.instance_id, r.service, r.description, r.metadata, r.prevent_key_deletion,
     r.key_version_id, r.key_version_created_at, r.created_by, r.created_at, r.updated_by, r.updated_at,
@@ -674,8 +677,7 @@ struct SQLiteTransaction: StorageTransaction {
     }
 
     func key(id: String, instanceID: String) throws -> Key? {
-        try KeyCursor.first(db.cachedStatement(sql: "SELECT \(keyColumns) FROM keys k WHERE k.id = ? AND k.instance_id = ?"),
-                            arguments: [id, instanceID])
+        try KeyCursor.first(db.cachedStatement(sql: keyByIDSQL), arguments: [id, instanceID])
     }
 
     func keyID(alias: String, instanceID: String) throws -> String? {
