@@ -83,6 +83,28 @@ struct FailClosedDecodingTests {
         }
     }
 
+    /// A key's columns are read in place only when SQLite stores them as KeyRelay writes them; any other storage
+    /// class goes through GRDB's conversion, so what it accepts reads the same and what it refuses stays refused.
+    @Test func aKeyStoredWithOtherStorageClassesReadsAsGRDBConvertsIt() async throws {
+        let store = try await Self.seededStore()
+        let stored = try #require(try await store.read { tx in try tx.key(id: "k1", instanceID: "i1") })
+        // A name as UTF-8 bytes, a count and flags as REAL: GRDB's conversions read them as text, number and flags.
+        try await Self.tamper(store, "UPDATE keys SET name = CAST('name-k1' AS BLOB), version_count = 1.0, extractable = 0.0, imported = 0.0 WHERE id = 'k1'")
+        let converted = try #require(try await store.read { tx in try tx.key(id: "k1", instanceID: "i1") })
+        #expect(converted == stored)
+        // A name of bytes that are not UTF-8, or a count as text, has no conversion: refused, naming the column.
+        try await Self.tamper(store, "UPDATE keys SET name = X'FF' WHERE id = 'k1'")
+        let error = await #expect(throws: StoreError.self) { try await store.read { tx in try tx.key(id: "k1", instanceID: "i1") } }
+        guard case .corruptRow(table: "keys", column: "name", value: _)? = error else {
+            Issue.record("expected the name refused, got \(String(describing: error))")
+            return
+        }
+        try await Self.tamper(store, "UPDATE keys SET name = 'name-k1', version_count = 'two' WHERE id = 'k1'")
+        await #expect(throws: StoreError.corruptRow(table: "keys", column: "version_count", value: #""two""#)) {
+            try await store.read { tx in try tx.key(id: "k1", instanceID: "i1") }
+        }
+    }
+
     @Test func anAcknowledgementWithAnUnknownStateOrNoDateIsRefusedNotDropped() async throws {
         let store = try await Self.seededStore()
         try await Self.tamper(store, "UPDATE registrations SET ack_event_id = 'e1', ack_state = 'DEK_MAYBE', ack_processed_at = 1, ack_received_at = 1")
