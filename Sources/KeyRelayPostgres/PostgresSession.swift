@@ -166,27 +166,30 @@ func statements(_ sql: String) -> [String] {
 }
 
 /// `?` placeholders as PostgreSQL's `$1, $2, …`, outside quoted literals and identifiers: the statements are written
-/// like SQLite's (one `?` per argument, in order), so the two backends read alike.
+/// like SQLite's (one `?` per argument, in order), so the two backends read alike. It walks UTF-8 bytes, not
+/// `Character`s: `?` and the quotes are ASCII, never part of another character's encoding, and a statement's text is
+/// rewritten on every submission (grapheme breaking cost more than the rest of the statement's preparation).
 func numberedPlaceholders(_ sql: String) -> String {
-    var output = ""
+    var output: [UInt8] = []
     output.reserveCapacity(sql.utf8.count + 16)
     var number = 0
-    var quote: Character?
-    for character in sql {
+    var quote: UInt8?
+    for byte in sql.utf8 {
         if let open = quote {
-            if character == open { quote = nil }
-            output.append(character)
-        } else if character == "'" || character == "\"" {
-            quote = character
-            output.append(character)
-        } else if character == "?" {
+            if byte == open { quote = nil }
+            output.append(byte)
+        } else if byte == UInt8(ascii: "'") || byte == UInt8(ascii: "\"") {
+            quote = byte
+            output.append(byte)
+        } else if byte == UInt8(ascii: "?") {
             number += 1
-            output += "$\(number)"
+            output.append(UInt8(ascii: "$"))
+            output.append(contentsOf: String(number).utf8)
         } else {
-            output.append(character)
+            output.append(byte)
         }
     }
-    return output
+    return String(decoding: output, as: UTF8.self)
 }
 
 /// The store failing (not the domain): a statement the server refused, a lost connection, a row that is not there.
