@@ -23,6 +23,29 @@ typealias Argument = (any PostgresThrowingDynamicTypeEncodable)?
 /// before it reports a commit, and before it reports a closure's own error (a failed write comes first, as it would
 /// have on SQLite, where the closure would have stopped there).
 ///
+/// ## Writes carried by the next statement
+///
+/// postgres-nio sends a connection's statements one at a time (the next once the previous one's answer is in), so a
+/// statement sent without waiting still costs a round trip of its own on the event loop and in the server. The writes
+/// of a lifecycle command to rows the transaction already holds — `insertKey` of a new key, `updateKey` and
+/// `insertVersion` of a key it read under `FOR UPDATE` or inserted — are therefore ``hold(_:_:table:failureUnlessOneRow:mayWait:)``-ed
+/// instead: kept here and sent as data-modifying CTEs in front of the next statement that carries them
+/// (``carrying(with:_:_:locking:oneRow:)``: `appendEvent`'s), one round trip for them all; so is `ensureInstance`,
+/// carried by `instancePolicies`' read, which create makes next. That is sound because
+/// - PostgreSQL runs every data-modifying CTE exactly once and to completion, whether or not the statement reads it,
+///   and fails the whole statement with the first error (reported as the write's own would have been);
+/// - a carrier reads none of the tables they write (`events`, `registrations`, `instance_policies`), so sharing its
+///   snapshot changes no answer; foreign keys are checked at the end of the statement, when a version's key inserted
+///   beside it exists;
+/// - a held write to a key's rows waits for no other transaction's lock (its rows are held or new), so carrying it
+///   next to the event-sequence lock adds no lock order that was not there; `ensureInstance` may wait (for another
+///   transaction inserting the same instance), and a statement that takes a lock carries no such write;
+/// - two held writes to one table are never carried together (a row updated twice in one statement, or an update of
+///   a row a sibling CTE inserts, would not see the other): holding a second one first sends those held, in order;
+/// - `updateKey`'s "changed one row" check reads its CTE's count in the carrier's row.
+/// Any other statement, ``settle()`` and ``settleChecks()`` first send the held writes on their own, in order, as
+/// ``send(_:_:check:)`` would have.
+///
 /// Not `Sendable`: one session belongs to the one pool thread running one closure.
 final class PostgresSession {
     let connection: PostgresConnection
@@ -39,12 +62,34 @@ final class PostgresSession {
     /// (appendEvent): see PostgresTransaction.appendEvent.
     var lockedKeys: Set<String> = []
     var unregisteredKeys: Set<String> = []
+    /// Keys the transaction under way inserted (their rows are its own until it commits).
+    var insertedKeys: Set<String> = []
+    /// Writes held to be carried by the next statement that carries them, in the order held.
+    private var held: [HeldWrite] = []
+
+    private struct HeldWrite {
+        let table: String
+        let sql: String
+        let arguments: [Argument]
+        /// The error when the write changes other than one row (nil: any count is fine).
+        let failureUnlessOneRow: String?
+        /// Whether it may wait for another transaction (an `ON CONFLICT` insert of a row another one is inserting).
+        let mayWait: Bool
+    }
 
     /// Forgets what one attempt of a transaction learnt (at each BEGIN).
     func beginTransaction() {
         notified = false
         lockedKeys.removeAll()
         unregisteredKeys.removeAll()
+        insertedKeys.removeAll()
+        held.removeAll()
+    }
+
+    /// Whether the transaction under way holds the row of key `id` (read under `FOR UPDATE`, or inserted): a write to
+    /// it, or a row referencing it, waits for no other transaction.
+    func ownsRow(ofKey id: String) -> Bool {
+        lockedKeys.contains(id) || insertedKeys.contains(id)
     }
 
     init(connection: PostgresConnection, logger: Logger) {
@@ -67,12 +112,88 @@ final class PostgresSession {
     /// Sends one statement without waiting for it; `check` (if any) is run on its answer when it is settled, and may
     /// throw to fail the transaction (e.g. an `UPDATE` that changed no row).
     func send(_ sql: String, _ arguments: [Argument] = [], check: ((PostgresQueryResult) throws -> Void)? = nil) throws {
+        try release()
         inFlight.append((try submit(sql, arguments), check))
+    }
+
+    /// Holds a write (`INSERT`, `UPDATE` or `DELETE` without `RETURNING`) of `table`, to rows the transaction holds or
+    /// makes, for the next statement that carries it (see "Writes carried by the next statement"). With
+    /// `failureUnlessOneRow`, the transaction fails with that message unless the write changes exactly one row.
+    /// `mayWait`: the write may wait for another transaction's row; only a carrier that takes no lock of its own
+    /// carries it.
+    func hold(_ sql: String, _ arguments: [Argument], table: String, failureUnlessOneRow: String? = nil, mayWait: Bool = false) throws {
+        if held.contains(where: { $0.table == table }) { try release() }
+        held.append(HeldWrite(table: table, sql: sql, arguments: arguments, failureUnlessOneRow: failureUnlessOneRow,
+                              mayWait: mayWait))
+    }
+
+    /// Sends the held writes on their own, in order, without waiting (each with its row-count check): all of them, or
+    /// the first `count`.
+    private func release(first count: Int? = nil) throws {
+        guard !held.isEmpty else { return }
+        let writes = held.prefix(count ?? held.count)
+        held.removeFirst(writes.count)
+        for write in writes {
+            let check: ((PostgresQueryResult) throws -> Void)? = write.failureUnlessOneRow.map { failure in
+                { answer in
+                    guard answer.metadata.rows == 1 else { throw PostgresStoreError(sqlState: nil, message: failure) }
+                }
+            }
+            inFlight.append((try submit(write.sql, write.arguments), check))
+        }
+    }
+
+    /// Runs `statement` (a `SELECT`, or an `INSERT`, `UPDATE` or `DELETE` with `RETURNING`), preceded by the CTEs
+    /// `definitions` (`name AS (…)`, none by default), with the held writes in front of them as data-modifying CTEs,
+    /// and returns its rows. `locking`: the statement takes a lock (the event-sequence lock), so writes that may wait
+    /// are sent on their own first. `oneRow`: it always answers exactly one row, so it can also carry writes with a
+    /// row-count check (made on the count each one's CTE answers beside the row); otherwise those are sent on their
+    /// own first.
+    func carrying(with definitions: [String] = [], _ statement: String, _ arguments: [Argument], locking: Bool,
+                  oneRow: Bool) throws -> [PostgresRandomAccessRow] {
+        // Those it cannot carry go first, with every write held before them (the writes keep their order).
+        if let last = held.lastIndex(where: { (locking && $0.mayWait) || (!oneRow && $0.failureUnlessOneRow != nil) }) {
+            try release(first: last + 1)
+        }
+        let writes = held
+        held.removeAll()
+        var ctes: [String] = []
+        var counts = ""
+        for (index, write) in writes.enumerated() {
+            if write.failureUnlessOneRow != nil {
+                ctes.append("held\(index) AS (\(write.sql) RETURNING 1)")
+                counts += ", (SELECT COUNT(*) FROM held\(index)) AS held\(index)"
+            } else {
+                ctes.append("held\(index) AS (\(write.sql))")
+            }
+        }
+        ctes += definitions
+        let sql: String
+        if counts.isEmpty {
+            sql = ctes.isEmpty ? statement : "WITH \(ctes.joined(separator: ", ")) \(statement)"
+        } else {
+            ctes.append("carrier AS (\(statement))")
+            sql = "WITH \(ctes.joined(separator: ", ")) SELECT carrier.*\(counts) FROM carrier"
+        }
+        let answer = try rows(sql, writes.flatMap(\.arguments) + arguments)
+        guard !counts.isEmpty else { return answer }
+        guard let row = answer.first else {
+            // The statement answers one row: without it the writes' counts cannot be read, and the transaction fails.
+            throw PostgresStoreError(sqlState: nil, message: "a statement carrying held writes answered no row")
+        }
+        for (index, write) in writes.enumerated() {
+            guard let failure = write.failureUnlessOneRow else { continue }
+            guard try StoredRow(row: row, table: write.table).value("held\(index)", as: Int64.self) == 1 else {
+                throw PostgresStoreError(sqlState: nil, message: failure)
+            }
+        }
+        return answer
     }
 
     /// Waits for every statement sent and not yet waited for, in order; throws the first failure (the others are
     /// then dropped: the transaction has failed and the caller rolls it back).
     func settle() throws {
+        try release()
         guard !inFlight.isEmpty else { return }
         waits += 1
         try settleInFlight()
@@ -95,13 +216,16 @@ final class PostgresSession {
     /// Settles the statements in flight if one of them has a check: a check that throws has to run before COMMIT is
     /// sent (the server sees nothing wrong with an UPDATE that changed no row, and would commit).
     func settleChecks() throws {
+        try release()
         guard inFlight.contains(where: { $0.check != nil }) else { return }
         try settle()
     }
 
-    /// Forgets what was sent and not waited for (after a failure, before `ROLLBACK`: their answers no longer matter).
+    /// Forgets what was sent and not waited for, and what was held (after a failure, before `ROLLBACK`: their answers
+    /// no longer matter).
     func abandon() {
         inFlight.removeAll()
+        held.removeAll()
     }
 
     private func submit(_ sql: String, _ arguments: [Argument]) throws -> EventLoopFuture<PostgresQueryResult> {
@@ -114,6 +238,7 @@ final class PostgresSession {
     }
 
     private func result(_ sql: String, _ arguments: [Argument]) throws -> PostgresQueryResult {
+        try release()
         let future = try submit(sql, arguments)
         // The statements sent before this one ran first: their failure is the cause of any failure of this one.
         waits += 1
@@ -166,27 +291,30 @@ func statements(_ sql: String) -> [String] {
 }
 
 /// `?` placeholders as PostgreSQL's `$1, $2, …`, outside quoted literals and identifiers: the statements are written
-/// like SQLite's (one `?` per argument, in order), so the two backends read alike.
+/// like SQLite's (one `?` per argument, in order), so the two backends read alike. It walks UTF-8 bytes, not
+/// `Character`s: `?` and the quotes are ASCII, never part of another character's encoding, and a statement's text is
+/// rewritten on every submission (grapheme breaking cost more than the rest of the statement's preparation).
 func numberedPlaceholders(_ sql: String) -> String {
-    var output = ""
+    var output: [UInt8] = []
     output.reserveCapacity(sql.utf8.count + 16)
     var number = 0
-    var quote: Character?
-    for character in sql {
+    var quote: UInt8?
+    for byte in sql.utf8 {
         if let open = quote {
-            if character == open { quote = nil }
-            output.append(character)
-        } else if character == "'" || character == "\"" {
-            quote = character
-            output.append(character)
-        } else if character == "?" {
+            if byte == open { quote = nil }
+            output.append(byte)
+        } else if byte == UInt8(ascii: "'") || byte == UInt8(ascii: "\"") {
+            quote = byte
+            output.append(byte)
+        } else if byte == UInt8(ascii: "?") {
             number += 1
-            output += "$\(number)"
+            output.append(UInt8(ascii: "$"))
+            output.append(contentsOf: String(number).utf8)
         } else {
-            output.append(character)
+            output.append(byte)
         }
     }
-    return output
+    return String(decoding: output, as: UTF8.self)
 }
 
 /// The store failing (not the domain): a statement the server refused, a lost connection, a row that is not there.

@@ -31,8 +31,12 @@ import Synchronization
 ///   fan-out's count) and for `COMMIT`. A failure among the statements sent is reported at the next wait, before the
 ///   closure's own error, and a check on an answer (`updateKey` must change one row) is settled before `COMMIT` is
 ///   sent. `appendEvent` is one statement with the event-sequence lock and this transaction's `pg_notify`; a write
-///   without an event notifies just before `COMMIT`. A lifecycle command (create, rotate, disable, enable) is 6–7
-///   statements and 3–4 waits, where it was 8–9 statements, each waited for.
+///   without an event notifies just before `COMMIT`. The writes to a key's rows the transaction holds (the key's
+///   insert or update, its new version) ride on the event's statement as data-modifying CTEs, and create's
+///   `ensureInstance` on its policies' read (PostgresSession, "Writes carried by the next statement"): postgres-nio
+///   runs one statement at a time, so each statement sent is a round trip even when the thread does not wait. A
+///   lifecycle command (create, rotate, disable, enable) is 4 statements and 3 waits (5 and 4 when the key has
+///   registrations to fan out to), where it was 8–9 statements, each waited for, and then 6–7.
 /// - `read`: `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`: one snapshot for the whole closure.
 ///
 /// ## Replicas

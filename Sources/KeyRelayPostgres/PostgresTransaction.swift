@@ -595,7 +595,10 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func instancePolicies(instanceID: String) throws -> [InstancePolicy] {
-        try all("SELECT policy_type, enabled, attributes, stamp FROM instance_policies WHERE instance_id = ? ORDER BY policy_type", [instanceID]) { row in
+        // Carries a held ensureInstance (create's first write): it reads no instance row.
+        let rows = try session.carrying("SELECT policy_type, enabled, attributes, stamp FROM instance_policies WHERE instance_id = ? ORDER BY policy_type",
+                                        [instanceID], locking: false, oneRow: false)
+        return try rows.map { row in
             let r = StoredRow(row: row, table: "instance_policies")
             guard let stamp = try r.json("stamp", as: PolicyStamp.self) else { throw r.corrupt("stamp") }
             return InstancePolicy(policyType: try r.value("policy_type"), enabled: try r.value("enabled"),
@@ -610,24 +613,40 @@ struct PostgresTransaction: StorageTransaction {
     // MARK: Writes
 
     func ensureInstance(_ id: String, at date: Date) throws {
-        try session.send("INSERT INTO instances (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", [id, date.storageMilliseconds])
+        // Held for instancePolicies' read, which create makes next (it waits for another transaction inserting the
+        // same instance, so no statement taking a lock carries it).
+        try session.hold("INSERT INTO instances (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", [id, date.storageMilliseconds],
+                         table: "instances", mayWait: true)
     }
 
+    /// `INSERT INTO keys` of every column but the aliases (`keyArguments`), written once.
+    private static let insertKeySQL = """
+        INSERT INTO keys (\(keyColumnNames)) VALUES (\(Array(repeating: "?", count: 30).joined(separator: ", ")))
+        """
+
+    /// `UPDATE keys` of every column but the id (`keyArguments` without its first, then the id), written once.
+    private static let updateKeySQL: String = {
+        let names = keyColumnNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        return "UPDATE keys SET \(names.dropFirst().map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?"
+    }()
+
     func insertKey(_ key: Key) throws {
-        let placeholders = Array(repeating: "?", count: 30).joined(separator: ", ")
-        try session.send("INSERT INTO keys (\(keyColumnNames)) VALUES (\(placeholders))", try keyArguments(key))
+        // A new row: nothing to wait for but a duplicate id. It rides on the event's statement (PostgresSession,
+        // "Writes carried by the next statement"); the key's version and a later update may then ride with it.
+        session.insertedKeys.insert(key.id)
+        try session.hold(Self.insertKeySQL, try keyArguments(key), table: "keys")
     }
 
     func updateKey(_ key: Key) throws {
-        let names = keyColumnNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-        let assignments = names.dropFirst().map { "\($0) = ?" }.joined(separator: ", ")
-        let arguments = try keyArguments(key)
+        let arguments = Array(try keyArguments(key).dropFirst()) + [key.id]
         // Updating a key that is gone is a bug, not a no-op (as GRDB's `update` says on SQLite): checked when the
         // answer is settled (the next statement waited for, or COMMIT), which fails the transaction.
-        let id = key.id
-        try session.send("UPDATE keys SET \(assignments) WHERE id = ?", Array(arguments.dropFirst()) + [id]) { answer in
-            guard answer.metadata.rows == 1 else {
-                throw PostgresStoreError(sqlState: nil, message: "key '\(id)' to update is not in the database")
+        let gone = "key '\(key.id)' to update is not in the database"
+        if session.ownsRow(ofKey: key.id) {
+            try session.hold(Self.updateKeySQL, arguments, table: "keys", failureUnlessOneRow: gone)
+        } else {
+            try session.send(Self.updateKeySQL, arguments) { answer in
+                guard answer.metadata.rows == 1 else { throw PostgresStoreError(sqlState: nil, message: gone) }
             }
         }
     }
@@ -640,8 +659,14 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func insertVersion(keyID: String, version: KeyVersion, ordinal: Int, sealedMaterial: Data) throws {
-        try session.send("INSERT INTO key_versions (id, key_id, ordinal, created_at, sealed_material) VALUES (?, ?, ?, ?, ?)",
-                            [version.id, keyID, ordinal, version.creationDate.storageMilliseconds, sealedMaterial])
+        let sql = "INSERT INTO key_versions (id, key_id, ordinal, created_at, sealed_material) VALUES (?, ?, ?, ?, ?)"
+        let arguments: [Argument] = [version.id, keyID, ordinal, version.creationDate.storageMilliseconds, sealedMaterial]
+        // Its foreign key's FOR KEY SHARE on the key's row waits for nobody when this transaction holds that row.
+        if session.ownsRow(ofKey: keyID) {
+            try session.hold(sql, arguments, table: "key_versions")
+        } else {
+            try session.send(sql, arguments)
+        }
     }
 
     func insertAlias(_ alias: AliasRecord, instanceID: String) throws {
@@ -736,13 +761,16 @@ struct PostgresTransaction: StorageTransaction {
         // lock, sees it. This transaction's own `upsertRegistration` forgets the answer.
         let probe = event.kind.notifiesResources && session.lockedKeys.contains(event.keyID)
         let registered = probe ? ", EXISTS (SELECT 1 FROM registrations r WHERE r.key_id = events.key_id) AS registered" : ""
-        let row = try one("""
-            WITH ordered AS MATERIALIZED (SELECT \(lock)pg_notify(?, ?))
+        //
+        // The writes the transaction held (the key's insert or update, its new version: PostgresSession, "Writes
+        // carried by the next statement") ride on this statement; it reads neither `keys` nor `key_versions`.
+        let row = try session.carrying(with: ["ordered AS MATERIALIZED (SELECT \(lock)pg_notify(?, ?))"], """
             INSERT INTO events (id, instance_id, key_id, key_seq, kind, key_state, version_id, version_created_at, at, principal, correlation_id)
             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM ordered RETURNING seq\(registered)
             """, lockArguments + [PostgresStore.commitChannel, origin] + [
                 event.id, event.instanceID, event.keyID, event.keySequence, event.kind.rawValue, event.keyState.rawValue,
-                event.keyVersion.id, ms(event.keyVersion.creationDate), ms(event.date), event.principal, event.correlationID]) {
+                event.keyVersion.id, ms(event.keyVersion.creationDate), ms(event.date), event.principal, event.correlationID],
+            locking: ordersEventSequences, oneRow: true).first.map {
             let r = StoredRow(row: $0, table: "events")
             return (sequence: try r.value("seq", as: Int64.self), registered: probe ? try r.value("registered", as: Bool.self) : true)
         }

@@ -429,9 +429,10 @@ struct PostgresStoreTests {
 
     /// The round trips of a lifecycle command's shape (read the key under its lock, write it and its new version,
     /// append the event, fan out): the thread waits for the key, the event's sequence and, when the key has
-    /// registrations, the fan-out's count — and COMMIT; BEGIN, the key's and version's writes and the notification of
-    /// `keyrelay_commits` (in the event's statement) are not waited for, and the event-sequence lock is in the
-    /// event's statement. A key the transaction locked and found without registrations fans out with no statement.
+    /// registrations, the fan-out's count — and COMMIT; BEGIN and the notification of `keyrelay_commits` (in the
+    /// event's statement) are not waited for, the key's and version's writes ride on the event's statement, and the
+    /// event-sequence lock is in it too. A key the transaction locked and found without registrations fans out with
+    /// no statement.
     @Test func aLifecycleCommandWaitsForTheAnswersItReadsOnly() async throws {
         try await withScratch { scratch in
             let store = try await scratch.store()
@@ -457,28 +458,94 @@ struct PostgresStoreTests {
                     return (session.sent, session.waits, count)
                 }
             }
-            // BEGIN, SELECT … FOR UPDATE, INSERT INTO key_versions, UPDATE keys, the event (lock + pg_notify +
-            // INSERT + whether the key has registrations), the fan-out; COMMIT follows.
+            // BEGIN, SELECT … FOR UPDATE, the event (INSERT INTO key_versions and UPDATE keys carried, lock +
+            // pg_notify + INSERT + whether the key has registrations), the fan-out; COMMIT follows.
             let registered = try await rotate("k1")
             #expect(registered.count == 2)
-            #expect(registered.sent == 6)
+            #expect(registered.sent == 4)
             #expect(registered.waits == 3)
             // Without registrations: no fan-out statement, one wait less.
             let unregistered = try await rotate("k2")
             #expect(unregistered.count == 0)
-            #expect(unregistered.sent == 5)
+            #expect(unregistered.sent == 3)
             #expect(unregistered.waits == 2)
             // A registration the transaction itself makes after the event is fanned out to (one statement with its
             // (key, resource) target, not waited for).
             let registering = try await rotate("k2", registering: "b3")
             #expect(registering.count == 1)
-            #expect(registering.sent == 7)
+            #expect(registering.sent == 5)
             #expect(registering.waits == 3)
             let notified = try await store.read { tx in
                 try tx.notifications(keyID: nil, eventSequence: nil, status: nil, limit: 10, offset: 0).map(\.event.keyID)
             }
             #expect(notified.sorted() == ["k1", "k1", "k2"])
             #expect(try await store.read { tx in try tx.latestEventSequence() } == 3)
+        }
+    }
+
+    /// Writes carried by the next statement (PostgresSession, "Writes carried by the next statement") fail their
+    /// transaction as they would have failed on their own: with their own error, before the closure's, checked for
+    /// the one row an update must change, and with nothing committed. A new key and its version ride together on the
+    /// event's statement (the version's foreign key is checked at the end of the statement), the instance on the
+    /// policies' read.
+    @Test func writesCarriedByTheEventsStatementFailAsTheirOwnStatementsWould() async throws {
+        try await withScratch { scratch in
+            let store = try await scratch.store()
+            @Sendable func version(_ id: String) -> KeyVersion { KeyVersion(id: id, creationDate: epoch) }
+            struct Missing: Error {}
+            @Sendable func rotate(_ tx: any StorageTransaction, to versionID: String) throws -> Int64 {
+                guard var stored = try tx.key(id: "k1", instanceID: "i1") else { throw Missing() }
+                try tx.insertVersion(keyID: "k1", version: version(versionID), ordinal: stored.eventSequence + 2, sealedMaterial: Data([1]))
+                stored.currentVersion = version(versionID)
+                let event = stored.recordEvent(.rotate, id: "e-\(versionID)", at: epoch, by: "op", correlationID: nil)
+                try tx.updateKey(stored)
+                return try tx.appendEvent(event)
+            }
+            // Create's shape: BEGIN, the instance carried by the policies' read, the key and its version by the
+            // event's statement.
+            let created = try await store.write { tx in
+                try tx.ensureInstance("i1", at: epoch)
+                #expect(try tx.instancePolicies(instanceID: "i1").isEmpty)
+                var new = key("k1")
+                let event = new.recordEvent(.create, id: "e-create", at: epoch, by: "op", correlationID: nil)
+                try tx.insertKey(new)
+                try tx.insertVersion(keyID: "k1", version: new.currentVersion, ordinal: 1, sealedMaterial: Data([1]))
+                _ = try tx.appendEvent(event)
+                return try #require(tx as? PostgresTransaction).session.sent
+            }
+            #expect(created == 3)
+            #expect(try await store.read { tx in try tx.versions(keyID: "k1", limit: 10, offset: 0).map(\.id) } == ["k1-v1"])
+            _ = try await store.write { tx in try rotate(tx, to: "k1-v2") }
+            // The version's id is taken: the carried INSERT fails the event's statement with its own error.
+            let duplicate = await #expect(throws: PostgresStoreError.self) {
+                try await store.write { tx in try rotate(tx, to: "k1-v2") }
+            }
+            #expect(duplicate?.sqlState == "23505")
+            // Held and not yet carried when the closure refuses: the write is sent, and its failure comes first.
+            struct Refused: Error {}
+            let first = await #expect(throws: PostgresStoreError.self) {
+                try await store.write { tx in
+                    let stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
+                    try tx.insertVersion(keyID: "k1", version: version("k1-v2"), ordinal: stored.eventSequence + 2, sealedMaterial: Data([1]))
+                    throw Refused()
+                }
+            }
+            #expect(first?.sqlState == "23505")
+            // An update of a held key that is gone changes no row: the carrier's count says so.
+            let gone = await #expect(throws: PostgresStoreError.self) {
+                try await store.write { tx in
+                    var stored = try #require(try tx.key(id: "k1", instanceID: "i1"))
+                    try tx.purgeKey(id: "k1")
+                    try tx.updateKey(stored)
+                    _ = try tx.appendEvent(stored.recordEvent(.disable, id: "e-gone", at: epoch, by: "op", correlationID: nil))
+                }
+            }
+            #expect(gone?.message == "key 'k1' to update is not in the database")
+            let after = try await store.read { tx in
+                (try tx.key(id: "k1", instanceID: "i1")?.currentVersion.id, try tx.versions(keyID: "k1", limit: 10, offset: 0).count,
+                 try tx.latestEventSequence())
+            }
+            #expect(after.0 == "k1-v2" && after.1 == 2 && after.2 == 2)
         }
     }
 
