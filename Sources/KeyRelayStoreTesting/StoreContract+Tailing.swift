@@ -40,19 +40,27 @@ extension StoreContract {
         var seen: [Int64] = []
         var cursor = start
         let deadline = ContinuousClock.now + .seconds(60)
-        while true {
-            try require(ContinuousClock.now < deadline, "the tail had seen \(seen.count) events after 60 s")
-            let writersDone = finished.withLock { $0 }
-            let page = try await store.read { [cursor] tx in try tx.events(instanceID: nil, keyID: nil, after: cursor, limit: 7) }
-            for event in page {
-                try require(event.sequence > cursor, "the tail after \(cursor) returned sequence \(event.sequence)")
-                cursor = event.sequence
-                seen.append(event.sequence)
+        do {
+            while true {
+                try require(ContinuousClock.now < deadline, "the tail had seen \(seen.count) events after 60 s")
+                let writersDone = finished.withLock { $0 }
+                let page = try await store.read { [cursor] tx in try tx.events(instanceID: nil, keyID: nil, after: cursor, limit: 7) }
+                for event in page {
+                    try require(event.sequence > cursor, "the tail after \(cursor) returned sequence \(event.sequence)")
+                    cursor = event.sequence
+                    seen.append(event.sequence)
+                }
+                if page.isEmpty {
+                    if writersDone { break }
+                    await Task.yield()
+                }
             }
-            if page.isEmpty {
-                if writersDone { break }
-                await Task.yield()
-            }
+        } catch {
+            // A failing tail still lets the writers finish before the check ends: the caller closes the store next,
+            // and a write whose connection is closed under it may never be answered (postgres-nio's EventLoopFuture
+            // API), which hung the suite instead of reporting the violation.
+            _ = await writing.result
+            throw error
         }
         try await writing.value
         let committed = try await store.read { tx in
