@@ -203,13 +203,8 @@ final class PostgresSession {
         let pending = inFlight
         inFlight.removeAll()
         for (future, check) in pending {
-            let answer: PostgresQueryResult
-            do {
-                answer = try future.wait()
-            } catch {
-                throw PostgresStoreError(error)
-            }
-            try check?(answer)
+            let reply = try answer(of: future)  // every answer, with or without a check (its failure is the cause)
+            try check?(reply)
         }
     }
 
@@ -229,6 +224,10 @@ final class PostgresSession {
     }
 
     private func submit(_ sql: String, _ arguments: [Argument]) throws -> EventLoopFuture<PostgresQueryResult> {
+        // A statement written to a closed channel is never answered (see answer(of:)): refuse it at once.
+        guard !connection.isClosed else {
+            throw PostgresStoreError(sqlState: nil, message: "the connection to the server is closed")
+        }
         var bindings = PostgresBindings(capacity: arguments.count)
         for argument in arguments {
             if let argument { try bindings.append(argument) } else { bindings.appendNull() }
@@ -243,8 +242,33 @@ final class PostgresSession {
         // The statements sent before this one ran first: their failure is the cause of any failure of this one.
         waits += 1
         try settleInFlight()
+        return try answer(of: future)
+    }
+
+    /// How often a wait for an answer looks whether the connection has closed (see ``answer(of:)``).
+    static let closedConnectionCheck: DispatchTimeInterval = .seconds(1)
+
+    /// Waits for a statement's answer on this thread; fails if the connection closes without answering it.
+    ///
+    /// postgres-nio writes a statement to its channel without a write promise: written to a channel that has already
+    /// closed (the server restarted, the store is being closed), the write fails unseen and the statement's own future
+    /// is never completed, so a plain `wait()` blocked this pool thread, and held its connection, forever. This wait
+    /// looks at the connection every ``closedConnectionCheck``; once it has seen it closed on two looks in a row (a
+    /// statement in flight when the channel closes is failed by postgres-nio's handler as it goes inactive, just
+    /// after) it fails with a store error instead.
+    func answer(of future: EventLoopFuture<PostgresQueryResult>) throws -> PostgresQueryResult {
+        let answered = DispatchSemaphore(value: 0)
+        future.whenComplete { _ in answered.signal() }
+        var sawClosed = false
+        while answered.wait(timeout: .now() + Self.closedConnectionCheck) == .timedOut {
+            guard connection.isClosed else { continue }
+            if sawClosed {
+                throw PostgresStoreError(sqlState: nil, message: "the connection to the server closed before the statement was answered")
+            }
+            sawClosed = true
+        }
         do {
-            return try future.wait()
+            return try future.wait()  // answered: returns at once
         } catch {
             throw PostgresStoreError(error)
         }
