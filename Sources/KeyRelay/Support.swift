@@ -20,6 +20,10 @@ public struct RandomIdentifiers: IdentifierSource {
 }
 
 /// Who is asking, in which instance, and within which key ring: every engine call carries one.
+///
+/// Its text must not contain U+0000 (NUL), which no backend can keep: every engine call refuses such a context with
+/// `INVALID_FIELD_ERR`, naming the field (`instanceID`, `principal`, `correlationID` or `keyRingID`), and changes
+/// nothing.
 public struct RequestContext: Sendable, Equatable {
     /// The Key Protect instance (`Bluemix-Instance`). One instance never sees another's keys.
     public var instanceID: String

@@ -39,12 +39,23 @@ struct KeyRepresentation: Codable, Sendable {
         var bitLength = "256"
         var mode = "Deprecated"
         enum CodingKeys: String, CodingKey { case bitLength, mode }
+        /// The members, into a container of ``KeyRepresentation``'s (see its `encode(to:)`).
+        func encode(into container: inout KeyedEncodingContainer<CodingKeys>) throws {
+            try container.encode(bitLength, forKey: .bitLength)
+            try container.encode(mode, forKey: .mode)
+        }
     }
     struct DualAuthDelete: Codable, Sendable {
         var enabled: Bool
         var keySetForDeletion: Bool?
         var authExpiration: String?
         enum CodingKeys: String, CodingKey { case enabled, keySetForDeletion, authExpiration }
+        /// The members, into a container of ``KeyRepresentation``'s (see its `encode(to:)`).
+        func encode(into container: inout KeyedEncodingContainer<CodingKeys>) throws {
+            try container.encode(enabled, forKey: .enabled)
+            try container.encodeIfPresent(keySetForDeletion, forKey: .keySetForDeletion)
+            try container.encodeIfPresent(authExpiration, forKey: .authExpiration)
+        }
     }
     struct Rotation: Codable, Sendable {
         var enabled: Bool
@@ -56,6 +67,11 @@ struct KeyRepresentation: Codable, Sendable {
         init(_ policy: RotationPolicy) {
             enabled = policy.enabled
             intervalMonth = policy.intervalMonth
+        }
+        /// The members, into a container of ``KeyRepresentation``'s (see its `encode(to:)`).
+        func encode(into container: inout KeyedEncodingContainer<CodingKeys>) throws {
+            try container.encode(enabled, forKey: .enabled)
+            try container.encode(intervalMonth, forKey: .intervalMonth)
         }
     }
 
@@ -95,8 +111,8 @@ struct KeyRepresentation: Codable, Sendable {
 }
 
 extension KeyRepresentation {
-    /// What the synthesized `encode(to:)` writes, with the four small objects and the two lists written into nested
-    /// containers of this one. Foundation's `JSONEncoder` encodes a nested `Encodable` value through a new encoder of
+    /// What the synthesized `encode(to:)` writes, with the four small objects (each writing its own members,
+    /// `encode(into:)`) and the two lists written into nested containers of this one. Foundation's `JSONEncoder` encodes a nested `Encodable` value through a new encoder of
     /// its own (type checks for dates, data and URLs, an encoder object, its storage taken back); a nested container
     /// is a member of this encoder's tree. ≈ 18,000 fewer instructions per key (docs/performance.md, issue 10). The
     /// bytes are the same: `KeyRepresentationEncodingTests` decodes a key with every member set through the
@@ -121,8 +137,7 @@ extension KeyRepresentation {
         try container.encodeIfPresent(expirationDate, forKey: .expirationDate)
         try container.encode(algorithmType, forKey: .algorithmType)
         var algorithm = container.nestedContainer(keyedBy: AlgorithmMetadata.CodingKeys.self, forKey: .algorithmMetadata)
-        try algorithm.encode(algorithmMetadata.bitLength, forKey: .bitLength)
-        try algorithm.encode(algorithmMetadata.mode, forKey: .mode)
+        try algorithmMetadata.encode(into: &algorithm)
         try container.encode(algorithmBitSize, forKey: .algorithmBitSize)
         try container.encode(algorithmMode, forKey: .algorithmMode)
         try container.encode(lastUpdateDate, forKey: .lastUpdateDate)
@@ -130,13 +145,10 @@ extension KeyRepresentation {
         var version = container.nestedContainer(keyedBy: KeyVersionRepresentation.CodingKeys.self, forKey: .keyVersion)
         try keyVersion.encode(into: &version)
         var dualAuth = container.nestedContainer(keyedBy: DualAuthDelete.CodingKeys.self, forKey: .dualAuthDelete)
-        try dualAuth.encode(dualAuthDelete.enabled, forKey: .enabled)
-        try dualAuth.encodeIfPresent(dualAuthDelete.keySetForDeletion, forKey: .keySetForDeletion)
-        try dualAuth.encodeIfPresent(dualAuthDelete.authExpiration, forKey: .authExpiration)
+        try dualAuthDelete.encode(into: &dualAuth)
         if let rotation {
             var policy = container.nestedContainer(keyedBy: Rotation.CodingKeys.self, forKey: .rotation)
-            try policy.encode(rotation.enabled, forKey: .enabled)
-            try policy.encode(rotation.intervalMonth, forKey: .intervalMonth)
+            try rotation.encode(into: &policy)
         }
         try container.encode(deleted, forKey: .deleted)
         try container.encodeIfPresent(deletionDate, forKey: .deletionDate)

@@ -103,12 +103,13 @@ private func keyArguments(_ key: Key) throws -> [Argument] {
      key.eventSequence]
 }
 
-private let keyColumnNames = """
-    id, instance_id, name, description, tags, key_ring_id, extractable, imported, state, created_at, created_by,
-    updated_at, updated_by, last_action_at, last_sync_at, last_rotate_at, expires_at, version_id, version_created_at,
-    version_count, deleted_at, deleted_by, dual_auth_enabled, dual_auth_by, dual_auth_expires_at, dual_auth_stamp,
-    rotation_enabled, rotation_interval, rotation_stamp, event_sequence
-    """
+/// The `keys` columns `keyArguments` binds, in its order.
+private let keyColumnList = [
+    "id", "instance_id", "name", "description", "tags", "key_ring_id", "extractable", "imported", "state", "created_at", "created_by",
+    "updated_at", "updated_by", "last_action_at", "last_sync_at", "last_rotate_at", "expires_at", "version_id", "version_created_at",
+    "version_count", "deleted_at", "deleted_by", "dual_auth_enabled", "dual_auth_by", "dual_auth_expires_at", "dual_auth_stamp",
+    "rotation_enabled", "rotation_interval", "rotation_stamp", "event_sequence",
+]
 
 private func decodeSummary(_ row: PostgresRandomAccessRow) throws -> RegistrationSummary {
     let r = StoredRow(row: row, table: "registrations")
@@ -620,15 +621,12 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     /// `INSERT INTO keys` of every column but the aliases (`keyArguments`), written once.
-    private static let insertKeySQL = """
-        INSERT INTO keys (\(keyColumnNames)) VALUES (\(Array(repeating: "?", count: 30).joined(separator: ", ")))
-        """
+    private static let insertKeySQL =
+        "INSERT INTO keys (\(keyColumnList.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: keyColumnList.count).joined(separator: ", ")))"
 
     /// `UPDATE keys` of every column but the id (`keyArguments` without its first, then the id), written once.
-    private static let updateKeySQL: String = {
-        let names = keyColumnNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-        return "UPDATE keys SET \(names.dropFirst().map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?"
-    }()
+    private static let updateKeySQL =
+        "UPDATE keys SET \(keyColumnList.dropFirst().map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?"
 
     func insertKey(_ key: Key) throws {
         // A new row: nothing to wait for but a duplicate id. It rides on the event's statement (PostgresSession,

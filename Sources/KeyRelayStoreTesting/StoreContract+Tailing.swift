@@ -57,8 +57,9 @@ extension StoreContract {
             }
         } catch {
             // A failing tail still lets the writers finish before the check ends: the caller closes the store next,
-            // and a write whose connection is closed under it may never be answered (postgres-nio's EventLoopFuture
-            // API), which hung the suite instead of reporting the violation.
+            // and writers still running would fail against a closed store (on PostgreSQL they once hung there, until
+            // the session learnt to fail a statement its closed connection cannot answer) instead of the check
+            // reporting its own violation.
             _ = await writing.result
             throw error
         }
